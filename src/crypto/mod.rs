@@ -1,0 +1,44 @@
+//! Identity keys, link sessions, group keys, hash chains and signed announcements.
+
+use blake2::digest::{Update, VariableOutput};
+use blake2::Blake2sVar;
+
+use crate::wire::{NodeId, NODE_ID_LEN};
+
+/// BLAKE2s with a domain-separation label prepended, truncated to `N` bytes.
+pub fn hash_labeled<const N: usize>(label: &[u8], parts: &[&[u8]]) -> [u8; N] {
+    let mut out = [0u8; N];
+    // Blake2sVar accepts 1..=32 output bytes; N is a compile-time constant in that range.
+    let Ok(mut h) = Blake2sVar::new(N) else {
+        return out;
+    };
+    h.update(&[label.len() as u8]);
+    h.update(label);
+    for p in parts {
+        h.update(p);
+    }
+    let _ = h.finalize_variable(&mut out);
+    out
+}
+
+/// The node id of an ed25519 public key: BLAKE2s-128("veilmesh node id v1", key).
+pub fn node_id(ed25519_public: &[u8; 32]) -> NodeId {
+    NodeId(hash_labeled::<NODE_ID_LEN>(
+        b"veilmesh node id v1",
+        &[ed25519_public],
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_id_depends_on_every_key_byte() {
+        let a = node_id(&[0u8; 32]);
+        let mut k = [0u8; 32];
+        k[31] = 1;
+        assert_ne!(a, node_id(&k));
+        assert_eq!(a, node_id(&[0u8; 32]));
+    }
+}

@@ -1,0 +1,14 @@
+//! veilmesh: an anonymous layer-2 mesh routing daemon.
+//!
+//! The protocol core (`wire`, `crypto`, `routing`, `overlay`, `node`) is sans-IO: it never
+//! reads a clock, opens a socket or touches a global RNG. `sim` drives many nodes over a
+//! modelled radio medium. See `docs/architecture.md` for the walk of one packet.
+#![forbid(unsafe_code)]
+
+pub mod crypto;
+pub mod node;
+pub mod overlay;
+pub mod routing;
+pub mod sim;
+pub mod time;
+pub mod wire;

@@ -1,0 +1,1 @@
+//! node layer (being built).

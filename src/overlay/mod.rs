@@ -1,0 +1,1 @@
+//! overlay layer (being built).
