@@ -77,3 +77,6 @@ impl fmt::Debug for NodeId {
 
 pub mod repr;
 pub use repr::{GroupKeyRepr, HelloRepr, IhuEntry, OgmRepr, SeqnoRequestRepr, CHAIN_ELEMENT_LEN};
+
+/// Length of a signed node announcement (layout in `crypto::announce`, docs/protocol.md §3).
+pub const ANNOUNCE_LEN: usize = 156;
