@@ -1,5 +1,11 @@
 //! The whole protocol as a sans-IO state machine (being built).
 
+mod ring;
+mod stats;
+
+pub use ring::{Ring, Slot};
+pub use stats::{DropReason, Stats};
+
 use crate::wire::MacAddr;
 
 /// Which of the node's mesh interfaces a frame arrived on or leaves by.

@@ -1,0 +1,126 @@
+//! Counters for everything the node sends, receives and drops: every drop has a reason.
+
+use serde::Serialize;
+
+macro_rules! drop_reasons {
+    ($($variant:ident => $name:literal: $doc:literal,)+) => {
+        /// Why the node dropped a frame, a message or a packet.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum DropReason {
+            $(#[doc = $doc] $variant,)+
+        }
+
+        impl DropReason {
+            /// Every reason, in counter order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)+];
+
+            /// Stable snake_case name used in `veil stats` and JSON.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    MalformedFrame => "malformed_frame": "frame failed to parse",
+    MalformedMessage => "malformed_message": "a message inside a decrypted frame failed to parse",
+    UnknownSession => "unknown_session": "unicast frame for a session index we do not have",
+    UnknownGroupKey => "unknown_group_key": "broadcast frame under a group key we do not have",
+    DecryptFailed => "decrypt_failed": "authentication tag did not verify",
+    Replay => "replay": "counter already seen or too old for the replay window",
+    HandshakeFailed => "handshake_failed": "handshake message rejected (wrong PSK, bad proof, tampered)",
+    NotAllowed => "not_allowed": "peer identity not in the darknet allow-list",
+    HandshakeRateLimited => "handshake_rate_limited": "too many handshakes from this neighbour or in total",
+    NeighborTableFull => "neighbor_table_full": "no room for another neighbour",
+    OgmInvalid => "ogm_invalid": "OGM whose hash-chain element did not verify",
+    OgmStale => "ogm_stale": "OGM older than what we already have (replay)",
+    AnnounceInvalid => "announce_invalid": "node announcement with a bad signature or layout",
+    AnnounceStale => "announce_stale": "node announcement older than the one we hold",
+    AddressClaimRejected => "address_claim_rejected": "announcement claiming an address its key does not own",
+    PendingFull => "pending_full": "no room to park an OGM while its announcement is fetched",
+    NoRoute => "no_route": "IP packet for a destination we have no route to",
+    NoSession => "no_session": "next hop has no established link session",
+    TtlExpired => "ttl_expired": "data frame whose hop limit ran out",
+    NotOverlay => "not_overlay": "IP packet from the TUN side not addressed to the overlay",
+    LocalNoise => "local_noise": "router solicitations and other link-local noise from the kernel",
+    PacketTooBig => "packet_too_big": "IP packet larger than the overlay MTU",
+    TxQueueFull => "tx_queue_full": "transmit queue full",
+    DeliverQueueFull => "deliver_queue_full": "queue toward the TUN device full",
+    EventQueueFull => "event_queue_full": "event queue full (events are informational)",
+}
+
+/// Traffic and drop counters of one node.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    /// Frames received from the mesh.
+    pub frames_in: u64,
+    /// Frames handed to the caller for sending.
+    pub frames_out: u64,
+    /// Bytes received (after the Ethernet header).
+    pub bytes_in: u64,
+    /// Bytes sent (after the Ethernet header).
+    pub bytes_out: u64,
+    /// Bytes sent in control frames (hellos, handshakes, broadcasts, probes, control-only unicast).
+    pub control_bytes_out: u64,
+    /// IP packets accepted from the TUN side.
+    pub packets_from_tun: u64,
+    /// IP packets delivered to the TUN side.
+    pub packets_to_tun: u64,
+    /// Data frames forwarded for other nodes.
+    pub forwarded: u64,
+    /// Link sessions established.
+    pub sessions_established: u64,
+    #[serde(skip)]
+    drops: [u64; DROP_REASONS],
+}
+
+const DROP_REASONS: usize = 25;
+const _: () = assert!(DropReason::ALL.len() == DROP_REASONS);
+
+impl Stats {
+    /// Count one drop.
+    pub fn drop(&mut self, reason: DropReason) {
+        if let Some(c) = self.drops.get_mut(reason as usize) {
+            *c += 1;
+        }
+    }
+
+    /// How many drops for `reason`.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops.get(reason as usize).copied().unwrap_or(0)
+    }
+
+    /// All drop counters with their names, in a fixed order.
+    pub fn drop_counters(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        DropReason::ALL.iter().map(|r| (r.as_str(), self.drops(*r)))
+    }
+
+    /// Total drops over all reasons.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_reason_has_its_own_counter() {
+        let mut s = Stats::default();
+        s.drop(DropReason::Replay);
+        s.drop(DropReason::Replay);
+        s.drop(DropReason::EventQueueFull);
+        assert_eq!(s.drops(DropReason::Replay), 2);
+        assert_eq!(s.drops(DropReason::EventQueueFull), 1);
+        assert_eq!(s.drops(DropReason::MalformedFrame), 0);
+        assert_eq!(s.total_drops(), 3);
+        let names: Vec<_> = s.drop_counters().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), DropReason::ALL.len());
+        assert!(names.contains(&"replay"));
+    }
+}
