@@ -1,7 +1,7 @@
 //! Transport AEAD after the handshake: ChaCha20-Poly1305 in place with a detached tag.
 //!
 //! Nonce = `00 00 00 00 || counter (u64 little-endian)`; the associated data is the clear
-//! frame header (docs/protocol.md §1.3, §3.4). The cipher is keyed once per key, not per packet.
+//! frame header (docs/protocol.md §1.3, §3.6). The cipher is keyed once per key, not per packet.
 
 use core::fmt;
 

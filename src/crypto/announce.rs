@@ -1,4 +1,4 @@
-//! The signed node announcement (`wire::ANNOUNCE_LEN` = 156 bytes, docs/protocol.md §3.8).
+//! The signed node announcement (`wire::ANNOUNCE_LEN` = 156 bytes, docs/protocol.md §3.3).
 //!
 //! ```text
 //!  0  ed25519 public (32)    32  x25519 public (32)   64  epoch u32   68  chain start u32

@@ -1,7 +1,7 @@
 //! The per-neighbour link handshake: Noise `XXpsk0_25519_ChaChaPoly_BLAKE2s` (snow), with an
 //! ed25519 identity proof in messages 2 and 3 and an accept policy checked on both sides.
 //!
-//! Flow (docs/protocol.md §3.3): `Initiator::new` writes msg 1; `Responder::respond` reads it
+//! Flow (docs/protocol.md §3.5): `Initiator::new` writes msg 1; `Responder::respond` reads it
 //! and writes msg 2; `Initiator::finish` reads msg 2 and writes msg 3; `Responder::finish`
 //! reads msg 3. Every step consumes the state: on any error, drop it and start over.
 
@@ -101,7 +101,7 @@ pub struct Established {
     pub send_key: [u8; 32],
     /// Key for frames the peer sends us.
     pub recv_key: [u8; 32],
-    /// Whether we initiated (decides who rekeys first, §3.5).
+    /// Whether we initiated (decides who rekeys first, §3.7).
     pub initiator: bool,
     /// Noise handshake hash: a unique id of this session, usable for channel binding.
     pub handshake_hash: [u8; 32],

@@ -2,7 +2,7 @@
 //!
 //! `H(x) = hash_labeled::<16>("veilmesh chain v1", [x])`, `x_0 = seed`, `x_{i+1} = H(x_i)`,
 //! anchor = `x_L`. The OGM with seqno `q` in `[start, start + L)` (u32, wrapping) carries
-//! `x_{L-1-(q-start)}`, so `H^(q-start+1)(element) = anchor`. See docs/protocol.md §3.7.
+//! `x_{L-1-(q-start)}`, so `H^(q-start+1)(element) = anchor`. See docs/protocol.md §3.8.
 
 use super::hash_labeled;
 use super::identity::Identity;
@@ -20,7 +20,7 @@ pub const CHECKPOINT_INTERVAL: usize = 64;
 const MAX_CHECKPOINTS: usize = MAX_CHAIN_LEN as usize / CHECKPOINT_INTERVAL;
 /// Most hashes one `verify` call spends: a seqno jump of more than this needs
 /// `verify_resync`, which the caller must rate-limit per originator.
-pub const MAX_CHAIN_GAP: u32 = 512;
+pub const MAX_CHAIN_GAP: u32 = 128;
 
 /// Why a chain element was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

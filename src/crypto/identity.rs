@@ -1,6 +1,6 @@
 //! A node's long-term identity: an ed25519 signing key and an x25519 static secret.
 //!
-//! On-disk format (docs/protocol.md §3.1): a small text file
+//! On-disk format (docs/protocol.md §3.2): a small text file
 //! ```text
 //! veilmesh-identity v1
 //! ed25519-secret <64 lowercase hex digits>
@@ -136,7 +136,7 @@ impl Identity {
         out
     }
 
-    /// The identity file text (§3.1). Contains the secrets: write it with mode 0600.
+    /// The identity file text (§3.2). Contains the secrets: write it with mode 0600.
     pub fn to_file_string(&self) -> String {
         format!(
             "{IDENTITY_FILE_HEADER}\n{ED_PREFIX}{}\n{X_PREFIX}{}\n",
