@@ -5,6 +5,27 @@ use blake2::Blake2sVar;
 
 use crate::wire::{NodeId, NODE_ID_LEN};
 
+pub mod aead;
+pub mod announce;
+pub mod group;
+pub mod handshake;
+pub mod hashchain;
+pub mod identity;
+pub mod policy;
+pub mod replay;
+mod seeded;
+pub mod session;
+
+pub use aead::{CounterExhausted, OpenError, RecvKey, SendKey};
+pub use announce::{AnnounceError, Announcement};
+pub use group::{GroupReceiver, GroupSender};
+pub use handshake::{Established, HandshakeError, Initiator, MeshPsk, Responder};
+pub use hashchain::{ChainError, ChainSigner, ChainStatus, ChainVerifier};
+pub use identity::{Identity, IdentityError, PublicIdentity};
+pub use policy::AcceptPolicy;
+pub use replay::ReplayWindow;
+pub use session::{Session, SessionTimers};
+
 /// BLAKE2s with a domain-separation label prepended, truncated to `N` bytes.
 pub fn hash_labeled<const N: usize>(label: &[u8], parts: &[&[u8]]) -> [u8; N] {
     let mut out = [0u8; N];
