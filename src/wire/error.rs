@@ -84,7 +84,18 @@ impl Error {
 
     /// Stable name of this reason without its payload, for drop counters and logs.
     pub const fn as_str(&self) -> &'static str {
-        Self::NAMES[self.index()]
+        match self {
+            Error::Truncated => "truncated",
+            Error::TrailingBytes => "trailing_bytes",
+            Error::BadVersion(_) => "bad_version",
+            Error::UnknownFrameType(_) => "unknown_frame_type",
+            Error::BadFrameLength(_) => "bad_frame_length",
+            Error::BadIndex => "bad_index",
+            Error::UnknownMessageType(_) => "unknown_message_type",
+            Error::BadMessageLength { .. } => "bad_message_length",
+            Error::NonZeroPadding => "non_zero_padding",
+            Error::NoSpace => "no_space",
+        }
     }
 }
 

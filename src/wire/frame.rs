@@ -256,8 +256,7 @@ pub fn emit_handshake_header(
     w.u8(kind.type_byte())?;
     w.u32(sender_idx)?;
     w.u32(receiver_idx)?;
-    // check_handshake bounded noise_len by MAX_NOISE_LEN < u16::MAX.
-    w.u16(noise_len as u16)?;
+    w.u16(u16::try_from(noise_len).map_err(|_| Error::BadFrameLength(len))?)?;
     Ok(len)
 }
 
@@ -316,7 +315,7 @@ pub fn emit_encrypted_header(
 
 /// Length of an encrypted frame carrying `plaintext_len` bytes.
 pub const fn encrypted_frame_len(plaintext_len: usize) -> usize {
-    MIN_ENCRYPTED_FRAME_LEN + plaintext_len
+    MIN_ENCRYPTED_FRAME_LEN.saturating_add(plaintext_len)
 }
 
 /// The plaintext area of an encrypted frame being built in `buf`: exactly

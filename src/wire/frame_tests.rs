@@ -92,6 +92,11 @@ proptest! {
         prop_assert_eq!(&f.header()[..], &buf[..ENCRYPTED_HEADER_LEN]);
     }
 
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
     #[test]
     fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
         let _ = Frame::parse(&bytes);
@@ -288,4 +293,21 @@ fn broadcast_finish_keeps_frames_above_ethernet_minimum() {
         split_encrypted_mut(&mut [0; 1501]).err(),
         Some(Error::BadFrameLength(1501))
     );
+}
+
+#[test]
+fn spec_test_vectors() {
+    // docs/protocol.md §1.5.
+    let mut buf = [0u8; 64];
+    let h = HelloRepr {
+        seq: 7,
+        interval_10ms: 100,
+    };
+    let n = emit_hello(&h, &mut buf).unwrap();
+    assert_eq!(hex::encode(&buf[..n]), "110000070064");
+    let n = emit_handshake(HandshakeKind::Init, 0x0A0B_0C0D, 0, &[0xEE; 2], &mut buf).unwrap();
+    assert_eq!(hex::encode(&buf[..n]), "120a0b0c0d000000000002eeee");
+    let n = emit_encrypted_header(EncryptedKind::Broadcast, 5, 0x0102, &mut buf).unwrap();
+    assert_eq!(hex::encode(&buf[..n]), "16000000050000000000000102");
+    assert_eq!(hex::encode(nonce(0x0102)), "000000000201000000000000");
 }

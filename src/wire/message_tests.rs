@@ -73,6 +73,11 @@ proptest! {
         }
     }
 
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
     #[test]
     fn iterating_arbitrary_bytes_never_panics(
         bytes in proptest::collection::vec(any::<u8>(), 0..2000),
@@ -203,4 +208,19 @@ fn ihu_iter_reads_entries_in_order() {
     assert_eq!(e[1].mac, MacAddr([9; 6]));
     assert_eq!(e[1].rx_quality, 1);
     assert!(IhuIter::new(&body[..15]).is_none());
+}
+
+#[test]
+fn spec_test_vector() {
+    // docs/protocol.md §2.1: Hello(seq 7, 1 s), Probe(0x01020304), then padding.
+    let mut buf = [0xAAu8; 20];
+    let mut w = MessageWriter::new(&mut buf);
+    w.push_hello(&crate::wire::HelloRepr {
+        seq: 7,
+        interval_10ms: 100,
+    })
+    .unwrap();
+    w.push_probe(0x0102_0304).unwrap();
+    assert_eq!(w.finish_padded(), 20);
+    assert_eq!(hex::encode(buf), "0100040007006408000401020304000000000000");
 }

@@ -56,11 +56,12 @@ impl<'a> MessageWriter<'a> {
             msg_type: ty.as_u8(),
             len: body_len,
         })?;
-        let total = MESSAGE_HEADER_LEN + body_len;
+        let total = MESSAGE_HEADER_LEN + usize::from(wire_len);
         if total > self.remaining() {
             return Err(Error::NoSpace);
         }
-        let end = self.len + total;
+        // total <= remaining, so this cannot overflow.
+        let end = self.len.saturating_add(total);
         let mut w = Writer::new(self.buf.get_mut(self.len..end).ok_or(Error::NoSpace)?);
         w.u8(ty.as_u8())?;
         w.u16(wire_len)?;
@@ -167,7 +168,9 @@ impl<'a> MessageWriter<'a> {
     /// it from the TUN straight into this slice), then call [`Self::commit_data`]. Empty
     /// if not even a Data header fits.
     pub fn data_area_mut(&mut self) -> &mut [u8] {
-        let start = self.len + MESSAGE_HEADER_LEN + DATA_HEADER_LEN;
+        let start = self
+            .len
+            .saturating_add(MESSAGE_HEADER_LEN + DATA_HEADER_LEN);
         let end = self
             .buf
             .len()
