@@ -80,3 +80,29 @@ pub use repr::{GroupKeyRepr, HelloRepr, IhuEntry, OgmRepr, SeqnoRequestRepr, CHA
 
 /// Length of a signed node announcement (layout in `crypto::announce`, docs/protocol.md §3).
 pub const ANNOUNCE_LEN: usize = 156;
+
+mod body;
+mod codec;
+mod error;
+mod frame;
+mod message;
+#[cfg(test)]
+mod test_support;
+mod writer;
+
+pub use body::{
+    MessageType, ANNOUNCE_BODY_LEN, ANNOUNCE_REQUEST_BODY_LEN, DATA_HEADER_LEN, GROUP_KEY_BODY_LEN,
+    HELLO_BODY_LEN, IHU_ENTRY_LEN, MAX_DATA_PACKET_LEN, MESSAGE_HEADER_LEN, OGM_BODY_LEN,
+    PROBE_BODY_LEN, SEQNO_REQUEST_BODY_LEN,
+};
+pub use codec::{Reader, Writer};
+pub use error::Error;
+pub use frame::{
+    emit_encrypted_header, emit_handshake, emit_handshake_header, emit_hello, encrypted_frame_len,
+    handshake_noise_mut, nonce, plaintext_area_mut, split_encrypted_mut, EncryptedFrame,
+    EncryptedKind, EncryptedParts, Frame, HandshakeKind, HANDSHAKE_HEADER_LEN, HELLO_FRAME_LEN,
+    MAX_BROADCAST_PLAINTEXT_LEN, MAX_NOISE_LEN, MIN_BROADCAST_PLAINTEXT_LEN,
+    MIN_ENCRYPTED_FRAME_LEN, MIN_FRAME_LEN, NONCE_LEN,
+};
+pub use message::{IhuIter, Message, MessageIter};
+pub use writer::MessageWriter;

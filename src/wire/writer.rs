@@ -1,0 +1,222 @@
+//! Building the message sequence of a frame's plaintext in the caller's buffer.
+
+use super::body::{
+    FixedBody, MessageType, DATA_HEADER_LEN, IHU_ENTRY_LEN, MAX_ENCODABLE_PACKET_LEN,
+    MESSAGE_HEADER_LEN,
+};
+use super::codec::Writer;
+use super::frame::MIN_BROADCAST_PLAINTEXT_LEN;
+use super::message::Message;
+use super::{
+    Error, GroupKeyRepr, HelloRepr, IhuEntry, NodeId, OgmRepr, SeqnoRequestRepr, ANNOUNCE_LEN,
+};
+
+/// Appends whole messages to a plaintext buffer.
+///
+/// Every `push_*` either writes the whole message or returns an error and leaves the
+/// sequence as it was (`NoSpace` when it does not fit).
+#[derive(Debug)]
+pub struct MessageWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> MessageWriter<'a> {
+    /// A writer filling `plaintext` from its start.
+    pub fn new(plaintext: &'a mut [u8]) -> Self {
+        MessageWriter {
+            buf: plaintext,
+            len: 0,
+        }
+    }
+
+    /// Bytes of whole messages written so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no message has been written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes still free (a message needs `MESSAGE_HEADER_LEN` plus its body).
+    pub fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.len)
+    }
+
+    /// Write one message whose body `body` fills with exactly `body_len` bytes.
+    fn push_with(
+        &mut self,
+        ty: MessageType,
+        body_len: usize,
+        body: impl FnOnce(&mut Writer<'_>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let wire_len = u16::try_from(body_len).map_err(|_| Error::BadMessageLength {
+            msg_type: ty.as_u8(),
+            len: body_len,
+        })?;
+        let total = MESSAGE_HEADER_LEN + usize::from(wire_len);
+        if total > self.remaining() {
+            return Err(Error::NoSpace);
+        }
+        // total <= remaining, so this cannot overflow.
+        let end = self.len.saturating_add(total);
+        let mut w = Writer::new(self.buf.get_mut(self.len..end).ok_or(Error::NoSpace)?);
+        w.u8(ty.as_u8())?;
+        w.u16(wire_len)?;
+        body(&mut w)?;
+        // A body writing less than it announced would leave stale bytes inside the message.
+        if w.remaining() != 0 {
+            return Err(Error::BadMessageLength {
+                msg_type: ty.as_u8(),
+                len: body_len,
+            });
+        }
+        self.len = end;
+        Ok(())
+    }
+
+    fn push_fixed<T: FixedBody>(&mut self, ty: MessageType, v: &T) -> Result<(), Error> {
+        self.push_with(ty, T::LEN, |w| v.write(w))
+    }
+
+    /// Append any message (Ihu and Data bodies are copied from the borrowed parts).
+    pub fn push(&mut self, msg: &Message<'_>) -> Result<(), Error> {
+        let t = msg.message_type();
+        match msg {
+            Message::Hello(h) => self.push_fixed(t, h),
+            Message::Ihu(it) => self.push_with(t, it.len().saturating_mul(IHU_ENTRY_LEN), |w| {
+                it.clone().try_for_each(|e| write_ihu_entry(w, &e))
+            }),
+            Message::Ogm(o) => self.push_fixed(t, o),
+            Message::Announce(a) => self.push_announce(a),
+            Message::AnnounceRequest(n) => self.push_fixed(t, n),
+            Message::SeqnoRequest(s) => self.push_fixed(t, s),
+            Message::GroupKey(g) => self.push_fixed(t, g),
+            Message::Probe(p) => self.push_fixed(t, p),
+            Message::ProbeAck(p) => self.push_fixed(t, p),
+            Message::Data { dst, ttl, packet } => self.push_data(*dst, *ttl, packet),
+        }
+    }
+
+    /// Append an encrypted Hello.
+    pub fn push_hello(&mut self, h: &HelloRepr) -> Result<(), Error> {
+        self.push_fixed(MessageType::Hello, h)
+    }
+
+    /// How many IHU entries one `push_ihu` could still take.
+    pub fn ihu_capacity(&self) -> usize {
+        let body = self.remaining().saturating_sub(MESSAGE_HEADER_LEN);
+        body.min(usize::from(u16::MAX)) / IHU_ENTRY_LEN
+    }
+
+    /// Append one IHU message with all `entries` (see [`Self::ihu_capacity`]).
+    pub fn push_ihu(&mut self, entries: &[IhuEntry]) -> Result<(), Error> {
+        let body_len = entries.len().saturating_mul(IHU_ENTRY_LEN);
+        self.push_with(MessageType::Ihu, body_len, |w| {
+            entries.iter().try_for_each(|e| write_ihu_entry(w, e))
+        })
+    }
+
+    /// Append an OGM.
+    pub fn push_ogm(&mut self, o: &OgmRepr) -> Result<(), Error> {
+        self.push_fixed(MessageType::Ogm, o)
+    }
+
+    /// Append a signed announcement.
+    pub fn push_announce(&mut self, a: &[u8; ANNOUNCE_LEN]) -> Result<(), Error> {
+        self.push_with(MessageType::Announce, ANNOUNCE_LEN, |w| w.bytes(a))
+    }
+
+    /// Append a request for `node`'s announcement.
+    pub fn push_announce_request(&mut self, node: &NodeId) -> Result<(), Error> {
+        self.push_fixed(MessageType::AnnounceRequest, node)
+    }
+
+    /// Append a seqno request.
+    pub fn push_seqno_request(&mut self, s: &SeqnoRequestRepr) -> Result<(), Error> {
+        self.push_fixed(MessageType::SeqnoRequest, s)
+    }
+
+    /// Append a group key.
+    pub fn push_group_key(&mut self, g: &GroupKeyRepr) -> Result<(), Error> {
+        self.push_fixed(MessageType::GroupKey, g)
+    }
+
+    /// Append a probe.
+    pub fn push_probe(&mut self, seq: u32) -> Result<(), Error> {
+        self.push_fixed(MessageType::Probe, &seq)
+    }
+
+    /// Append a probe answer.
+    pub fn push_probe_ack(&mut self, seq: u32) -> Result<(), Error> {
+        self.push_fixed(MessageType::ProbeAck, &seq)
+    }
+
+    /// Append a Data message, copying `packet`.
+    pub fn push_data(&mut self, dst: NodeId, ttl: u8, packet: &[u8]) -> Result<(), Error> {
+        let body_len = DATA_HEADER_LEN.saturating_add(packet.len());
+        self.push_with(MessageType::Data, body_len, |w| {
+            w.bytes(&dst.0)?;
+            w.u8(ttl)?;
+            w.bytes(packet)
+        })
+    }
+
+    /// Where the packet of a next Data message goes: write the IP packet here (e.g. read
+    /// it from the TUN straight into this slice), then call [`Self::commit_data`]. Empty
+    /// if not even a Data header fits.
+    pub fn data_area_mut(&mut self) -> &mut [u8] {
+        let start = self
+            .len
+            .saturating_add(MESSAGE_HEADER_LEN + DATA_HEADER_LEN);
+        let end = self
+            .buf
+            .len()
+            .min(start.saturating_add(MAX_ENCODABLE_PACKET_LEN));
+        self.buf.get_mut(start..end).unwrap_or_default()
+    }
+
+    /// Append a Data message whose first `packet_len` packet bytes are already in
+    /// [`Self::data_area_mut`].
+    pub fn commit_data(&mut self, dst: NodeId, ttl: u8, packet_len: usize) -> Result<(), Error> {
+        let body_len = DATA_HEADER_LEN.saturating_add(packet_len);
+        self.push_with(MessageType::Data, body_len, |w| {
+            w.bytes(&dst.0)?;
+            w.u8(ttl)?;
+            // The packet is in place already: claim it without touching it.
+            w.reserve(packet_len).map(|_| ())
+        })
+    }
+
+    /// End a unicast plaintext: zero everything after the messages (an implicit Pad) and
+    /// return the whole buffer length.
+    pub fn finish_padded(self) -> usize {
+        let (buf, len) = (self.buf, self.len);
+        if let Some(tail) = buf.get_mut(len..) {
+            tail.fill(0);
+        }
+        buf.len()
+    }
+
+    /// End a broadcast plaintext: return its length, first zero-padding it (an implicit
+    /// Pad) up to `MIN_BROADCAST_PLAINTEXT_LEN` or the buffer's end, whichever is first.
+    pub fn finish(self) -> usize {
+        let (buf, len) = (self.buf, self.len);
+        let end = len.max(MIN_BROADCAST_PLAINTEXT_LEN.min(buf.len()));
+        if let Some(tail) = buf.get_mut(len..end) {
+            tail.fill(0);
+        }
+        end
+    }
+}
+
+fn write_ihu_entry(w: &mut Writer<'_>, e: &IhuEntry) -> Result<(), Error> {
+    w.bytes(&e.mac.0)?;
+    w.u16(e.rx_quality)
+}
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;

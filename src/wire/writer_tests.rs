@@ -1,0 +1,171 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::wire::body::MAX_DATA_PACKET_LEN;
+use crate::wire::test_support::{owned, Owned};
+use crate::wire::{MessageIter, UNICAST_PLAINTEXT_LEN};
+
+/// Encoded length of one message.
+fn encoded_len(m: &Owned) -> usize {
+    let mut buf = vec![0u8; 4096];
+    let mut w = MessageWriter::new(&mut buf);
+    m.push(&mut w).unwrap();
+    w.len()
+}
+
+proptest! {
+    #[test]
+    fn exact_fit_works_and_one_byte_less_writes_nothing(m in owned(), earlier in any::<bool>()) {
+        let need = encoded_len(&m);
+        let prefix = if earlier { 7 } else { 0 };
+        let mut exact = vec![0xAAu8; prefix + need];
+        let mut w = MessageWriter::new(&mut exact);
+        if earlier {
+            w.push_probe(1).unwrap();
+        }
+        prop_assert!(m.push(&mut w).is_ok());
+        prop_assert_eq!(w.len(), prefix + need);
+        prop_assert_eq!(w.remaining(), 0);
+
+        let mut short = vec![0xAAu8; need - 1];
+        let mut w = MessageWriter::new(&mut short);
+        prop_assert_eq!(m.push(&mut w), Err(Error::NoSpace));
+        prop_assert_eq!(w.len(), 0);
+        prop_assert_eq!(w.finish(), MIN_BROADCAST_PLAINTEXT_LEN.min(need - 1));
+        prop_assert!(short.iter().skip(MIN_BROADCAST_PLAINTEXT_LEN).all(|&b| b == 0xAA));
+    }
+}
+
+#[test]
+fn failed_push_leaves_earlier_messages_intact() {
+    let mut buf = [0xAAu8; 20];
+    let mut w = MessageWriter::new(&mut buf);
+    w.push_probe(7).unwrap();
+    assert_eq!(
+        w.push_announce_request(&NodeId([1; 16])),
+        Err(Error::NoSpace)
+    );
+    assert_eq!(w.len(), 7);
+    w.push_probe_ack(8).unwrap();
+    assert_eq!(w.remaining(), 6);
+    assert_eq!(w.finish_padded(), 20);
+    assert_eq!(buf[14..], [0; 6]);
+    let got: Vec<_> = MessageIter::new(&buf).collect();
+    assert_eq!(got, vec![Ok(Message::Probe(7)), Ok(Message::ProbeAck(8))]);
+}
+
+#[test]
+fn largest_data_packet_fills_a_unicast_plaintext_exactly() {
+    let dst = NodeId([3; 16]);
+    let packet = [0x45u8; MAX_DATA_PACKET_LEN];
+    let mut buf = [0u8; UNICAST_PLAINTEXT_LEN];
+    let mut w = MessageWriter::new(&mut buf);
+    assert_eq!(
+        w.push_data(dst, 9, &[0; MAX_DATA_PACKET_LEN + 1]),
+        Err(Error::NoSpace)
+    );
+    w.push_data(dst, 9, &packet).unwrap();
+    assert_eq!(w.remaining(), 0);
+    let got: Vec<_> = MessageIter::new(&buf).collect();
+    let want = Message::Data {
+        dst,
+        ttl: 9,
+        packet: &packet,
+    };
+    assert_eq!(got, vec![Ok(want)]);
+}
+
+#[test]
+fn zero_copy_data_matches_copying_push() {
+    let dst = NodeId([4; 16]);
+    let packet: Vec<u8> = (0..100u8).collect();
+    let mut a = [0u8; 300];
+    let mut w = MessageWriter::new(&mut a);
+    w.push_probe(1).unwrap();
+    let area = w.data_area_mut();
+    assert_eq!(area.len(), 300 - 7 - 20);
+    area[..100].copy_from_slice(&packet);
+    assert_eq!(w.commit_data(dst, 3, 274), Err(Error::NoSpace));
+    w.commit_data(dst, 3, 100).unwrap();
+    let n = w.finish();
+
+    let mut b = [0u8; 300];
+    let mut w = MessageWriter::new(&mut b);
+    w.push_probe(1).unwrap();
+    w.push_data(dst, 3, &packet).unwrap();
+    assert_eq!(w.finish(), n);
+    assert_eq!(a[..n], b[..n]);
+
+    let mut tiny = [0u8; 19];
+    assert!(MessageWriter::new(&mut tiny).data_area_mut().is_empty());
+}
+
+#[test]
+fn ihu_capacity_is_what_fits() {
+    let entries = [IhuEntry {
+        mac: crate::wire::MacAddr([1; 6]),
+        rx_quality: 5,
+    }; 10];
+    let mut buf = [0u8; 3 + 8 * 4 + 7];
+    let mut w = MessageWriter::new(&mut buf);
+    assert_eq!(w.ihu_capacity(), 4);
+    assert_eq!(w.push_ihu(&entries[..5]), Err(Error::NoSpace));
+    w.push_ihu(&entries[..4]).unwrap();
+    assert_eq!(w.ihu_capacity(), 0);
+    w.push_ihu(&[]).unwrap();
+    let msgs: Vec<_> = MessageIter::new(&buf).collect();
+    assert_eq!(msgs.len(), 2);
+    let Ok(Message::Ihu(it)) = msgs[0] else {
+        panic!("not an IHU: {msgs:?}");
+    };
+    assert_eq!(it.collect::<Vec<_>>(), entries[..4].to_vec());
+}
+
+#[test]
+fn oversized_bodies_are_refused_not_truncated() {
+    let mut buf = vec![0u8; 70_000];
+    let mut w = MessageWriter::new(&mut buf);
+    let packet = vec![0u8; usize::from(u16::MAX) - 16];
+    assert_eq!(
+        w.push_data(NodeId::default(), 1, &packet),
+        Err(Error::BadMessageLength {
+            msg_type: 0x0A,
+            len: usize::from(u16::MAX) + 1
+        })
+    );
+    assert_eq!(
+        w.commit_data(NodeId::default(), 1, packet.len()),
+        Err(Error::BadMessageLength {
+            msg_type: 0x0A,
+            len: usize::from(u16::MAX) + 1
+        })
+    );
+    assert_eq!(w.len(), 0);
+    w.push_data(NodeId::default(), 1, &packet[1..]).unwrap();
+    assert_eq!(w.len(), 3 + usize::from(u16::MAX));
+}
+
+#[test]
+fn finish_pads_broadcast_to_minimum_and_unicast_to_the_end() {
+    let mut buf = [0xAAu8; 40];
+    let w = MessageWriter::new(&mut buf);
+    assert_eq!(w.finish(), MIN_BROADCAST_PLAINTEXT_LEN);
+    assert_eq!(buf[..17], [0; 17]);
+    assert_eq!(buf[17], 0xAA);
+
+    let mut buf = [0xAAu8; 40];
+    let mut w = MessageWriter::new(&mut buf);
+    w.push_hello(&HelloRepr {
+        seq: 1,
+        interval_10ms: 2,
+    })
+    .unwrap();
+    w.push_probe(3).unwrap();
+    w.push_probe(4).unwrap();
+    assert_eq!(w.finish(), 21, "longer than the minimum: no padding");
+    assert_eq!(buf[21], 0xAA);
+
+    let mut buf = [0xAAu8; 40];
+    assert_eq!(MessageWriter::new(&mut buf).finish_padded(), 40);
+    assert_eq!(buf, [0; 40]);
+}
