@@ -28,9 +28,18 @@ impl<M: Default> Ring<M> {
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         let slots = (0..capacity)
-            .map(|_| Slot { meta: M::default(), len: 0, buf: [0; MAX_FRAME_LEN] })
+            .map(|_| Slot {
+                meta: M::default(),
+                len: 0,
+                buf: [0; MAX_FRAME_LEN],
+            })
             .collect();
-        Ring { slots, head: 0, len: 0, dropped: 0 }
+        Ring {
+            slots,
+            head: 0,
+            len: 0,
+            dropped: 0,
+        }
     }
 }
 

@@ -57,6 +57,8 @@ pub enum MessageType {
     ProbeAck = 0x09,
     /// An IP packet for a destination node.
     Data = 0x0A,
+    /// Ask a neighbour to send its group key again (empty body).
+    GroupKeyRequest = 0x0B,
 }
 
 impl MessageType {
@@ -74,6 +76,7 @@ impl MessageType {
             0x08 => MessageType::Probe,
             0x09 => MessageType::ProbeAck,
             0x0A => MessageType::Data,
+            0x0B => MessageType::GroupKeyRequest,
             _ => return None,
         })
     }

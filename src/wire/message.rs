@@ -28,6 +28,8 @@ pub enum Message<'a> {
     Probe(u32),
     /// Answer to the probe with this sequence number.
     ProbeAck(u32),
+    /// Ask the receiver to send its group key again.
+    GroupKeyRequest,
     /// An IP packet travelling to `dst`.
     Data {
         /// Destination node.
@@ -53,6 +55,7 @@ impl<'a> Message<'a> {
             Message::Probe(_) => MessageType::Probe,
             Message::ProbeAck(_) => MessageType::ProbeAck,
             Message::Data { .. } => MessageType::Data,
+            Message::GroupKeyRequest => MessageType::GroupKeyRequest,
         }
     }
 
@@ -75,6 +78,12 @@ impl<'a> Message<'a> {
             MessageType::GroupKey => Message::GroupKey(parse_fixed(t, body)?),
             MessageType::Probe => Message::Probe(parse_fixed(t, body)?),
             MessageType::ProbeAck => Message::ProbeAck(parse_fixed(t, body)?),
+            MessageType::GroupKeyRequest => {
+                if !body.is_empty() {
+                    return Err(bad_len);
+                }
+                Message::GroupKeyRequest
+            }
             MessageType::Data => {
                 if body.len() < DATA_HEADER_LEN {
                     return Err(bad_len);

@@ -153,12 +153,12 @@ fn variable_bodies_check_their_structure() {
 #[test]
 fn unknown_type_and_truncation_end_the_sequence() {
     let mut bytes = raw(0x08, 4);
-    bytes.extend(raw(0x0B, 0));
+    bytes.extend(raw(0x0C, 0));
     bytes.extend(raw(0x08, 4));
     let got = parse_all(&bytes);
     assert_eq!(
         got,
-        vec![Ok(Owned::Probe(0)), Err(Error::UnknownMessageType(0x0B))]
+        vec![Ok(Owned::Probe(0)), Err(Error::UnknownMessageType(0x0C))]
     );
     assert_eq!(parse_all(&[0x08]), vec![Err(Error::Truncated)]);
     assert_eq!(parse_all(&[0x08, 0]), vec![Err(Error::Truncated)]);
@@ -190,9 +190,9 @@ fn pad_ends_the_sequence_and_must_be_all_zero() {
 
 #[test]
 fn iterator_is_fused_after_error() {
-    let bytes = raw(0x0B, 0);
+    let bytes = raw(0x0C, 0);
     let mut it = MessageIter::new(&bytes);
-    assert_eq!(it.next(), Some(Err(Error::UnknownMessageType(0x0B))));
+    assert_eq!(it.next(), Some(Err(Error::UnknownMessageType(0x0C))));
     assert_eq!(it.next(), None);
     assert_eq!(it.next(), None);
 }

@@ -20,6 +20,7 @@ pub enum Owned {
     GroupKey(GroupKeyRepr),
     Probe(u32),
     ProbeAck(u32),
+    GroupKeyRequest,
     Data(NodeId, u8, Vec<u8>),
 }
 
@@ -36,6 +37,7 @@ impl Owned {
             Owned::GroupKey(g) => w.push_group_key(g),
             Owned::Probe(p) => w.push_probe(*p),
             Owned::ProbeAck(p) => w.push_probe_ack(*p),
+            Owned::GroupKeyRequest => w.push_group_key_request(),
             Owned::Data(d, t, p) => w.push_data(*d, *t, p),
         }
     }
@@ -52,6 +54,7 @@ impl Owned {
             Message::GroupKey(g) => Owned::GroupKey(g),
             Message::Probe(p) => Owned::Probe(p),
             Message::ProbeAck(p) => Owned::ProbeAck(p),
+            Message::GroupKeyRequest => Owned::GroupKeyRequest,
             Message::Data { dst, ttl, packet } => Owned::Data(dst, ttl, packet.to_vec()),
         }
     }
@@ -119,6 +122,7 @@ pub fn owned() -> impl Strategy<Value = Owned> {
             .prop_map(|(key_id, key)| Owned::GroupKey(GroupKeyRepr { key_id, key })),
         any::<u32>().prop_map(Owned::Probe),
         any::<u32>().prop_map(Owned::ProbeAck),
+        Just(Owned::GroupKeyRequest),
         (
             node_id(),
             any::<u8>(),

@@ -97,7 +97,13 @@ impl<'a> MessageWriter<'a> {
             Message::Probe(p) => self.push_fixed(t, p),
             Message::ProbeAck(p) => self.push_fixed(t, p),
             Message::Data { dst, ttl, packet } => self.push_data(*dst, *ttl, packet),
+            Message::GroupKeyRequest => self.push_group_key_request(),
         }
+    }
+
+    /// Append a GroupKeyRequest (empty body).
+    pub fn push_group_key_request(&mut self) -> Result<(), Error> {
+        self.push_with(MessageType::GroupKeyRequest, 0, |_| Ok(()))
     }
 
     /// Append an encrypted Hello.
