@@ -4,5 +4,8 @@
 //! claim table, zero-copy IP header views, packet classification and the address book.
 
 pub mod address;
+pub mod build;
 pub mod claims;
+pub mod classify;
 pub mod ipv4;
+pub mod packet;
