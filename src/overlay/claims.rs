@@ -79,6 +79,9 @@ pub enum ClaimError {
     /// The node id is not the hash of the key.
     #[error("IPv4 claim node id does not match its key")]
     NodeIdMismatch,
+    /// The claim belongs to another node than the announcement it came with.
+    #[error("IPv4 claim belongs to another node than its announcement")]
+    WrongNode,
     /// The address is not the key's candidate for the claimed index.
     #[error("IPv4 claim for {claimed} does not match its key and index (expected {expected})")]
     AddressMismatch {
