@@ -21,3 +21,6 @@ pub use claims::{ClaimCounters, ClaimError, ClaimOutcome, Ipv4Claim, Ipv4Claims,
 pub use classify::{classify, classify4, classify6, NoiseKind, PacketClass, Unroutable};
 pub use ipv4::{Ipv4Pool, PoolError, DEFAULT_POOL, MAX_CLAIM_INDEX};
 pub use packet::{IpPacket, Ipv4View, Ipv6View, PacketError};
+
+#[cfg(test)]
+mod vectors_tests;
