@@ -1,5 +1,6 @@
 //! The whole protocol as a sans-IO state machine (being built).
 
+mod links;
 mod ring;
 mod stats;
 

@@ -1,0 +1,289 @@
+//! Link state per radio neighbour: pending handshake, current and previous session, the
+//! neighbour's group key. Bounded; a session index names its slot so lookups are O(1).
+
+use rand_core::RngCore;
+
+use super::IfaceId;
+use crate::crypto::{GroupReceiver, Initiator, PublicIdentity, Responder, Session};
+use crate::time::{Duration, Instant};
+use crate::wire::{MacAddr, NodeId};
+
+/// Most neighbours (with or without a session) a node tracks; a slot number fits in a byte.
+pub const MAX_LINKS: usize = 128;
+/// A handshake not completed within this time is abandoned.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Least time between two handshakes we start toward one neighbour.
+pub const HANDSHAKE_RETRY: Duration = Duration::from_secs(1);
+/// A link with no session and no frame heard for this long is forgotten.
+pub const IDLE_LINK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An established transport session and the indices that name it on the air.
+pub struct LinkSession {
+    /// Our index: the peer puts it in the frames it sends us.
+    pub local_idx: u32,
+    /// The peer's index: we put it in the frames we send.
+    pub remote_idx: u32,
+    /// Keys, counters, replay window, rekey timers.
+    pub session: Session,
+}
+
+/// A handshake in progress.
+pub enum Pending {
+    /// We sent HandshakeInit and wait for HandshakeResp.
+    Initiating {
+        /// Noise state.
+        hs: Box<Initiator>,
+        /// Our index for the session being made.
+        local_idx: u32,
+        /// When we sent the Init.
+        since: Instant,
+    },
+    /// We answered an Init and wait for HandshakeFinish.
+    Responding {
+        /// Noise state.
+        hs: Box<Responder>,
+        /// Our index for the session being made.
+        local_idx: u32,
+        /// The initiator's index.
+        remote_idx: u32,
+        /// When we sent the Resp.
+        since: Instant,
+    },
+}
+
+impl Pending {
+    /// Our index of the session this handshake makes.
+    pub fn local_idx(&self) -> u32 {
+        match self {
+            Pending::Initiating { local_idx, .. } | Pending::Responding { local_idx, .. } => {
+                *local_idx
+            }
+        }
+    }
+
+    /// When the handshake started.
+    pub fn since(&self) -> Instant {
+        match self {
+            Pending::Initiating { since, .. } | Pending::Responding { since, .. } => *since,
+        }
+    }
+}
+
+/// Everything the node knows about one neighbour on one interface.
+pub struct Link {
+    /// Interface the neighbour is on.
+    pub iface: IfaceId,
+    /// The neighbour's MAC.
+    pub mac: MacAddr,
+    /// A handshake in progress.
+    pub pending: Option<Pending>,
+    /// The session we send with.
+    pub current: Option<LinkSession>,
+    /// The session before the last rekey, kept for receiving until it expires.
+    pub previous: Option<LinkSession>,
+    /// The neighbour's verified identity, once a handshake completed.
+    pub peer: Option<PublicIdentity>,
+    /// Node id of `peer`.
+    pub node: Option<NodeId>,
+    /// The neighbour's broadcast key.
+    pub group: Option<GroupReceiver>,
+    /// When we last started a handshake toward it.
+    pub last_attempt: Option<Instant>,
+    /// When we last asked it for its group key.
+    pub last_group_request: Option<Instant>,
+    /// When we last heard any frame from it.
+    pub last_heard: Instant,
+}
+
+impl Link {
+    fn new(iface: IfaceId, mac: MacAddr, now: Instant) -> Self {
+        Link {
+            iface,
+            mac,
+            pending: None,
+            current: None,
+            previous: None,
+            peer: None,
+            node: None,
+            group: None,
+            last_attempt: None,
+            last_group_request: None,
+            last_heard: now,
+        }
+    }
+
+    /// Whether we may start a handshake toward this neighbour now.
+    pub fn may_initiate(&self, now: Instant) -> bool {
+        self.pending.is_none()
+            && self
+                .last_attempt
+                .is_none_or(|t| now.saturating_since(t) >= HANDSHAKE_RETRY)
+    }
+}
+
+/// Which session of a link a received index named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// The current session.
+    Current,
+    /// The session before the last rekey.
+    Previous,
+}
+
+/// The bounded table of links.
+pub struct Links {
+    slots: Vec<Option<Link>>,
+}
+
+impl Default for Links {
+    fn default() -> Self {
+        Links {
+            slots: (0..MAX_LINKS).map(|_| None).collect(),
+        }
+    }
+}
+
+impl Links {
+    /// The slot of the link to `mac` on `iface`.
+    pub fn find(&self, iface: IfaceId, mac: MacAddr) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|l| l.as_ref().is_some_and(|l| l.iface == iface && l.mac == mac))
+    }
+
+    /// The link in `slot`.
+    pub fn get(&self, slot: usize) -> Option<&Link> {
+        self.slots.get(slot).and_then(Option::as_ref)
+    }
+
+    /// The link in `slot`, mutably.
+    pub fn get_mut(&mut self, slot: usize) -> Option<&mut Link> {
+        self.slots.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    /// The slot for `mac` on `iface`, creating it; when full, a link without a session
+    /// that was heard least recently is evicted. `None` if every slot holds a session.
+    pub fn find_or_insert(&mut self, iface: IfaceId, mac: MacAddr, now: Instant) -> Option<usize> {
+        if let Some(slot) = self.find(iface, mac) {
+            return Some(slot);
+        }
+        let slot = match self.slots.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => self.eviction_candidate()?,
+        };
+        if let Some(s) = self.slots.get_mut(slot) {
+            *s = Some(Link::new(iface, mac, now));
+        }
+        Some(slot)
+    }
+
+    fn eviction_candidate(&self) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.as_ref().map(|l| (i, l)))
+            .filter(|(_, l)| l.current.is_none())
+            .min_by_key(|(_, l)| l.last_heard)
+            .map(|(i, _)| i)
+    }
+
+    /// Forget the link in `slot`.
+    pub fn remove(&mut self, slot: usize) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            *s = None;
+        }
+    }
+
+    /// The link and session named by a received index.
+    pub fn by_index(&mut self, idx: u32) -> Option<(usize, Which)> {
+        let slot = (idx & 0xFF) as usize;
+        let link = self.get(slot)?;
+        if link.current.as_ref().is_some_and(|s| s.local_idx == idx) {
+            Some((slot, Which::Current))
+        } else if link.previous.as_ref().is_some_and(|s| s.local_idx == idx) {
+            Some((slot, Which::Previous))
+        } else {
+            None
+        }
+    }
+
+    /// The slot whose pending handshake has index `idx`.
+    pub fn by_pending_index(&self, idx: u32) -> Option<usize> {
+        let slot = (idx & 0xFF) as usize;
+        let link = self.get(slot)?;
+        link.pending
+            .as_ref()
+            .is_some_and(|p| p.local_idx() == idx)
+            .then_some(slot)
+    }
+
+    /// A fresh, non-zero session index for `slot`: random high bits, the slot in the low byte.
+    pub fn new_index(slot: usize, rng: &mut impl RngCore) -> u32 {
+        let high = (rng.next_u32() & 0xFFFF_FF00).max(0x100);
+        high | (slot as u32 & 0xFF)
+    }
+
+    /// Iterate over occupied slots.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &Link)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.as_ref().map(|l| (i, l)))
+    }
+
+    /// Iterate mutably over occupied slots.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut Link)> {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, l)| l.as_mut().map(|l| (i, l)))
+    }
+
+    /// The slot of the established link to `node`.
+    pub fn find_node(&self, node: &NodeId) -> Option<usize> {
+        self.iter()
+            .find(|(_, l)| l.node.as_ref() == Some(node) && l.current.is_some())
+            .map(|(i, _)| i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    fn mac(i: u8) -> MacAddr {
+        MacAddr([2, 0, 0, 0, 0, i])
+    }
+
+    #[test]
+    fn index_names_its_slot_and_is_never_zero() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        for slot in [0usize, 1, 127] {
+            let idx = Links::new_index(slot, &mut rng);
+            assert_ne!(idx, 0);
+            assert_eq!((idx & 0xFF) as usize, slot);
+        }
+    }
+
+    #[test]
+    fn full_table_evicts_only_links_without_session() {
+        let mut links = Links::default();
+        let t = Instant::from_millis(1);
+        for i in 0..MAX_LINKS {
+            let s = links.find_or_insert(
+                IfaceId(0),
+                mac(i as u8),
+                t + Duration::from_millis(i as u64),
+            );
+            assert_eq!(s, Some(i));
+        }
+        // The oldest (slot 0) goes first.
+        let s = links.find_or_insert(IfaceId(0), mac(200), t + Duration::from_secs(1));
+        assert_eq!(s, Some(0));
+        assert_eq!(links.find(IfaceId(0), mac(0)), None);
+        assert_eq!(links.find(IfaceId(1), mac(200)), None);
+        assert_eq!(links.find(IfaceId(0), mac(200)), Some(0));
+    }
+}
