@@ -28,11 +28,13 @@ fn main() -> ExitCode {
 fn run_sim(args: &SimArgs) -> ExitCode {
     // The wall clock is read here, in the shell, never inside the simulator.
     let started = std::time::Instant::now();
-    let mock_factory = mock::flood_factory(args.seed, mock::FloodConfig::default());
     let result = if args.mock_host {
-        sim::run_cli(args, mock_factory)
+        sim::run_cli(
+            args,
+            mock::flood_factory(args.seed, mock::FloodConfig::default()),
+        )
     } else {
-        sim::run_cli(args, mock_factory) // node factory goes here
+        run_with_node(args)
     };
     match result {
         Ok(mut report) => {
@@ -49,4 +51,10 @@ fn run_sim(args: &SimArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `veil sim` with the protocol node as the host.
+fn run_with_node(args: &SimArgs) -> Result<sim::SimReport, sim::CliError> {
+    let factory = mock::flood_factory(args.seed, mock::FloodConfig::default()); // node factory goes here
+    sim::run_cli(args, factory)
 }

@@ -174,3 +174,113 @@ fn add_flows<H: SimHost>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::mock::{flood_factory, FloodConfig};
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: SimArgs,
+    }
+
+    fn args(line: &[&str]) -> Result<SimArgs, clap::Error> {
+        Wrap::try_parse_from(std::iter::once("sim").chain(line.iter().copied())).map(|w| w.args)
+    }
+
+    #[test]
+    fn durations_and_losses_parse_or_say_why_not() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        for bad in ["60", "s", "1.2.3s", "5 parsecs", "-3s", ""] {
+            assert_eq!(
+                parse_duration(bad),
+                Err(DurationParseError(bad.to_string())),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_loss_pct("12.5"), Ok(12.5));
+        assert_eq!(parse_loss_pct("3%"), Ok(3.0));
+        assert!(parse_loss_pct("101")
+            .unwrap_err()
+            .contains("between 0 and 100"));
+        assert!(parse_loss_pct("NaN").is_err());
+    }
+
+    #[test]
+    fn arguments_parse_with_defaults_and_reject_bad_topologies() {
+        let a = args(&["--topology", "diamond"]).unwrap();
+        assert_eq!(
+            (a.seed, a.duration, a.loss, a.flows, a.json),
+            (1, Duration::from_secs(60), 0.0, 10, false)
+        );
+        let b = args(&[
+            "-t",
+            "grid:3x3",
+            "--seed",
+            "9",
+            "--duration",
+            "5s",
+            "--loss",
+            "10",
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!(
+            (b.topology.len(), b.seed, b.loss, b.json),
+            (9, 9, 10.0, true)
+        );
+        let err = args(&["--topology", "hexagon:7"]).unwrap_err().to_string();
+        assert!(err.contains("unknown topology \"hexagon\""), "{err}");
+        assert!(args(&["--topology", "line:3", "--duration", "soon"])
+            .unwrap_err()
+            .to_string()
+            .contains("not a duration"));
+        assert!(args(&["--topology", "line:3", "--loss", "150"]).is_err());
+    }
+
+    #[test]
+    fn the_standard_scenario_runs_and_reports() {
+        let a = args(&[
+            "-t",
+            "ring:8",
+            "--seed",
+            "3",
+            "--duration",
+            "10s",
+            "--loss",
+            "5",
+        ])
+        .unwrap();
+        let report = run_cli(&a, flood_factory(3, FloodConfig::default())).unwrap();
+        assert_eq!((report.nodes, report.links, report.flows), (8, 8, 10));
+        assert!(
+            report.converged && report.convergence_time_s.unwrap() < 5.0,
+            "{report:?}"
+        );
+        assert_eq!(report.packets_sent, 10 * 40);
+        assert!(
+            report.delivery_ratio > 0.7 && report.delivery_ratio <= 1.0,
+            "{}",
+            report.delivery_ratio
+        );
+        assert!(report.control_bps.mean > 0.0 && report.control_bps.nodes == 8);
+        assert_eq!(report.control_window_s, (5.0, 10.0));
+        let again = run_cli(&a, flood_factory(3, FloodConfig::default())).unwrap();
+        assert_eq!(report, again);
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["nodes"], 8);
+        assert_eq!(json["routes"]["pairs"], report.routes.pairs);
+        let text = report.render_text();
+        assert!(
+            text.contains("ring:8") && text.contains("convergence") && text.contains("B/s"),
+            "{text}"
+        );
+    }
+}

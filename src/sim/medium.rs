@@ -2,6 +2,7 @@
 
 use rand_core::RngCore;
 
+pub use super::counters::{FrameClass, NodeCounters, FRAME_CLASSES};
 use super::topology::{LinkParams, Topology};
 use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, ETH_HEADER_LEN};
@@ -19,88 +20,6 @@ pub fn index_of(mac: &MacAddr, n: usize) -> Option<usize> {
     }
     let i = (b[3] as usize) << 16 | (b[4] as usize) << 8 | b[5] as usize;
     (i < n).then_some(i)
-}
-
-/// Kind of a frame by its first byte after the Ethernet header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrameClass {
-    /// 0x11 clear hello.
-    Hello = 0,
-    /// 0x12–0x14 handshake.
-    Handshake = 1,
-    /// 0x15 session unicast (data or control).
-    Unicast = 2,
-    /// 0x16 group-key broadcast (control).
-    Broadcast = 3,
-    /// Anything else (counted, not expected).
-    Other = 4,
-}
-
-/// Number of `FrameClass` values.
-pub const FRAME_CLASSES: usize = 5;
-
-impl FrameClass {
-    /// Classifies a frame (bytes after the Ethernet header).
-    pub fn of(frame: &[u8]) -> FrameClass {
-        match frame.first() {
-            Some(0x11) => FrameClass::Hello,
-            Some(0x12..=0x14) => FrameClass::Handshake,
-            Some(0x15) => FrameClass::Unicast,
-            Some(0x16) => FrameClass::Broadcast,
-            _ => FrameClass::Other,
-        }
-    }
-
-    /// Whether every frame of this class is routing/link control.
-    pub fn is_control(self) -> bool {
-        matches!(
-            self,
-            FrameClass::Hello | FrameClass::Handshake | FrameClass::Broadcast
-        )
-    }
-}
-
-/// Per-node traffic counters kept by the medium (bytes include the 14-byte Ethernet header).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NodeCounters {
-    /// Frames sent, indexed by `FrameClass as usize`.
-    pub sent_frames: [u64; FRAME_CLASSES],
-    /// Bytes sent, indexed by `FrameClass as usize`.
-    pub sent_bytes: [u64; FRAME_CLASSES],
-    /// Frames that reached this node over the air.
-    pub rx_frames: u64,
-    /// Bytes that reached this node over the air.
-    pub rx_bytes: u64,
-    /// Frames to this node (or broadcasts in its range) lost on the link.
-    pub rx_lost: u64,
-    /// Frames dropped because this node's transmit backlog exceeded `max_backlog`.
-    pub tx_queue_drops: u64,
-    /// Unicasts sent to a MAC with no live link from this node.
-    pub tx_unreachable: u64,
-}
-
-impl NodeCounters {
-    /// Bytes of frames whose class is always control.
-    pub fn control_bytes(&self) -> u64 {
-        [
-            FrameClass::Hello,
-            FrameClass::Handshake,
-            FrameClass::Broadcast,
-        ]
-        .iter()
-        .map(|c| self.sent_bytes[*c as usize])
-        .sum()
-    }
-
-    /// All bytes sent.
-    pub fn total_sent_bytes(&self) -> u64 {
-        self.sent_bytes.iter().sum()
-    }
-
-    /// All frames sent.
-    pub fn total_sent_frames(&self) -> u64 {
-        self.sent_frames.iter().sum()
-    }
 }
 
 /// Medium-wide settings.
@@ -439,5 +358,181 @@ fn lost(link: &OutLink, rng: &mut impl RngCore) -> bool {
         true
     } else {
         rng.next_u64() < link.loss_threshold
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    fn medium(spec: &str) -> Medium {
+        Medium::new(&spec.parse().unwrap(), MediumConfig::default())
+    }
+
+    fn send(
+        m: &mut Medium,
+        now: Instant,
+        src: usize,
+        dst: MacAddr,
+        frame: &[u8],
+        rng: &mut ChaCha20Rng,
+    ) -> Vec<Reception> {
+        let mut out = Vec::new();
+        assert!(m.transmit(now, src, dst, frame, rng, &mut out));
+        out
+    }
+
+    #[test]
+    fn macs_map_to_indices_and_back() {
+        assert_eq!(mac_of(0x01_02_03).0, [2, 0, 0, 1, 2, 3]);
+        for i in [0, 1, 255, 256, 99_999] {
+            assert_eq!(index_of(&mac_of(i), 100_000), Some(i));
+        }
+        assert_eq!(index_of(&mac_of(10), 10), None);
+        assert_eq!(index_of(&MacAddr::BROADCAST, 10), None);
+        assert_eq!(index_of(&MacAddr([0x12, 0, 0, 0, 0, 1]), 10), None);
+    }
+
+    #[test]
+    fn broadcast_reaches_exactly_the_neighbours_in_range() {
+        let mut m = medium("grid:3x3");
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let frame = [0x16u8; 100];
+        let air = m.airtime(100, 54_000_000);
+        let out = send(
+            &mut m,
+            Instant::ZERO,
+            4,
+            MacAddr::BROADCAST,
+            &frame,
+            &mut rng,
+        );
+        let at = Instant::ZERO + air + Duration::from_millis(1);
+        assert_eq!(
+            out.iter().map(|r| (r.to, r.at)).collect::<Vec<_>>(),
+            vec![(1, at), (3, at), (5, at), (7, at)]
+        );
+        let corner = send(
+            &mut m,
+            Instant::ZERO,
+            0,
+            MacAddr::BROADCAST,
+            &frame,
+            &mut rng,
+        );
+        assert_eq!(corner.iter().map(|r| r.to).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(m.counters(1).rx_frames, 2);
+        assert_eq!(m.counters(4).rx_frames, 0);
+    }
+
+    #[test]
+    fn unicast_reaches_only_the_addressed_neighbour() {
+        let mut m = medium("line:3");
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let out = send(&mut m, Instant::ZERO, 1, mac_of(2), &[0x15; 1500], &mut rng);
+        assert_eq!(out.iter().map(|r| r.to).collect::<Vec<_>>(), vec![2]);
+        // Node 2 is not in node 0's range: the frame costs airtime and reaches nobody.
+        assert!(send(&mut m, Instant::ZERO, 0, mac_of(2), &[0x15; 10], &mut rng).is_empty());
+        assert_eq!(m.counters(0).tx_unreachable, 1);
+        assert_eq!(m.counters(0).sent_frames[FrameClass::Unicast as usize], 1);
+    }
+
+    #[test]
+    fn loss_follows_the_configured_probability_and_the_seed() {
+        let count = |seed| {
+            let mut t: Topology = "line:2".parse().unwrap();
+            t.set_all_loss(0.3).unwrap();
+            let mut m = Medium::new(&t, MediumConfig::default());
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let mut got = 0;
+            for k in 0..20_000u64 {
+                let now = Instant::from_millis(k);
+                got += send(&mut m, now, 0, MacAddr::BROADCAST, &[0x11; 6], &mut rng).len();
+            }
+            assert_eq!(m.counters(1).rx_lost + got as u64, 20_000);
+            got
+        };
+        let a = count(42);
+        let ratio = a as f64 / 20_000.0;
+        assert!((ratio - 0.7).abs() < 0.015, "delivered {ratio}");
+        assert_eq!(a, count(42));
+        assert_ne!(a, count(43));
+    }
+
+    #[test]
+    fn a_sender_serializes_its_frames_and_drops_beyond_the_backlog() {
+        let mut m = medium("line:2");
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        assert_eq!(m.airtime(1500, 54_000_000), Duration::from_micros(230));
+        let first = send(&mut m, Instant::ZERO, 0, mac_of(1), &[0x15; 1500], &mut rng);
+        let second = send(&mut m, Instant::ZERO, 0, mac_of(1), &[0x15; 1500], &mut rng);
+        assert_eq!(first[0].at, Instant::from_micros(230 + 1000));
+        assert_eq!(second[0].at, Instant::from_micros(460 + 1000));
+        // 100 ms of backlog is about 434 full frames; the rest are dropped.
+        let mut out = Vec::new();
+        let sent = (0..1000)
+            .filter(|_| {
+                m.transmit(
+                    Instant::ZERO,
+                    0,
+                    mac_of(1),
+                    &[0x15; 1500],
+                    &mut rng,
+                    &mut out,
+                )
+            })
+            .count();
+        assert_eq!(sent, 433);
+        assert_eq!(m.counters(0).tx_queue_drops, 1000 - 433);
+    }
+
+    #[test]
+    fn cut_heal_and_set_loss_change_delivery() {
+        let mut m = medium("line:3");
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let hear = |m: &mut Medium, rng: &mut ChaCha20Rng, src| {
+            send(m, Instant::ZERO, src, MacAddr::BROADCAST, &[0x16; 20], rng)
+                .iter()
+                .map(|r| r.to)
+                .collect::<Vec<_>>()
+        };
+        m.cut(1, 2).unwrap();
+        assert_eq!(hear(&mut m, &mut rng, 1), vec![0]);
+        assert!(hear(&mut m, &mut rng, 2).is_empty());
+        m.set_loss(1, 2, 0.5).unwrap();
+        assert!(
+            !m.link(1, 2).unwrap().up,
+            "changing loss must not heal a cut"
+        );
+        m.heal(2, 1).unwrap();
+        m.set_loss(1, 2, 1.0).unwrap();
+        assert_eq!(hear(&mut m, &mut rng, 1), vec![0]);
+        assert_eq!(hear(&mut m, &mut rng, 2), vec![1]);
+        assert_eq!(m.cut(0, 2), Err(MediumError::NoSuchLink { from: 0, to: 2 }));
+        assert_eq!(m.set_loss(0, 1, 2.0), Err(MediumError::BadLoss(2.0)));
+    }
+
+    #[test]
+    fn frames_are_counted_by_class() {
+        let mut m = medium("line:2");
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        for (frame, dst) in [
+            (&[0x11u8; 6][..], MacAddr::BROADCAST),
+            (&[0x13; 100], mac_of(1)),
+            (&[0x15; 1500], mac_of(1)),
+            (&[0x16; 50], MacAddr::BROADCAST),
+            (&[0x42; 3], MacAddr::BROADCAST),
+        ] {
+            send(&mut m, Instant::ZERO, 0, dst, frame, &mut rng);
+        }
+        let c = m.counters(0);
+        assert_eq!(c.sent_frames, [1, 1, 1, 1, 1]);
+        assert_eq!(c.sent_bytes, [20, 114, 1514, 64, 17]);
+        assert_eq!(c.control_bytes(), 20 + 114 + 64);
+        assert_eq!(c.total_sent_bytes(), 20 + 114 + 1514 + 64 + 17);
+        assert_eq!(m.counters(1).rx_bytes, c.total_sent_bytes());
+        assert_eq!(FrameClass::of(&[]), FrameClass::Other);
     }
 }

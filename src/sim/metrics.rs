@@ -6,11 +6,7 @@
 //! nodes, without revisiting a node (so a walk is bounded by N steps).
 
 use super::medium::{index_of, Medium};
-use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId};
-
-/// Most disruptions a `ConvergenceLog` keeps (later ones are counted, not kept).
-pub const MAX_DISRUPTIONS: usize = 1024;
 
 /// Read access to every node's routes, by node index.
 pub trait Routes {
@@ -240,120 +236,146 @@ pub fn route_census(routes: &impl Routes, medium: &Medium) -> RouteCensus {
     c
 }
 
-/// A scenario action that may break routes, and when they were whole again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Disruption {
-    /// When the action happened.
-    pub at: Instant,
-    /// First check after `at` at which all routes were whole.
-    pub reconverged: Option<Instant>,
-}
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::sim::medium::{mac_of, MediumConfig};
+    use crate::sim::topology::Topology;
 
-/// When the routes first became whole, and how long each disruption took to heal.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConvergenceLog {
-    /// First check at which every judged route reached its destination.
-    pub first: Option<Instant>,
-    /// Disruptions in order (at most `MAX_DISRUPTIONS`).
-    pub disruptions: Vec<Disruption>,
-    /// Disruptions not kept because the log was full.
-    pub disruptions_dropped: u64,
-    /// Route checks run.
-    pub checks: u64,
-    /// The last check's failure, for diagnosis.
-    pub last_failure: Option<RouteFailure>,
-}
-
-impl ConvergenceLog {
-    /// Whether a check is needed (not yet converged, or a disruption is unresolved).
-    pub fn needs_check(&self) -> bool {
-        self.first.is_none()
-            || self
-                .disruptions
-                .last()
-                .is_some_and(|d| d.reconverged.is_none())
+    /// Hand-written routes: `table[i][d]` is node i's next hop (an index) toward node d.
+    pub(crate) struct Static {
+        pub(crate) table: Vec<Vec<Option<usize>>>,
+        pub(crate) live: Vec<bool>,
     }
 
-    /// Records a disruption at `now`.
-    pub fn disrupt(&mut self, now: Instant) {
-        if self.disruptions.len() >= MAX_DISRUPTIONS {
-            self.disruptions_dropped += 1;
-            return;
-        }
-        self.disruptions.push(Disruption {
-            at: now,
-            reconverged: None,
-        });
+    pub(crate) fn id(i: usize) -> NodeId {
+        NodeId([i as u8 + 1; 16])
     }
 
-    /// Records the result of a check at `now`.
-    pub fn record(&mut self, now: Instant, failure: Option<RouteFailure>) {
-        self.checks += 1;
-        self.last_failure = failure;
-        if failure.is_some() {
-            return;
+    impl Routes for Static {
+        fn node_count(&self) -> usize {
+            self.table.len()
         }
-        self.first.get_or_insert(now);
-        for d in self
-            .disruptions
-            .iter_mut()
-            .filter(|d| d.reconverged.is_none())
-        {
-            d.reconverged = Some(now);
+        fn is_live(&self, i: usize) -> bool {
+            self.live[i]
+        }
+        fn id_of(&self, i: usize) -> Option<NodeId> {
+            self.live[i].then(|| id(i))
+        }
+        fn next_hop_of(&self, i: usize, dst: &NodeId) -> Option<MacAddr> {
+            let d = (0..self.table.len()).find(|&d| id(d) == *dst)?;
+            self.table[i][d].map(mac_of)
         }
     }
 
-    /// Longest time any disruption took to heal (unhealed ones count up to `now`).
-    pub fn worst_reconvergence(&self, now: Instant) -> Option<Duration> {
-        self.disruptions
-            .iter()
-            .map(|d| d.reconverged.unwrap_or(now) - d.at)
-            .max()
-    }
-}
-
-/// Mean and maximum of a per-node rate.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
-pub struct RateSummary {
-    /// Mean over the nodes counted.
-    pub mean: f64,
-    /// Maximum over the nodes counted.
-    pub max: f64,
-    /// Node with the maximum.
-    pub max_node: usize,
-    /// Nodes counted.
-    pub nodes: usize,
-}
-
-/// Per-second rates from two cumulative snapshots `window` apart, over nodes in `count`.
-pub fn rate_summary(
-    before: &[u64],
-    after: &[u64],
-    window: Duration,
-    count: impl Fn(usize) -> bool,
-) -> RateSummary {
-    let secs = window.as_secs_f64();
-    let mut s = RateSummary::default();
-    if secs <= 0.0 {
-        return s;
-    }
-    let mut total = 0.0;
-    for (i, (b, a)) in before
-        .iter()
-        .zip(after)
-        .enumerate()
-        .filter(|(i, _)| count(*i))
-    {
-        let rate = a.saturating_sub(*b) as f64 / secs;
-        total += rate;
-        s.nodes += 1;
-        if rate > s.max || s.nodes == 1 {
-            s.max = rate;
-            s.max_node = i;
+    /// Shortest-index-distance routes on a line: toward d, step one index toward it.
+    pub(crate) fn line_routes(n: usize) -> Static {
+        let table = (0..n)
+            .map(|i| {
+                (0..n)
+                    .map(|d| (i != d).then(|| if d > i { i + 1 } else { i - 1 }))
+                    .collect()
+            })
+            .collect();
+        Static {
+            table,
+            live: vec![true; n],
         }
     }
-    if s.nodes > 0 {
-        s.mean = total / s.nodes as f64;
+
+    fn medium(spec: &str) -> Medium {
+        Medium::new(&spec.parse::<Topology>().unwrap(), MediumConfig::default())
     }
-    s
+
+    #[test]
+    fn correct_routes_pass_and_every_failure_kind_is_named() {
+        let m = medium("line:4");
+        let mut r = line_routes(4);
+        assert_eq!(check_routes(&r, &m), None);
+        assert_eq!(
+            route_census(&r, &m),
+            RouteCensus {
+                pairs: 12,
+                reached: 12,
+                ..Default::default()
+            }
+        );
+        // 1 -> 0 goes to 2, and 2 -> 0 goes back to 1: both loop, and so does 3 via 2.
+        r.table[1][0] = Some(2);
+        assert_eq!(
+            check_routes(&r, &m),
+            Some(RouteFailure {
+                src: 1,
+                dst: 0,
+                outcome: RouteOutcome::Loop
+            })
+        );
+        assert_eq!(route_census(&r, &m).looped, 3);
+        r.table[1][0] = None;
+        assert_eq!(check_routes(&r, &m).unwrap().outcome, RouteOutcome::NoRoute);
+        r.table[1][0] = Some(3);
+        assert_eq!(
+            check_routes(&r, &m).unwrap().outcome,
+            RouteOutcome::NotNeighbour
+        );
+        r.table[1][0] = Some(0);
+        r.table[0][3] = Some(7);
+        assert_eq!(
+            check_routes(&r, &m).unwrap().outcome,
+            RouteOutcome::UnknownMac
+        );
+    }
+
+    #[test]
+    fn a_two_node_loop_on_a_ring_is_caught_within_n_steps() {
+        let m = medium("ring:5");
+        let mut r = line_routes(5);
+        // On the ring 0-1-2-3-4-0, send 4 -> 0 around the long way via 3, and 3 -> 0 back
+        // to 4: a loop not involving the source's first hop.
+        r.table[2][0] = Some(3);
+        r.table[3][0] = Some(4);
+        r.table[4][0] = Some(3);
+        let census = route_census(&r, &m);
+        assert_eq!(census.looped, 3);
+        assert_eq!(census.reached, 20 - 3);
+    }
+
+    #[test]
+    fn dead_nodes_and_partitions_are_judged_correctly() {
+        let mut m = medium("line:4");
+        let mut r = line_routes(4);
+        r.live[3] = false;
+        assert_eq!(route_census(&r, &m).pairs, 6);
+        assert_eq!(check_routes(&r, &m), None);
+        r.live[3] = true;
+        r.live[2] = false;
+        // 3 is cut off by 2's death: only 0 <-> 1 is judged.
+        assert_eq!(
+            route_census(&r, &m),
+            RouteCensus {
+                pairs: 2,
+                reached: 2,
+                ..Default::default()
+            }
+        );
+        r.live[2] = true;
+        r.table[3][0] = Some(2);
+        r.table[2][0] = Some(1);
+        m.cut(1, 2).unwrap();
+        // Across the cut nothing is judged; within each side routes are fine.
+        assert_eq!(check_routes(&r, &m), None);
+        assert_eq!(route_census(&r, &m).pairs, 4);
+        m.heal(1, 2).unwrap();
+        m.set_loss(2, 3, 1.0).unwrap();
+        assert_eq!(components(&r, &m), vec![0, 0, 0, 3]);
+        // On ring 0-1-2-3-0 with 1 dead, 0 and 2 still connect via 3; a route via 1 is dead.
+        let ring = medium("ring:4");
+        let mut dead_hop = line_routes(4);
+        dead_hop.live[1] = false;
+        dead_hop.table[0][2] = Some(1);
+        assert_eq!(
+            check_routes(&dead_hop, &ring).unwrap().outcome,
+            RouteOutcome::DeadHop
+        );
+    }
 }

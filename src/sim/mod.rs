@@ -64,12 +64,15 @@
 //! ```
 
 pub mod cli;
+pub mod convergence;
+pub mod counters;
 pub mod engine;
 pub mod host;
 pub mod medium;
 pub mod metrics;
 pub mod mock;
 mod queue;
+mod random_graph;
 pub mod report;
 pub mod scenario;
 pub mod stretch;
@@ -80,12 +83,11 @@ pub mod traffic;
 mod tests;
 
 pub use cli::{run_cli, CliError, SimArgs};
+pub use convergence::{ConvergenceLog, Disruption, RateSummary};
 pub use engine::{Factory, Sim};
 pub use host::SimHost;
 pub use medium::{index_of, mac_of, FrameClass, Medium, MediumConfig, MediumError, NodeCounters};
-pub use metrics::{
-    ConvergenceLog, Disruption, RateSummary, RouteCensus, RouteFailure, RouteOutcome, Routes,
-};
+pub use metrics::{RouteCensus, RouteFailure, RouteOutcome, Routes};
 pub use report::SimReport;
 pub use scenario::{Action, EngineStats, SimConfig, SimError};
 pub use stretch::{etx_cost, CostFn, StretchStats};

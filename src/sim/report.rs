@@ -2,9 +2,10 @@
 
 use std::fmt::Write as _;
 
+use super::convergence::{rate_summary, RateSummary};
 use super::engine::Sim;
 use super::host::SimHost;
-use super::metrics::{rate_summary, RateSummary, RouteCensus};
+use super::metrics::RouteCensus;
 use super::scenario::EngineStats;
 use super::stretch::StretchStats;
 use crate::time::{Duration, Instant};

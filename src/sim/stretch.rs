@@ -123,3 +123,79 @@ pub fn best_costs(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::medium::MediumConfig;
+    use crate::sim::metrics::tests::{line_routes, Static};
+    use crate::sim::topology::{LinkParams, Topology};
+
+    #[test]
+    fn etx_cost_matches_the_formula() {
+        let c = etx_cost(0.0);
+        assert_eq!(c(0.0, 0.0), 256.0);
+        assert_eq!(c(0.5, 0.5), 1024.0);
+        assert_eq!(etx_cost(10.0)(0.2, 0.0), 330.0);
+        assert!(c(1.0, 0.0).is_infinite());
+    }
+
+    #[test]
+    fn stretch_compares_the_taken_path_with_the_cheapest() {
+        // Diamond A=0, B=1, C=2, D=3; the A-B-D side loses half its frames.
+        let mut t = Topology::new(4).unwrap();
+        let lossy = LinkParams {
+            loss: 0.5,
+            ..LinkParams::default()
+        };
+        t.add_link(0, 1, lossy).unwrap();
+        t.add_link(1, 3, lossy).unwrap();
+        t.add_link(0, 2, LinkParams::default()).unwrap();
+        t.add_link(2, 3, LinkParams::default()).unwrap();
+        let m = Medium::new(&t, MediumConfig::default());
+        // Neighbours use their direct link, 1 <-> 2 goes through A, A <-> D through `b`.
+        let via = |b: usize| {
+            let mut table = vec![vec![None; 4]; 4];
+            for (i, d) in [
+                (0, 1),
+                (1, 0),
+                (0, 2),
+                (2, 0),
+                (1, 3),
+                (3, 1),
+                (2, 3),
+                (3, 2),
+            ] {
+                table[i][d] = Some(d);
+            }
+            for (i, d, hop) in [(1, 2, 0), (2, 1, 0), (0, 3, b), (3, 0, b)] {
+                table[i][d] = Some(hop);
+            }
+            Static {
+                table,
+                live: vec![true; 4],
+            }
+        };
+        let good = stretch(&via(2), &m, &etx_cost(0.0), 16);
+        assert_eq!((good.pairs, good.max, good.suboptimal), (12, 1.0, 0));
+        // Via B: 1024 + 1024 against 256 + 256, both ways.
+        let bad = stretch(&via(1), &m, &etx_cost(0.0), 16);
+        assert_eq!((bad.max, bad.suboptimal), (4.0, 2));
+        let mut best = vec![0.0; 4];
+        best_costs(&via(1), &m, 3, &etx_cost(0.0), &mut best);
+        assert_eq!(best, vec![512.0, 1024.0, 256.0, 0.0]);
+    }
+
+    #[test]
+    fn stretch_samples_destinations_and_counts_unrouted_pairs() {
+        let m = Medium::new(&"line:6".parse().unwrap(), MediumConfig::default());
+        let mut r = line_routes(6);
+        assert_eq!(stretch(&r, &m, &etx_cost(0.0), 3).destinations, 3);
+        r.table[5][0] = None;
+        let s = stretch(&r, &m, &etx_cost(0.0), 6);
+        assert_eq!(
+            (s.destinations, s.pairs, s.unrouted, s.mean),
+            (6, 29, 1, 1.0)
+        );
+    }
+}

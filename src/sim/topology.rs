@@ -7,17 +7,11 @@
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
-
+use super::random_graph::random;
 use crate::time::Duration;
 
 /// Most nodes a topology may have (MACs encode the index in 24 bits; memory does the rest).
 pub const MAX_NODES: usize = 100_000;
-/// Mean degree `random:` aims for first.
-const RANDOM_TARGET_DEGREE: f64 = 8.0;
-/// Placements `random:` tries before giving up.
-const RANDOM_MAX_PLACEMENTS: u32 = 64;
 
 /// The properties of one link, the same in both directions unless changed at runtime.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -222,6 +216,11 @@ impl Topology {
         &self.links
     }
 
+    /// Records where each node sits (for generators that place nodes).
+    pub(crate) fn set_positions(&mut self, positions: Vec<(f64, f64)>) {
+        self.positions = positions;
+    }
+
     /// Node positions in the unit square (`random:` only; empty otherwise).
     pub fn positions(&self) -> &[(f64, f64)] {
         &self.positions
@@ -401,87 +400,126 @@ fn diamond() -> Result<Topology, TopologyError> {
     Ok(t)
 }
 
-/// Random geometric graph: place, pick the radius giving the target mean degree, keep it
-/// if connected; else raise the target by one (up to a cap), then re-place.
-fn random(n: usize, seed: u64) -> Result<Topology, TopologyError> {
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let max_degree = (n - 1) as f64;
-    let cap = RANDOM_TARGET_DEGREE.max((n as f64).ln().ceil() + 4.0) + 2.0;
-    for _ in 0..RANDOM_MAX_PLACEMENTS {
-        let pos: Vec<(f64, f64)> = (0..n).map(|_| (unit(&mut rng), unit(&mut rng))).collect();
-        let mut target = RANDOM_TARGET_DEGREE;
-        while target <= cap {
-            let r = radius_for_degree(&pos, target.min(max_degree));
-            let mut t = Topology::new(n)?;
-            for (a, b) in pairs_within(&pos, r) {
-                t.add_link(a, b, LinkParams::default())?;
-            }
-            if t.is_connected() {
-                t.positions = pos;
-                return Ok(t);
-            }
-            target += 1.0;
-        }
-    }
-    Err(TopologyError::NotConnected {
-        n,
-        seed,
-        attempts: RANDOM_MAX_PLACEMENTS,
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// A uniform float in [0, 1) from the top 53 bits.
-fn unit(rng: &mut ChaCha20Rng) -> f64 {
-    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
+    fn pairs(t: &Topology) -> Vec<(usize, usize)> {
+        t.links().iter().map(|l| (l.a, l.b)).collect()
+    }
 
-/// The smallest radius (to bisection precision) whose mean degree reaches `target`.
-fn radius_for_degree(pos: &[(f64, f64)], target: f64) -> f64 {
-    let n = pos.len() as f64;
-    let want_pairs = (target * n / 2.0).ceil() as usize;
-    let guess = (target / (std::f64::consts::PI * n)).sqrt();
-    let mut hi = (3.0 * guess).min(std::f64::consts::SQRT_2);
-    if pairs_within(pos, hi).len() < want_pairs {
-        hi = std::f64::consts::SQRT_2;
-    }
-    let mut lo = 0.0;
-    for _ in 0..40 {
-        let mid = (lo + hi) / 2.0;
-        if pairs_within(pos, mid).len() >= want_pairs {
-            hi = mid;
-        } else {
-            lo = mid;
+    #[test]
+    fn fixed_shapes_have_the_expected_links() {
+        let line: Topology = "line:4".parse().unwrap();
+        assert_eq!(
+            (line.len(), pairs(&line)),
+            (4, vec![(0, 1), (1, 2), (2, 3)])
+        );
+        let ring: Topology = "ring:4".parse().unwrap();
+        assert_eq!(pairs(&ring), vec![(0, 1), (1, 2), (2, 3), (0, 3)]);
+        let grid: Topology = "grid:3x2".parse().unwrap();
+        assert_eq!(
+            pairs(&grid),
+            vec![(0, 1), (0, 3), (1, 2), (1, 4), (2, 5), (3, 4), (4, 5)]
+        );
+        let d: Topology = " Diamond ".parse().unwrap();
+        assert_eq!(pairs(&d), vec![(0, 1), (0, 2), (1, 3), (2, 3)]);
+        assert_eq!(d.name(), "Diamond");
+        for t in [&line, &ring, &grid, &d] {
+            assert!(t.is_connected());
+            assert!(t.links().iter().all(|l| l.params == LinkParams::default()));
         }
+        assert_eq!(grid.adjacency()[4], vec![1, 3, 5]);
     }
-    hi
-}
 
-/// All pairs `(a < b)` at distance at most `r`, sorted, found through a grid of cells.
-fn pairs_within(pos: &[(f64, f64)], r: f64) -> Vec<(usize, usize)> {
-    // Cells at least `r` wide, so a pair within `r` sits in adjacent cells; at most ~4n
-    // cells so a tiny `r` cannot blow up memory.
-    let max_cells = 2 * (pos.len() as f64).sqrt().ceil() as usize + 1;
-    let cells = ((1.0 / r.max(1e-9)).floor() as usize).clamp(1, max_cells);
-    let cell_of = |v: f64| ((v * cells as f64) as usize).min(cells - 1);
-    let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); cells * cells];
-    for (i, &(x, y)) in pos.iter().enumerate() {
-        buckets[cell_of(y) * cells + cell_of(x)].push(i);
-    }
-    let r2 = r * r;
-    let mut out = Vec::new();
-    for (i, &(x, y)) in pos.iter().enumerate() {
-        let (cx, cy) = (cell_of(x), cell_of(y));
-        for ny in cy.saturating_sub(1)..=(cy + 1).min(cells - 1) {
-            for nx in cx.saturating_sub(1)..=(cx + 1).min(cells - 1) {
-                for &j in &buckets[ny * cells + nx] {
-                    let (dx, dy) = (pos[j].0 - x, pos[j].1 - y);
-                    if j > i && dx * dx + dy * dy <= r2 {
-                        out.push((i, j));
-                    }
-                }
-            }
+    #[test]
+    fn random_graphs_are_connected_reproducible_and_moderately_dense() {
+        for (n, seed) in [(50, 1), (200, 2), (1000, 3)] {
+            let t = Topology::parse(&format!("random:{n}:{seed}")).unwrap();
+            assert_eq!(t.len(), n);
+            assert_eq!(t.positions().len(), n);
+            assert!(t.is_connected(), "random:{n}:{seed}");
+            let d = t.mean_degree();
+            assert!(
+                (6.0..=11.0).contains(&d),
+                "random:{n}:{seed} mean degree {d}"
+            );
+            assert_eq!(t, Topology::parse(&format!("random:{n}:{seed}")).unwrap());
         }
+        let a = Topology::parse("random:100:1").unwrap();
+        let b = Topology::parse("random:100:2").unwrap();
+        assert_ne!(pairs(&a), pairs(&b));
+        // Too few nodes for degree 8: the graph is simply complete.
+        assert_eq!(Topology::parse("random:4:9").unwrap().links().len(), 6);
     }
-    out.sort_unstable();
-    out
+
+    #[test]
+    fn bad_specs_say_what_is_wrong() {
+        let err = |s: &str| Topology::parse(s).unwrap_err();
+        assert!(matches!(err("star:5"), TopologyError::UnknownKind { kind } if kind == "star"));
+        assert!(matches!(err("line"), TopologyError::BadShape { .. }));
+        assert!(matches!(err("line:5:6"), TopologyError::BadShape { .. }));
+        assert!(matches!(err("grid:5"), TopologyError::BadShape { .. }));
+        assert!(matches!(err("diamond:4"), TopologyError::BadShape { .. }));
+        assert!(matches!(err("random:10"), TopologyError::BadShape { .. }));
+        assert!(matches!(
+            err("line:x"),
+            TopologyError::BadNumber { what: "N", .. }
+        ));
+        assert!(matches!(
+            err("random:10:-1"),
+            TopologyError::BadNumber { what: "SEED", .. }
+        ));
+        assert!(matches!(
+            err("ring:2"),
+            TopologyError::TooSmall { min: 3, got: 2, .. }
+        ));
+        assert!(matches!(
+            err("line:1"),
+            TopologyError::TooSmall { min: 2, got: 1, .. }
+        ));
+        assert!(matches!(err("grid:1x1"), TopologyError::TooSmall { .. }));
+        assert!(matches!(
+            err("grid:0x9"),
+            TopologyError::TooSmall { what: "W", .. }
+        ));
+        assert!(matches!(
+            err("line:100001"),
+            TopologyError::TooManyNodes { .. }
+        ));
+        assert!(matches!(
+            err("grid:1000x1000"),
+            TopologyError::TooManyNodes { .. }
+        ));
+        let msg = err("star:5").to_string();
+        assert!(msg.contains("star") && msg.contains("grid:WxH"), "{msg}");
+        assert!(err("ring:2").to_string().contains("at least 3"));
+    }
+
+    #[test]
+    fn add_link_rejects_bad_links() {
+        let mut t = Topology::new(3).unwrap();
+        let p = LinkParams::default();
+        t.add_link(0, 1, p).unwrap();
+        assert_eq!(
+            t.add_link(1, 0, p),
+            Err(TopologyError::DuplicateLink { a: 0, b: 1 })
+        );
+        assert_eq!(t.add_link(2, 2, p), Err(TopologyError::SelfLoop { a: 2 }));
+        assert_eq!(
+            t.add_link(0, 3, p),
+            Err(TopologyError::NodeOutOfRange { a: 0, b: 3, n: 3 })
+        );
+        let lossy = LinkParams { loss: 1.5, ..p };
+        assert_eq!(t.add_link(1, 2, lossy), Err(TopologyError::BadLoss(1.5)));
+        let silent = LinkParams {
+            bitrate_bps: 0,
+            ..p
+        };
+        assert_eq!(t.add_link(1, 2, silent), Err(TopologyError::BadBitrate));
+        assert!(!t.is_connected());
+        t.set_all_loss(0.25).unwrap();
+        assert_eq!(t.links()[0].params.loss, 0.25);
+        assert!(t.set_all_loss(-0.1).is_err());
+    }
 }

@@ -241,3 +241,80 @@ impl Flow {
         s.last_delivery = Some(now);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(seq: u64) -> TestPacket {
+        TestPacket {
+            src: "fd00::1".parse().unwrap(),
+            dst: "fd00::2".parse().unwrap(),
+            flow: 7,
+            seq,
+        }
+    }
+
+    #[test]
+    fn test_packets_round_trip_with_a_valid_checksum() {
+        let mut buf = [0u8; 100];
+        let len = build_test_packet(&mut buf, &packet(0x0102_0304_0506_0708), 4).unwrap();
+        assert_eq!(len, TEST_PACKET_MIN_LEN + 4);
+        assert_eq!(buf[0] >> 4, 6);
+        assert_eq!(u16::from_be_bytes([buf[4], buf[5]]), 20);
+        assert_eq!(
+            parse_test_packet(&buf[..len]),
+            Some(packet(0x0102_0304_0506_0708))
+        );
+        for flip in [9, 30, 41, 50, len - 1] {
+            let mut bad = buf;
+            bad[flip] ^= 0x40;
+            assert_eq!(parse_test_packet(&bad[..len]), None, "byte {flip} flipped");
+        }
+        assert_eq!(parse_test_packet(&buf[..len - 1]), None);
+        assert_eq!(parse_test_packet(&buf[..20]), None);
+        assert_eq!(build_test_packet(&mut buf[..50], &packet(1), 0), None);
+    }
+
+    #[test]
+    fn flows_count_deliveries_duplicates_latency_and_gaps() {
+        let spec = FlowSpec {
+            src: 0,
+            dst: 3,
+            start: Instant::from_millis(1000),
+            interval: Duration::from_millis(100),
+            count: 5,
+            payload_len: 0,
+        };
+        let mut f = Flow::new(spec);
+        let mut sends = Vec::new();
+        while let Some((seq, next)) = f.next_send() {
+            f.on_sent(f.send_time(seq));
+            sends.push((seq, next));
+        }
+        assert_eq!(sends.len(), 5);
+        assert_eq!(sends[0], (0, Some(Instant::from_millis(1100))));
+        assert_eq!(sends[4], (4, None));
+        f.on_delivered(Instant::from_millis(1010), 3, 0);
+        f.on_delivered(Instant::from_millis(1011), 3, 0);
+        f.on_delivered(Instant::from_millis(1420), 3, 4);
+        f.on_delivered(Instant::from_millis(1120), 2, 1);
+        let s = &f.stats;
+        assert_eq!(
+            (s.sent, s.delivered, s.duplicates, s.misdelivered),
+            (5, 2, 1, 1)
+        );
+        assert_eq!(s.latency_max, Duration::from_millis(20));
+        assert_eq!(s.mean_latency(), Duration::from_millis(15));
+        assert_eq!(s.longest_gap(), Duration::from_millis(410));
+        assert!((s.delivery_ratio() - 0.4).abs() < 1e-9);
+        // A flow that stops being delivered shows the outage up to its last send.
+        let mut g = Flow::new(spec);
+        for seq in 0..5 {
+            g.next_send();
+            g.on_sent(g.send_time(seq));
+        }
+        g.on_delivered(Instant::from_millis(1005), 3, 0);
+        assert_eq!(g.stats.longest_gap(), Duration::from_millis(395));
+    }
+}
