@@ -221,8 +221,8 @@ impl<H: SimHost> Sim<H> {
                     let failure = self.check_routes();
                     self.conv.record(self.now, failure);
                 }
-                self.queue
-                    .push(self.now + self.cfg.check_interval, EventKind::Check);
+                let every = self.cfg.check_interval.max(Duration::from_micros(1));
+                self.queue.push(self.now + every, EventKind::Check);
             }
         }
     }

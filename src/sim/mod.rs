@@ -29,6 +29,21 @@
 //! changed). No MAC-layer retransmission unless `MediumConfig::unicast_retries` is set.
 //! No CPU time: hosts compute instantly. One interface per node.
 //!
+//! # Metrics
+//!
+//! - **Convergence**: every `check_interval` (100 ms) while not converged, every live
+//!   node must have a next hop toward every live node it is connected to over usable
+//!   links (up, loss below 1 both ways), and following next hops must reach the
+//!   destination over usable links and live nodes without revisiting a node. The first
+//!   check that passes is the convergence time; each scenario action restarts checking
+//!   and records when routes were whole again (`ConvergenceLog`).
+//! - **Stretch**: cost of the path the next hops take over the cheapest path's cost,
+//!   both under a caller-chosen link cost (`etx_cost(hop_penalty)` by default).
+//! - **Delivery**: per test flow, distinct packets delivered at the destination over
+//!   packets sent, latency, and the longest gap between deliveries.
+//! - **Control traffic**: per node, bytes of always-control frames (0x11–0x14, 0x16)
+//!   plus the host's `control_bytes_sent` hook; rates between two snapshots.
+//!
 //! # Determinism
 //!
 //! Events are ordered by (time, insertion sequence); every collection iterated in order

@@ -304,6 +304,14 @@ fn a_host_spinning_on_the_current_instant_cannot_stall_the_run() {
     let s = sim.stats();
     assert!(s.timer_spin_breaks > 0);
     assert!(s.events < 50_000, "{s:?}");
+    // A zero check interval is treated as 1 us rather than looping at one instant.
+    let cfg = SimConfig {
+        check_interval: Duration::ZERO,
+        ..SimConfig::default()
+    };
+    let mut sim = Sim::new(&"line:2".parse().unwrap(), cfg, test_host);
+    sim.run_until(Instant::from_micros(100));
+    assert_eq!(sim.convergence().checks, 101, "checks at 0, 1, ..., 100 us");
 }
 
 #[test]
