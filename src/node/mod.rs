@@ -1,13 +1,42 @@
-//! The whole protocol as a sans-IO state machine (being built).
+//! The whole protocol as one sans-IO state machine.
+//!
+//! Inputs are `handle_frame`, `handle_ip_packet` and `handle_timeout`, each with `now`.
+//! After every input drain, in this order: `poll_transmit` (frames for the mesh) until
+//! `None`, `poll_deliver` (IP packets for the TUN side) until `None`, `poll_event` until
+//! `None`, then call `handle_timeout` at `poll_timeout`. The node never reads a clock,
+//! opens a socket or uses a global RNG: randomness comes from the seed given to `new`.
 
+mod announcements;
+mod config;
+mod control;
+mod handshake;
+mod ip;
 mod links;
 mod ring;
+mod rx;
 mod stats;
+mod tx;
 
+pub use announcements::{Announcements, MAX_ANNOUNCEMENTS};
+pub use config::NodeConfig;
+pub use links::{HANDSHAKE_RETRY, HANDSHAKE_TIMEOUT, MAX_LINKS};
 pub use ring::{Ring, Slot};
 pub use stats::{DropReason, Stats};
 
-use crate::wire::MacAddr;
+use std::net::Ipv6Addr;
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use crate::crypto::hashchain::DEFAULT_CHAIN_LEN;
+use crate::crypto::{Announcement, ChainSigner, GroupSender, Identity, MeshPsk};
+use crate::overlay::{ipv6_for, mesh_prefix, AddressBook, MeshPrefix};
+use crate::routing::seqno::TokenBucket;
+use crate::routing::Routing;
+use crate::time::{Duration, Instant};
+use crate::wire::{MacAddr, NodeId, ANNOUNCE_LEN};
+
+use links::Links;
 
 /// Which of the node's mesh interfaces a frame arrived on or leaves by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -22,4 +51,278 @@ pub struct Transmit {
     pub dst: MacAddr,
     /// Bytes written after the Ethernet header (the caller adds the Ethernet header).
     pub len: usize,
+}
+
+/// Something that happened, for logs, the CLI and the simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A link session with a neighbour was established (or rekeyed).
+    SessionUp {
+        /// Interface.
+        iface: IfaceId,
+        /// Neighbour MAC.
+        mac: MacAddr,
+        /// Neighbour node id.
+        node: NodeId,
+    },
+    /// Something the routing layer reported.
+    Routing(crate::routing::Event),
+}
+
+/// Most mesh interfaces of one node.
+pub const MAX_IFACES: usize = 8;
+/// Most OGMs parked while their originator's announcement is fetched.
+pub const MAX_PENDING_OGMS: usize = 64;
+/// Most events queued for the caller (events are informational; overflow is counted).
+pub const EVENT_QUEUE_CAP: usize = 256;
+/// Period of the node's housekeeping (handshake timeouts, rekeys, session expiry).
+pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
+/// Hop limit of data frames we originate.
+pub const DATA_TTL: u8 = 64;
+/// Announcements we send in answer to requests, per second over all neighbours.
+pub const ANNOUNCE_REPLIES_PER_SEC: u32 = 200;
+
+/// Metadata of a queued frame.
+#[derive(Debug, Clone, Copy, Default)]
+struct TxMeta {
+    iface: IfaceId,
+    dst: MacAddr,
+    control: bool,
+}
+
+/// An OGM waiting for its originator's announcement.
+#[derive(Debug, Clone, Copy)]
+struct PendingOgm {
+    iface: IfaceId,
+    mac: MacAddr,
+    ogm: crate::wire::OgmRepr,
+    since: Instant,
+}
+
+/// One veilmesh node: link sessions, routing, overlay addressing, queues and counters.
+pub struct Node {
+    cfg: NodeConfig,
+    identity: Identity,
+    id: NodeId,
+    psk: MeshPsk,
+    epoch: u32,
+    rng: ChaCha20Rng,
+    ifaces: heapless::Vec<(IfaceId, MacAddr), MAX_IFACES>,
+    links: Links,
+    group: GroupSender,
+    routing: Routing,
+    anns: Announcements,
+    chain: ChainSigner,
+    own_ann: [u8; ANNOUNCE_LEN],
+    prefix: MeshPrefix,
+    addr6: Ipv6Addr,
+    book: AddressBook,
+    pending_ogms: heapless::Vec<PendingOgm, MAX_PENDING_OGMS>,
+    tx: Ring<TxMeta>,
+    deliver: Ring<()>,
+    events: heapless::Deque<Event, EVENT_QUEUE_CAP>,
+    handshake_budget: TokenBucket,
+    announce_budget: TokenBucket,
+    next_housekeeping: Instant,
+    scratch: Option<Box<[u8; crate::wire::MAX_FRAME_LEN]>>,
+    stats: Stats,
+}
+
+/// Why a node could not be created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The hash chain or announcement could not be built (a bug, not a configuration error).
+    #[error("cannot build the node's signed announcement: {0}")]
+    Announcement(String),
+}
+
+impl Node {
+    /// A node with `identity` in restart `epoch` (must grow on every restart; the daemon
+    /// persists it), randomness from `seed`, started at `now`.
+    pub fn new(
+        cfg: NodeConfig,
+        identity: Identity,
+        epoch: u32,
+        seed: [u8; 32],
+        now: Instant,
+    ) -> Result<Node, NodeError> {
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let id = identity.node_id();
+        let psk = MeshPsk::derive(cfg.mesh_name.as_bytes(), cfg.mesh_secret.as_deref());
+        let chain = ChainSigner::new(&identity, epoch, 0, DEFAULT_CHAIN_LEN)
+            .map_err(|e| NodeError::Announcement(e.to_string()))?;
+        let own_ann = Announcement::for_chain(&identity, epoch, &chain)
+            .sign(&identity)
+            .map_err(|e| NodeError::Announcement(e.to_string()))?;
+        let prefix = mesh_prefix(cfg.mesh_name.as_bytes());
+        let mut routing_seed = [0u8; 32];
+        rng.fill_bytes(&mut routing_seed);
+        let routing = Routing::new(id, epoch, now, ChaCha20Rng::from_seed(routing_seed));
+        let group = GroupSender::generate(&mut rng);
+        let mut anns = Announcements::default();
+        // Our own announcement answers AnnounceRequests for us like any other.
+        let _ = anns.insert(&own_ann);
+        let mut book = AddressBook::new(prefix, cfg.ipv4_pool);
+        book.learn(id, None);
+        Ok(Node {
+            tx: Ring::new(cfg.tx_queue),
+            deliver: Ring::new(cfg.deliver_queue),
+            handshake_budget: TokenBucket::new(now, cfg.handshakes_per_sec, cfg.handshakes_per_sec),
+            announce_budget: TokenBucket::new(now, ANNOUNCE_REPLIES_PER_SEC, ANNOUNCE_REPLIES_PER_SEC),
+            cfg,
+            identity,
+            id,
+            psk,
+            epoch,
+            rng,
+            ifaces: heapless::Vec::new(),
+            links: Links::default(),
+            group,
+            routing,
+            anns,
+            chain,
+            own_ann,
+            prefix,
+            addr6: ipv6_for(&prefix, &id),
+            book,
+            pending_ogms: heapless::Vec::new(),
+            events: heapless::Deque::new(),
+            next_housekeeping: now + HOUSEKEEPING_INTERVAL,
+            scratch: Some(Box::new([0u8; crate::wire::MAX_FRAME_LEN])),
+            stats: Stats::default(),
+        })
+    }
+
+    /// Attach a mesh interface with our MAC on it. Returns false if there are too many.
+    pub fn add_interface(&mut self, now: Instant, iface: IfaceId, mac: MacAddr) -> bool {
+        if self.ifaces.iter().any(|(i, _)| *i == iface) {
+            return true;
+        }
+        if self.ifaces.push((iface, mac)).is_err() {
+            return false;
+        }
+        self.routing.add_interface(now, iface, mac)
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.id
+    }
+
+    /// This node's overlay IPv6 address.
+    pub fn overlay_ipv6(&self) -> Ipv6Addr {
+        self.addr6
+    }
+
+    /// The mesh's /48 prefix.
+    pub fn mesh_prefix(&self) -> MeshPrefix {
+        self.prefix
+    }
+
+    /// The restart epoch this node runs in.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The routing state (neighbours, originators, counters) for the CLI and simulator.
+    pub fn routing(&self) -> &Routing {
+        &self.routing
+    }
+
+    /// The current next hop toward `dst`.
+    pub fn next_hop(&self, dst: &NodeId) -> Option<(IfaceId, MacAddr)> {
+        self.routing.next_hop(dst)
+    }
+
+    /// Number of neighbours with an established link session.
+    pub fn sessions(&self) -> usize {
+        self.links.iter().filter(|(_, l)| l.current.is_some()).count()
+    }
+
+    /// The next frame to send, written into `buf` (at least 1500 bytes).
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        let slot = self.tx.front()?;
+        let len = slot.len;
+        let meta = slot.meta;
+        let (Some(dst), Some(src)) = (buf.get_mut(..len), slot.buf.get(..len)) else {
+            // The caller's buffer is too small: the frame is dropped, not truncated.
+            self.tx.pop();
+            self.stats.drop(DropReason::TxQueueFull);
+            return None;
+        };
+        dst.copy_from_slice(src);
+        self.tx.pop();
+        self.stats.frames_out += 1;
+        self.stats.bytes_out += len as u64;
+        if meta.control {
+            self.stats.control_bytes_out += len as u64;
+        }
+        Some(Transmit { iface: meta.iface, dst: meta.dst, len })
+    }
+
+    /// The next IP packet for the TUN side, written into `buf`; returns its length.
+    pub fn poll_deliver(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let slot = self.deliver.front()?;
+        let len = slot.len;
+        let copied = match (buf.get_mut(..len), slot.buf.get(..len)) {
+            (Some(dst), Some(src)) => {
+                dst.copy_from_slice(src);
+                true
+            }
+            _ => false,
+        };
+        self.deliver.pop();
+        if !copied {
+            self.stats.drop(DropReason::DeliverQueueFull);
+            return None;
+        }
+        self.stats.packets_to_tun += 1;
+        Some(len)
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let routing = self.routing.poll_timeout();
+        Some(match routing {
+            Some(t) => t.min(self.next_housekeeping),
+            None => self.next_housekeeping,
+        })
+    }
+
+    /// Advance timers to `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.routing.handle_timeout(now);
+        if now >= self.next_housekeeping {
+            self.housekeeping(now);
+            self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
+        }
+        self.drain_routing(now);
+    }
+
+    fn push_event(&mut self, event: Event) {
+        if self.events.push_back(event).is_err() {
+            self.stats.drop(DropReason::EventQueueFull);
+        }
+    }
+
+    fn mac_of(&self, iface: IfaceId) -> Option<MacAddr> {
+        self.ifaces.iter().find(|(i, _)| *i == iface).map(|(_, m)| *m)
+    }
+
+    fn seed(&mut self) -> [u8; 32] {
+        let mut s = [0u8; 32];
+        self.rng.fill_bytes(&mut s);
+        s
+    }
 }

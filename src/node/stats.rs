@@ -42,6 +42,9 @@ drop_reasons! {
     AnnounceStale => "announce_stale": "node announcement older than the one we hold",
     AddressClaimRejected => "address_claim_rejected": "announcement claiming an address its key does not own",
     PendingFull => "pending_full": "no room to park an OGM while its announcement is fetched",
+    PendingExpired => "pending_expired": "a parked OGM whose announcement never arrived",
+    AnnounceStoreFull => "announce_store_full": "no room for another node's announcement",
+    AnnounceRateLimited => "announce_rate_limited": "too many announcement requests to answer",
     NoRoute => "no_route": "IP packet for a destination we have no route to",
     NoSession => "no_session": "next hop has no established link session",
     TtlExpired => "ttl_expired": "data frame whose hop limit ran out",
@@ -78,7 +81,7 @@ pub struct Stats {
     drops: [u64; DROP_REASONS],
 }
 
-const DROP_REASONS: usize = 25;
+const DROP_REASONS: usize = 28;
 const _: () = assert!(DropReason::ALL.len() == DROP_REASONS);
 
 impl Stats {

@@ -1,0 +1,37 @@
+//! What a node is told at start: mesh membership, policy, addressing and queue sizes.
+
+use crate::crypto::AcceptPolicy;
+use crate::overlay::Ipv4Pool;
+
+/// Node configuration (the daemon builds it from its TOML file and flags).
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Mesh name: separates meshes (PSK input) and fixes the overlay /48.
+    pub mesh_name: String,
+    /// Optional mesh secret: without it a node cannot even complete a handshake.
+    pub mesh_secret: Option<Vec<u8>>,
+    /// Which peer identities may complete a handshake (open, or a darknet allow-list).
+    pub policy: AcceptPolicy,
+    /// IPv4 pool to claim an address from, if IPv4 is on.
+    pub ipv4_pool: Option<Ipv4Pool>,
+    /// Frames waiting to be sent (slots of 1500 bytes, allocated once).
+    pub tx_queue: usize,
+    /// IP packets waiting for the TUN side.
+    pub deliver_queue: usize,
+    /// Handshakes (started or answered) per second over all neighbours.
+    pub handshakes_per_sec: u32,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            mesh_name: "veilmesh".to_string(),
+            mesh_secret: None,
+            policy: AcceptPolicy::Open,
+            ipv4_pool: None,
+            tx_queue: 256,
+            deliver_queue: 128,
+            handshakes_per_sec: 20,
+        }
+    }
+}

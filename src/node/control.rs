@@ -1,0 +1,202 @@
+//! Routing control traffic: turning routing's actions into frames, OGM authentication with
+//! parked OGMs while an announcement is fetched, announcements, and housekeeping.
+
+use super::{DropReason, Event, IfaceId, Node, PendingOgm};
+use crate::crypto::hashchain::DEFAULT_CHAIN_LEN;
+use crate::crypto::{Announcement, ChainSigner};
+use crate::routing::{Action, AuthVerdict, Dest};
+use crate::time::{Duration, Instant};
+use crate::wire::{MacAddr, NodeId, OgmRepr, ANNOUNCE_LEN};
+
+/// A parked OGM whose announcement did not arrive within this time is dropped.
+const PENDING_OGM_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Node {
+    /// Drain routing's outputs into frames and events.
+    pub(super) fn drain_routing(&mut self, now: Instant) {
+        while let Some(action) = self.routing.poll_action() {
+            self.on_action(now, action);
+        }
+        while let Some(batch) = self.routing.poll_ogm_batch() {
+            self.send_ogm_batch(now, &batch);
+        }
+        while let Some(e) = self.routing.poll_event() {
+            self.push_event(Event::Routing(e));
+        }
+    }
+
+    fn on_action(&mut self, _now: Instant, action: Action) {
+        match action {
+            Action::SendHello { iface, hello } => {
+                self.queue_clear_hello(iface, &hello);
+                if self.links.iter().any(|(_, l)| l.iface == iface && l.current.is_some()) {
+                    let mut entries = heapless::Vec::<_, 64>::new();
+                    for e in self.routing.ihu_entries(iface) {
+                        if entries.push(e).is_err() {
+                            break;
+                        }
+                    }
+                    self.queue_broadcast(iface, |w| {
+                        w.push_hello(&hello)?;
+                        let fit = entries.len().min(w.ihu_capacity());
+                        w.push_ihu(entries.get(..fit).unwrap_or(&[]))
+                    });
+                }
+            }
+            Action::SendProbe { iface, mac, seq } => {
+                if let Some(slot) = self.links.find(iface, mac) {
+                    self.queue_unicast(slot, true, |w| w.push_probe(seq));
+                }
+            }
+            Action::SendSeqnoRequest { dest, req } => match dest {
+                Dest::AllInterfaces => {
+                    for (iface, _) in self.ifaces.clone() {
+                        self.queue_broadcast(iface, |w| w.push_seqno_request(&req));
+                    }
+                }
+                Dest::Neighbor { iface, mac } => {
+                    if let Some(slot) = self.links.find(iface, mac) {
+                        self.queue_unicast(slot, true, |w| w.push_seqno_request(&req));
+                    }
+                }
+            },
+            Action::RequestAnnounce { iface, mac, node } => {
+                if let Some(slot) = self.links.find(iface, mac) {
+                    self.queue_unicast(slot, true, |w| w.push_announce_request(&node));
+                }
+            }
+        }
+    }
+
+    /// Broadcast a batch of OGMs on every interface, signing our own with the hash chain.
+    fn send_ogm_batch(&mut self, now: Instant, batch: &[OgmRepr]) {
+        let mut ogms = heapless::Vec::<OgmRepr, { crate::routing::OGM_BATCH_MAX }>::new();
+        let mut new_ann = None;
+        for ogm in batch {
+            let mut ogm = *ogm;
+            if ogm.node == self.id {
+                match self.own_chain_element(now, ogm.seqno) {
+                    Some((elem, ann)) => {
+                        ogm.chain = elem;
+                        new_ann = new_ann.or(ann);
+                    }
+                    None => continue,
+                }
+            }
+            let _ = ogms.push(ogm);
+        }
+        if ogms.is_empty() {
+            return;
+        }
+        for (iface, _) in self.ifaces.clone() {
+            self.queue_broadcast(iface, |w| {
+                if let Some(ann) = &new_ann {
+                    w.push_announce(ann)?;
+                }
+                ogms.iter().try_for_each(|o| w.push_ogm(o))
+            });
+        }
+    }
+
+    /// The chain element for our OGM `seqno`; starts a new chain (and returns the new
+    /// announcement to send along) when the current one does not cover it.
+    fn own_chain_element(
+        &mut self,
+        _now: Instant,
+        seqno: u32,
+    ) -> Option<([u8; 16], Option<[u8; ANNOUNCE_LEN]>)> {
+        if let Ok(e) = self.chain.element(seqno) {
+            return Some((e, None));
+        }
+        let chain = ChainSigner::new(&self.identity, self.epoch, seqno, DEFAULT_CHAIN_LEN).ok()?;
+        let ann = Announcement::for_chain(&self.identity, self.epoch, &chain)
+            .sign(&self.identity)
+            .ok()?;
+        let elem = chain.element(seqno).ok()?;
+        self.chain = chain;
+        self.own_ann = ann;
+        let _ = self.anns.insert(&ann);
+        Some((elem, Some(ann)))
+    }
+
+    /// An OGM from a neighbour: authenticate through the announcement store; park it if the
+    /// announcement must be fetched first.
+    pub(super) fn on_ogm(&mut self, now: Instant, iface: IfaceId, mac: MacAddr, ogm: &OgmRepr) {
+        if ogm.node == self.id {
+            return;
+        }
+        self.anns.set_now(now);
+        let verdict = self.routing.handle_ogm(now, iface, mac, ogm, &mut self.anns);
+        match verdict {
+            AuthVerdict::UnknownOriginator => self.park_ogm(now, iface, mac, ogm),
+            AuthVerdict::Invalid => self.stats.drop(DropReason::OgmInvalid),
+            AuthVerdict::Stale => self.stats.drop(DropReason::OgmStale),
+            _ => {}
+        }
+    }
+
+    fn park_ogm(&mut self, now: Instant, iface: IfaceId, mac: MacAddr, ogm: &OgmRepr) {
+        let pending = PendingOgm { iface, mac, ogm: *ogm, since: now };
+        // One parked OGM per originator is enough: the newest replaces an older one.
+        if let Some(p) = self.pending_ogms.iter_mut().find(|p| p.ogm.node == ogm.node) {
+            *p = pending;
+        } else if self.pending_ogms.push(pending).is_err() {
+            self.stats.drop(DropReason::PendingFull);
+        }
+    }
+
+    /// A node announcement (ours, a neighbour's, or one we asked for).
+    pub(super) fn on_announce(&mut self, now: Instant, bytes: &[u8; ANNOUNCE_LEN]) {
+        use super::announcements::{Refused, Stored};
+        match self.anns.insert(bytes) {
+            Ok((Stored::Same, _)) => {}
+            Ok((_, ann)) => {
+                let node = ann.node_id();
+                self.book.learn(node, None);
+                self.replay_parked(now, &node);
+            }
+            Err(Refused::Invalid) => self.stats.drop(DropReason::AnnounceInvalid),
+            Err(Refused::Stale) => self.stats.drop(DropReason::AnnounceStale),
+            Err(Refused::Full) => self.stats.drop(DropReason::AnnounceStoreFull),
+        }
+    }
+
+    fn replay_parked(&mut self, now: Instant, node: &NodeId) {
+        let Some(pos) = self.pending_ogms.iter().position(|p| p.ogm.node == *node) else {
+            return;
+        };
+        let p = self.pending_ogms.swap_remove(pos);
+        self.on_ogm(now, p.iface, p.mac, &p.ogm);
+    }
+
+    /// A neighbour asks for `node`'s announcement.
+    pub(super) fn on_announce_request(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        mac: MacAddr,
+        node: &NodeId,
+    ) {
+        let Some(bytes) = self.anns.bytes(node).copied() else {
+            return;
+        };
+        if !self.announce_budget.allow(now) {
+            self.stats.drop(DropReason::AnnounceRateLimited);
+            return;
+        }
+        if let Some(slot) = self.links.find(iface, mac) {
+            self.queue_unicast(slot, true, |w| w.push_announce(&bytes));
+        }
+    }
+
+    /// Periodic work: link timers, expired parked OGMs.
+    pub(super) fn housekeeping(&mut self, now: Instant) {
+        self.housekeep_links(now);
+        let before = self.pending_ogms.len();
+        self.pending_ogms
+            .retain(|p| now.saturating_since(p.since) < PENDING_OGM_TIMEOUT);
+        for _ in self.pending_ogms.len()..before {
+            self.stats.drop(DropReason::PendingExpired);
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The node's side of link handshakes: when to start one, answering, finishing, installing
+//! the session, and the timers (timeout, rekey, expiry) that go with them.
+
+use super::links::{LinkSession, Links, Pending, HANDSHAKE_TIMEOUT, IDLE_LINK_TIMEOUT};
+use super::{DropReason, Event, IfaceId, Node};
+use crate::crypto::handshake::{MSG1_LEN, MSG2_LEN, MSG3_LEN};
+use crate::crypto::{Established, HandshakeError, Initiator, Responder, Session};
+use crate::time::Instant;
+use crate::wire::{HandshakeKind, MacAddr};
+
+impl Node {
+    /// Start a handshake toward `mac` if none is running and the rate limits allow.
+    pub(super) fn maybe_initiate(&mut self, now: Instant, iface: IfaceId, mac: MacAddr) {
+        let Some(slot) = self.links.find_or_insert(iface, mac, now) else {
+            self.stats.drop(DropReason::NeighborTableFull);
+            return;
+        };
+        let may = self.links.get(slot).is_some_and(|l| l.may_initiate(now));
+        if !may {
+            return;
+        }
+        if !self.handshake_budget.allow(now) {
+            self.stats.drop(DropReason::HandshakeRateLimited);
+            return;
+        }
+        let seed = self.seed();
+        let mut msg1 = [0u8; MSG1_LEN];
+        let Ok((hs, len)) = Initiator::new(&self.identity, &self.psk, seed, &mut msg1) else {
+            self.stats.drop(DropReason::HandshakeFailed);
+            return;
+        };
+        let local_idx = Links::new_index(slot, &mut self.rng);
+        if let Some(link) = self.links.get_mut(slot) {
+            link.pending = Some(Pending::Initiating { hs: Box::new(hs), local_idx, since: now });
+            link.last_attempt = Some(now);
+        }
+        self.queue_handshake(iface, mac, HandshakeKind::Init, (local_idx, 0), &msg1[..len]);
+    }
+
+    /// A HandshakeInit from `mac`.
+    pub(super) fn on_handshake_init(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        mac: MacAddr,
+        sender_idx: u32,
+        noise: &[u8],
+    ) {
+        let Some(slot) = self.links.find_or_insert(iface, mac, now) else {
+            self.stats.drop(DropReason::NeighborTableFull);
+            return;
+        };
+        // Both sides initiated at once: the handshake started by the lower MAC goes on.
+        let ours_wins = self.mac_of(iface).is_some_and(|m| m < mac)
+            && self
+                .links
+                .get(slot)
+                .is_some_and(|l| matches!(l.pending, Some(Pending::Initiating { .. })));
+        if ours_wins {
+            return;
+        }
+        if !self.handshake_budget.allow(now) {
+            self.stats.drop(DropReason::HandshakeRateLimited);
+            return;
+        }
+        let seed = self.seed();
+        let mut msg2 = [0u8; MSG2_LEN];
+        let (hs, len) = match Responder::respond(&self.identity, &self.psk, seed, noise, &mut msg2)
+        {
+            Ok(r) => r,
+            Err(e) => {
+                self.stats.drop(handshake_drop(&e));
+                return;
+            }
+        };
+        let local_idx = Links::new_index(slot, &mut self.rng);
+        if let Some(link) = self.links.get_mut(slot) {
+            link.pending = Some(Pending::Responding {
+                hs: Box::new(hs),
+                local_idx,
+                remote_idx: sender_idx,
+                since: now,
+            });
+            link.last_heard = now;
+        }
+        self.queue_handshake(iface, mac, HandshakeKind::Resp, (local_idx, sender_idx), &msg2[..len]);
+    }
+
+    /// A HandshakeResp from `mac` for our pending Init `receiver_idx`.
+    pub(super) fn on_handshake_resp(
+        &mut self,
+        now: Instant,
+        mac: MacAddr,
+        (sender_idx, receiver_idx): (u32, u32),
+        noise: &[u8],
+    ) {
+        let Some(slot) = self.pending_slot(mac, receiver_idx) else {
+            self.stats.drop(DropReason::UnknownSession);
+            return;
+        };
+        let Some(link) = self.links.get_mut(slot) else { return };
+        let Some(Pending::Initiating { hs, local_idx, .. }) = link.pending.take() else {
+            self.stats.drop(DropReason::UnknownSession);
+            return;
+        };
+        let iface = link.iface;
+        let mut msg3 = [0u8; MSG3_LEN];
+        match hs.finish(noise, &mut msg3, &self.cfg.policy) {
+            Ok((est, len)) => {
+                self.queue_handshake(
+                    iface,
+                    mac,
+                    HandshakeKind::Finish,
+                    (local_idx, sender_idx),
+                    &msg3[..len],
+                );
+                self.install_session(now, slot, &est, local_idx, sender_idx);
+            }
+            Err(e) => self.stats.drop(handshake_drop(&e)),
+        }
+    }
+
+    /// A HandshakeFinish from `mac` for our pending Resp `receiver_idx`.
+    pub(super) fn on_handshake_finish(
+        &mut self,
+        now: Instant,
+        mac: MacAddr,
+        (sender_idx, receiver_idx): (u32, u32),
+        noise: &[u8],
+    ) {
+        let Some(slot) = self.pending_slot(mac, receiver_idx) else {
+            self.stats.drop(DropReason::UnknownSession);
+            return;
+        };
+        let Some(link) = self.links.get_mut(slot) else { return };
+        let Some(Pending::Responding { hs, local_idx, remote_idx, .. }) = link.pending.take()
+        else {
+            self.stats.drop(DropReason::UnknownSession);
+            return;
+        };
+        if remote_idx != sender_idx {
+            self.stats.drop(DropReason::UnknownSession);
+            return;
+        }
+        match hs.finish(noise, &self.cfg.policy) {
+            Ok(est) => self.install_session(now, slot, &est, local_idx, remote_idx),
+            Err(e) => self.stats.drop(handshake_drop(&e)),
+        }
+    }
+
+    fn pending_slot(&self, mac: MacAddr, receiver_idx: u32) -> Option<usize> {
+        let slot = self.links.by_pending_index(receiver_idx)?;
+        self.links.get(slot).is_some_and(|l| l.mac == mac).then_some(slot)
+    }
+
+    /// A handshake completed: make its session current and tell routing and the peer.
+    fn install_session(
+        &mut self,
+        now: Instant,
+        slot: usize,
+        est: &Established,
+        local_idx: u32,
+        remote_idx: u32,
+    ) {
+        let node = est.peer.node_id();
+        let Some(link) = self.links.get_mut(slot) else { return };
+        let new_peer = link.node != Some(node);
+        link.previous = link.current.take();
+        link.current = Some(LinkSession { local_idx, remote_idx, session: Session::new(est, now) });
+        link.peer = Some(est.peer);
+        link.node = Some(node);
+        link.last_heard = now;
+        if new_peer {
+            // A different node behind this MAC: its old group key is meaningless.
+            link.group = None;
+            link.previous = None;
+        }
+        let (iface, mac) = (link.iface, link.mac);
+        self.stats.sessions_established += 1;
+        self.routing.neighbor_authenticated(now, iface, mac, node);
+        self.push_event(Event::SessionUp { iface, mac, node });
+        // Our group key (so it can read our broadcasts) and our announcement (so it can
+        // check our OGMs without asking).
+        let key = self.group.repr();
+        let ann = self.own_ann;
+        self.queue_unicast(slot, true, |w| {
+            w.push_group_key(&key)?;
+            w.push_announce(&ann)
+        });
+        self.drain_routing(now);
+    }
+
+    /// Handshake timeouts, rekeys, expired sessions, forgotten idle links.
+    pub(super) fn housekeep_links(&mut self, now: Instant) {
+        let mut rekey = heapless::Vec::<(IfaceId, MacAddr), 16>::new();
+        let mut forget = heapless::Vec::<usize, 16>::new();
+        let mut lost = heapless::Vec::<(IfaceId, MacAddr), 16>::new();
+        for (slot, link) in self.links.iter_mut() {
+            if link.pending.as_ref().is_some_and(|p| now.saturating_since(p.since()) >= HANDSHAKE_TIMEOUT) {
+                link.pending = None;
+            }
+            if link.previous.as_ref().is_some_and(|s| s.session.is_expired(now)) {
+                link.previous = None;
+            }
+            if link.current.as_ref().is_some_and(|s| s.session.is_expired(now)) {
+                link.current = None;
+                let _ = lost.push((link.iface, link.mac));
+            }
+            let wants_rekey = link.current.as_ref().is_some_and(|s| s.session.needs_rekey(now));
+            if wants_rekey && link.may_initiate(now) {
+                let _ = rekey.push((link.iface, link.mac));
+            }
+            let idle = link.current.is_none()
+                && link.pending.is_none()
+                && now.saturating_since(link.last_heard) >= IDLE_LINK_TIMEOUT;
+            if idle {
+                let _ = forget.push(slot);
+            }
+        }
+        for (iface, mac) in lost {
+            self.routing.neighbor_deauthenticated(now, iface, mac);
+        }
+        for slot in forget {
+            self.links.remove(slot);
+        }
+        for (iface, mac) in rekey {
+            self.maybe_initiate(now, iface, mac);
+        }
+    }
+}
+
+fn handshake_drop(e: &HandshakeError) -> DropReason {
+    match e {
+        HandshakeError::NotAllowed => DropReason::NotAllowed,
+        _ => DropReason::HandshakeFailed,
+    }
+}

@@ -1,0 +1,107 @@
+//! IP packets: from the TUN side into the mesh, hop by hop along the routes, and out to the
+//! TUN side at the destination.
+
+use super::{DropReason, Node, DATA_TTL};
+use crate::overlay::{classify, IpPacket, PacketClass};
+use crate::time::Instant;
+use crate::wire::{NodeId, MAX_DATA_PACKET_LEN};
+
+impl Node {
+    /// An IP packet from the TUN side (an application on this node sending into the mesh).
+    pub fn handle_ip_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.stats.packets_from_tun += 1;
+        let class = classify(packet, &self.prefix, self.cfg.ipv4_pool.as_ref());
+        let dst = match class {
+            PacketClass::Noise(_) => {
+                self.stats.drop(DropReason::LocalNoise);
+                return;
+            }
+            PacketClass::Unroutable(_) => {
+                self.stats.drop(DropReason::NotOverlay);
+                return;
+            }
+            _ => self.book.lookup_class(&class),
+        };
+        if !self.is_own_source(packet) {
+            self.stats.drop(DropReason::NotOverlay);
+            return;
+        }
+        let Some(dst) = dst else {
+            self.stats.drop(DropReason::NoRoute);
+            return;
+        };
+        if packet.len() > MAX_DATA_PACKET_LEN {
+            self.stats.drop(DropReason::PacketTooBig);
+            return;
+        }
+        if dst == self.id {
+            self.deliver_local(packet);
+        } else {
+            self.forward(now, dst, DATA_TTL, packet);
+        }
+        self.drain_routing(now);
+    }
+
+    /// Only our own overlay addresses may appear as the source of what we send.
+    fn is_own_source(&self, packet: &[u8]) -> bool {
+        match IpPacket::parse(packet) {
+            Ok(p) => match p.src() {
+                std::net::IpAddr::V6(a) => a == self.addr6,
+                std::net::IpAddr::V4(a) => self.book.lookup_v4(&a) == Some(self.id),
+            },
+            Err(_) => false,
+        }
+    }
+
+    /// A Data message received over a link session.
+    pub(super) fn on_data(&mut self, now: Instant, dst: NodeId, ttl: u8, packet: &[u8]) {
+        if dst == self.id {
+            // The overlay only hands the TUN side packets addressed to us.
+            let class = classify(packet, &self.prefix, self.cfg.ipv4_pool.as_ref());
+            if self.book.lookup_class(&class) == Some(self.id) {
+                self.deliver_local(packet);
+            } else {
+                self.stats.drop(DropReason::NotOverlay);
+            }
+            return;
+        }
+        let Some(ttl) = ttl.checked_sub(1).filter(|t| *t > 0) else {
+            self.stats.drop(DropReason::TtlExpired);
+            return;
+        };
+        if self.forward(now, dst, ttl, packet) {
+            self.stats.forwarded += 1;
+        }
+    }
+
+    /// Send `packet` toward `dst` over the next hop's link session.
+    fn forward(&mut self, now: Instant, dst: NodeId, ttl: u8, packet: &[u8]) -> bool {
+        let Some((iface, mac)) = self.routing.next_hop(&dst) else {
+            self.stats.drop(DropReason::NoRoute);
+            return false;
+        };
+        let Some(slot) = self.links.find(iface, mac) else {
+            self.stats.drop(DropReason::NoSession);
+            return false;
+        };
+        let sent = self.queue_unicast(slot, false, |w| w.push_data(dst, ttl, packet));
+        if sent {
+            self.routing.note_data_sent(now, iface, mac);
+        }
+        sent
+    }
+
+    fn deliver_local(&mut self, packet: &[u8]) {
+        let Some(slot) = self.deliver.reserve() else {
+            self.stats.drop(DropReason::DeliverQueueFull);
+            return;
+        };
+        let Some(dst) = slot.buf.get_mut(..packet.len()) else {
+            self.stats.drop(DropReason::PacketTooBig);
+            return;
+        };
+        dst.copy_from_slice(packet);
+        slot.len = packet.len();
+        self.deliver.commit();
+    }
+}

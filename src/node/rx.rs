@@ -1,0 +1,257 @@
+//! Frames from the mesh: classify, authenticate and decrypt, then act on each message.
+
+use super::links::Which;
+use super::{DropReason, IfaceId, Node};
+use crate::crypto::{GroupReceiver, OpenError};
+use crate::time::Instant;
+use crate::wire::{
+    EncryptedFrame, Error, Frame, HandshakeKind, MacAddr, Message,
+    MessageIter,
+};
+
+/// Whether a decrypted frame came over a link session (unicast) or a group key (broadcast).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Via {
+    Unicast,
+    Broadcast,
+}
+
+impl Node {
+    /// A frame received on `iface` from `src` (bytes after the Ethernet header).
+    pub fn handle_frame(&mut self, now: Instant, iface: IfaceId, src: MacAddr, frame: &[u8]) {
+        self.stats.frames_in += 1;
+        self.stats.bytes_in += frame.len() as u64;
+        if self.mac_of(iface).is_none() || src.is_broadcast() {
+            self.stats.drop(DropReason::MalformedFrame);
+            return;
+        }
+        match Frame::parse(frame) {
+            Err(_) => self.stats.drop(DropReason::MalformedFrame),
+            Ok(Frame::Hello(hello)) => {
+                self.routing.handle_hello(now, iface, src, &hello, false);
+                let has_session = self
+                    .links
+                    .find(iface, src)
+                    .and_then(|s| self.links.get(s))
+                    .is_some_and(|l| l.current.is_some());
+                if !has_session {
+                    self.maybe_initiate(now, iface, src);
+                }
+            }
+            Ok(Frame::Handshake { kind, sender_idx, receiver_idx, noise }) => match kind {
+                HandshakeKind::Init => self.on_handshake_init(now, iface, src, sender_idx, noise),
+                HandshakeKind::Resp => {
+                    self.on_handshake_resp(now, src, (sender_idx, receiver_idx), noise)
+                }
+                HandshakeKind::Finish => {
+                    self.on_handshake_finish(now, src, (sender_idx, receiver_idx), noise)
+                }
+            },
+            Ok(Frame::Unicast(f)) => self.on_unicast(now, iface, src, &f),
+            Ok(Frame::Broadcast(f)) => self.on_broadcast(now, iface, src, &f),
+        }
+        self.drain_routing(now);
+    }
+
+    fn on_unicast(&mut self, now: Instant, iface: IfaceId, src: MacAddr, f: &EncryptedFrame<'_>) {
+        let found = self.links.by_index(f.index_or_key_id());
+        let Some((slot, which)) = found.filter(|(s, _)| {
+            self.links.get(*s).is_some_and(|l| l.iface == iface && l.mac == src)
+        }) else {
+            self.stats.drop(DropReason::UnknownSession);
+            // The sender believes in a session we lost (we restarted): make a new one.
+            self.maybe_initiate(now, iface, src);
+            return;
+        };
+        let Some(mut scratch) = self.scratch.take() else { return };
+        let opened = self.open_unicast(slot, which, f, &mut scratch[..]);
+        if let Some(len) = opened {
+            self.after_authenticated(now, iface, src);
+            if let Some(plain) = scratch.get(..len) {
+                self.on_messages(now, iface, src, plain, Via::Unicast);
+            }
+        }
+        self.scratch = Some(scratch);
+    }
+
+    /// Decrypt a unicast frame into `buf`; returns the plaintext length.
+    fn open_unicast(
+        &mut self,
+        slot: usize,
+        which: Which,
+        f: &EncryptedFrame<'_>,
+        buf: &mut [u8],
+    ) -> Option<usize> {
+        let link = self.links.get_mut(slot)?;
+        let sess = match which {
+            Which::Current => link.current.as_mut(),
+            Which::Previous => link.previous.as_mut(),
+        }?;
+        let result = open_into(f, buf, |counter, aad, body, tag| {
+            sess.session.recv.open_in_place(counter, aad, body, tag)
+        });
+        self.count_open(result)
+    }
+
+    fn on_broadcast(&mut self, now: Instant, iface: IfaceId, src: MacAddr, f: &EncryptedFrame<'_>) {
+        let Some(slot) = self.links.find(iface, src) else {
+            self.stats.drop(DropReason::UnknownGroupKey);
+            self.maybe_initiate(now, iface, src);
+            return;
+        };
+        let key_id = f.index_or_key_id();
+        let has_key = self
+            .links
+            .get(slot)
+            .and_then(|l| l.group.as_ref())
+            .is_some_and(|g| g.key_id() == key_id);
+        if !has_key {
+            self.stats.drop(DropReason::UnknownGroupKey);
+            self.request_group_key(now, slot);
+            return;
+        }
+        let Some(mut scratch) = self.scratch.take() else { return };
+        let group = self.links.get_mut(slot).and_then(|l| l.group.as_mut());
+        let result = match group {
+            Some(g) => open_into(f, &mut scratch[..], |counter, aad, body, tag| {
+                g.open_in_place(counter, aad, body, tag)
+            }),
+            None => Err(OpenError::Decrypt.into()),
+        };
+        if let Some(len) = self.count_open(result) {
+            self.after_authenticated(now, iface, src);
+            if let Some(plain) = scratch.get(..len) {
+                self.on_messages(now, iface, src, plain, Via::Broadcast);
+            }
+        }
+        self.scratch = Some(scratch);
+    }
+
+    /// Ask a session peer for its group key (we missed it, or it rotated), at most once a second.
+    fn request_group_key(&mut self, now: Instant, slot: usize) {
+        let Some(link) = self.links.get_mut(slot) else { return };
+        if link.current.is_none() {
+            let (iface, mac) = (link.iface, link.mac);
+            self.maybe_initiate(now, iface, mac);
+            return;
+        }
+        let recent = link
+            .last_group_request
+            .is_some_and(|t| now.saturating_since(t) < crate::time::Duration::from_secs(1));
+        if recent {
+            return;
+        }
+        link.last_group_request = Some(now);
+        self.queue_unicast(slot, true, |w| w.push_group_key_request());
+    }
+
+    fn count_open(&mut self, result: Result<usize, OpenFailure>) -> Option<usize> {
+        match result {
+            Ok(len) => Some(len),
+            Err(OpenFailure::Open(OpenError::Replay(_))) => {
+                self.stats.drop(DropReason::Replay);
+                None
+            }
+            Err(OpenFailure::Open(_)) => {
+                self.stats.drop(DropReason::DecryptFailed);
+                None
+            }
+            Err(OpenFailure::Wire(_)) => {
+                self.stats.drop(DropReason::MalformedFrame);
+                None
+            }
+        }
+    }
+
+    fn after_authenticated(&mut self, now: Instant, iface: IfaceId, src: MacAddr) {
+        if let Some(link) = self.links.find(iface, src).and_then(|s| self.links.get_mut(s)) {
+            link.last_heard = now;
+        }
+        self.routing.handle_authenticated_frame(now, iface, src);
+    }
+
+    /// Act on every message of a decrypted plaintext.
+    fn on_messages(&mut self, now: Instant, iface: IfaceId, src: MacAddr, plain: &[u8], via: Via) {
+        for msg in MessageIter::new(plain) {
+            match msg {
+                Ok(m) => self.on_message(now, iface, src, m, via),
+                Err(_) => self.stats.drop(DropReason::MalformedMessage),
+            }
+        }
+    }
+
+    fn on_message(&mut self, now: Instant, iface: IfaceId, src: MacAddr, m: Message<'_>, via: Via) {
+        match (m, via) {
+            (Message::Hello(h), Via::Broadcast) => {
+                self.routing.handle_hello(now, iface, src, &h, true)
+            }
+            (Message::Ihu(entries), Via::Broadcast) => {
+                let mut buf = heapless::Vec::<_, 64>::new();
+                for e in entries {
+                    if buf.push(e).is_err() {
+                        break;
+                    }
+                }
+                self.routing.handle_ihu(now, iface, src, &buf);
+            }
+            (Message::Ogm(ogm), Via::Broadcast) => self.on_ogm(now, iface, src, &ogm),
+            (Message::Announce(bytes), _) => self.on_announce(now, bytes),
+            (Message::AnnounceRequest(node), Via::Unicast) => {
+                self.on_announce_request(now, iface, src, &node)
+            }
+            (Message::SeqnoRequest(req), _) => {
+                self.routing.handle_seqno_request(now, iface, src, &req)
+            }
+            (Message::GroupKey(key), Via::Unicast) => {
+                if let Some(link) = self.links.find(iface, src).and_then(|s| self.links.get_mut(s)) {
+                    link.group = Some(GroupReceiver::from_repr(&key));
+                }
+            }
+            (Message::GroupKeyRequest, Via::Unicast) => {
+                if let Some(slot) = self.links.find(iface, src) {
+                    let key = self.group.repr();
+                    self.queue_unicast(slot, true, |w| w.push_group_key(&key));
+                }
+            }
+            (Message::Probe(seq), Via::Unicast) => {
+                if let Some(slot) = self.links.find(iface, src) {
+                    self.queue_unicast(slot, true, |w| w.push_probe_ack(seq));
+                }
+            }
+            (Message::ProbeAck(seq), Via::Unicast) => {
+                self.routing.handle_probe_ack(now, iface, src, seq)
+            }
+            (Message::Data { dst, ttl, packet }, Via::Unicast) => {
+                self.on_data(now, dst, ttl, packet)
+            }
+            // A message in a frame kind it does not belong to.
+            _ => self.stats.drop(DropReason::MalformedMessage),
+        }
+    }
+}
+
+/// Why a received encrypted frame could not be opened.
+pub(super) enum OpenFailure {
+    Wire(Error),
+    Open(OpenError),
+}
+
+impl From<OpenError> for OpenFailure {
+    fn from(e: OpenError) -> Self {
+        OpenFailure::Open(e)
+    }
+}
+
+/// Copy `f` into `buf`, open it in place there with `open`; returns the plaintext length,
+/// the plaintext starting at the beginning of `buf`.
+fn open_into(
+    f: &EncryptedFrame<'_>,
+    buf: &mut [u8],
+    open: impl FnOnce(u64, &[u8], &mut [u8], &[u8; 16]) -> Result<(), OpenError>,
+) -> Result<usize, OpenFailure> {
+    let ct = f.ciphertext();
+    let body = buf.get_mut(..ct.len()).ok_or(OpenFailure::Wire(Error::NoSpace))?;
+    body.copy_from_slice(ct);
+    open(f.counter(), f.header(), body, f.tag())?;
+    Ok(ct.len())
+}

@@ -1,0 +1,147 @@
+//! Building frames in place in the transmit ring: clear hellos, handshakes, session-encrypted
+//! unicast and group-encrypted broadcast. Nothing here allocates.
+
+use super::{DropReason, IfaceId, Node, TxMeta};
+use crate::wire::{
+    emit_encrypted_header, emit_handshake, emit_hello, encrypted_frame_len, plaintext_area_mut,
+    split_encrypted_mut, EncryptedKind, Error, HandshakeKind, HelloRepr, MacAddr, MessageWriter,
+    UNICAST_FRAME_LEN,
+};
+
+impl Node {
+    /// Queue a clear hello on `iface` (discovery for neighbours without a session).
+    pub(super) fn queue_clear_hello(&mut self, iface: IfaceId, hello: &HelloRepr) {
+        let Some(out) = self.tx.reserve() else {
+            self.stats.drop(DropReason::TxQueueFull);
+            return;
+        };
+        if let Ok(len) = emit_hello(hello, &mut out.buf) {
+            out.len = len;
+            out.meta = TxMeta { iface, dst: MacAddr::BROADCAST, control: true };
+            self.tx.commit();
+        }
+    }
+
+    /// Queue a handshake frame carrying `noise` to `dst`.
+    pub(super) fn queue_handshake(
+        &mut self,
+        iface: IfaceId,
+        dst: MacAddr,
+        kind: HandshakeKind,
+        indices: (u32, u32),
+        noise: &[u8],
+    ) {
+        let Some(out) = self.tx.reserve() else {
+            self.stats.drop(DropReason::TxQueueFull);
+            return;
+        };
+        if let Ok(len) = emit_handshake(kind, indices.0, indices.1, noise, &mut out.buf) {
+            out.len = len;
+            out.meta = TxMeta { iface, dst, control: true };
+            self.tx.commit();
+        }
+    }
+
+    /// Queue a session-encrypted unicast frame to the link in `slot`, its messages written
+    /// by `fill`. `control` says whether it counts as control traffic. False if not queued.
+    pub(super) fn queue_unicast(
+        &mut self,
+        slot: usize,
+        control: bool,
+        fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
+    ) -> bool {
+        let Some(link) = self.links.get_mut(slot) else {
+            self.stats.drop(DropReason::NoSession);
+            return false;
+        };
+        let (iface, dst) = (link.iface, link.mac);
+        let Some(sess) = link.current.as_mut() else {
+            self.stats.drop(DropReason::NoSession);
+            return false;
+        };
+        let Some(out) = self.tx.reserve() else {
+            self.stats.drop(DropReason::TxQueueFull);
+            return false;
+        };
+        let Ok(counter) = sess.session.send.next_counter() else {
+            self.stats.drop(DropReason::NoSession);
+            return false;
+        };
+        let Some(frame) = out.buf.get_mut(..UNICAST_FRAME_LEN) else {
+            return false;
+        };
+        let built = build_encrypted(frame, EncryptedKind::Unicast, sess.remote_idx, counter, fill)
+            .and_then(|len| {
+                let parts = split_encrypted_mut(frame.get_mut(..len).ok_or(Error::NoSpace)?)?;
+                let tag = sess
+                    .session
+                    .send
+                    .seal_in_place(counter, parts.header, parts.body)
+                    .map_err(|_| Error::NoSpace)?;
+                *parts.tag = tag;
+                Ok(len)
+            });
+        match built {
+            Ok(len) => {
+                out.len = len;
+                out.meta = TxMeta { iface, dst, control };
+                self.tx.commit();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Queue a group-encrypted broadcast frame on `iface`, its messages written by `fill`.
+    pub(super) fn queue_broadcast(
+        &mut self,
+        iface: IfaceId,
+        fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
+    ) -> bool {
+        let Some(out) = self.tx.reserve() else {
+            self.stats.drop(DropReason::TxQueueFull);
+            return false;
+        };
+        let Ok(counter) = self.group.next_counter() else {
+            return false;
+        };
+        let group = &self.group;
+        let frame = &mut out.buf[..];
+        let built = build_encrypted(frame, EncryptedKind::Broadcast, group.key_id(), counter, fill)
+            .and_then(|len| {
+                let parts = split_encrypted_mut(frame.get_mut(..len).ok_or(Error::NoSpace)?)?;
+                let tag = group
+                    .seal_in_place(counter, parts.header, parts.body)
+                    .map_err(|_| Error::NoSpace)?;
+                *parts.tag = tag;
+                Ok(len)
+            });
+        match built {
+            Ok(len) => {
+                out.len = len;
+                out.meta = TxMeta { iface, dst: MacAddr::BROADCAST, control: true };
+                self.tx.commit();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Write header and messages of an encrypted frame into `frame`; returns the frame length.
+/// Unicast plaintext is padded to the fixed frame size, broadcast is not.
+fn build_encrypted(
+    frame: &mut [u8],
+    kind: EncryptedKind,
+    idx: u32,
+    counter: u64,
+    fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
+) -> Result<usize, Error> {
+    emit_encrypted_header(kind, idx, counter, frame)?;
+    let mut w = MessageWriter::new(plaintext_area_mut(kind, frame)?);
+    fill(&mut w)?;
+    Ok(match kind {
+        EncryptedKind::Unicast => encrypted_frame_len(w.finish_padded()),
+        EncryptedKind::Broadcast => encrypted_frame_len(w.finish()),
+    })
+}
