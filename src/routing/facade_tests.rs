@@ -264,3 +264,47 @@ fn trickle_backs_off_when_quiet_and_resets_on_new_neighbour() {
     assert_eq!(r.ogm_interval(), Duration::from_secs(1));
     assert!(r.poll_timeout().unwrap() < now + Duration::from_secs(1));
 }
+
+
+#[test]
+fn silent_originator_expires_then_is_forgotten() {
+    let (mut r, mut auth) = router();
+    r.handle_ogm(T0, IF0, mac(1), &ogm(5, 1, 1, 0), &mut auth);
+    assert!(r.next_hop(&id(5)).is_some());
+    let mut now = T0;
+    let mut seq = 16u16;
+    let mut lost_at = None;
+    while now < T0 + ROUTE_EXPIRY + ORIGINATOR_GC + Duration::from_secs(5) {
+        now += Duration::from_millis(500);
+        if now.as_micros() % 3_500_000 == 0 {
+            seq += 1;
+            let h = HelloRepr {
+                seq,
+                interval_10ms: 400,
+            };
+            r.handle_hello(now, IF0, mac(1), &h, true);
+            let ihu = [IhuEntry {
+                mac: mac(0),
+                rx_quality: QUALITY_ONE,
+            }];
+            r.handle_ihu(now, IF0, mac(1), &ihu);
+        }
+        r.handle_timeout(now);
+        while r.poll_action().is_some() {}
+        while r.poll_ogm_batch().is_some() {}
+        while let Some(e) = r.poll_event() {
+            if let Event::RouteChanged { node, next_hop: None, .. } = e {
+                if node == id(5) && lost_at.is_none() {
+                    lost_at = Some(now);
+                }
+            }
+        }
+    }
+    let lost_at = lost_at.expect("route expired");
+    assert!(lost_at.saturating_since(T0) >= ROUTE_EXPIRY);
+    assert!(lost_at.saturating_since(T0) <= ROUTE_EXPIRY + SWEEP_INTERVAL);
+    assert_eq!(r.counters().routes_expired, 1);
+    assert_eq!(r.counters().originators_expired, 1);
+    assert!(r.route(&id(5)).is_none());
+    assert!(r.neighbors().any(|n| n.mac == mac(1) && n.state == NeighborState::Up));
+}

@@ -109,16 +109,29 @@ impl Routing {
     }
 
     /// Any frame from (iface, mac) that passed its link or group key: proof of life.
-    pub fn handle_authenticated_frame(&mut self, now: Instant, iface: IfaceId, mac: MacAddr) {
+    /// False if routing does not know this neighbour as authenticated (e.g. forgotten
+    /// after a long outage): the node should call `neighbor_authenticated` again.
+    pub fn handle_authenticated_frame(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        mac: MacAddr,
+    ) -> bool {
         match self.authenticated_index(iface, mac) {
-            Some(idx) => self.touch(now, idx),
-            None => self.ctx.counters.frames_unknown_neighbor += 1,
+            Some(idx) => {
+                self.touch(now, idx);
+                true
+            }
+            None => {
+                self.ctx.counters.frames_unknown_neighbor += 1;
+                false
+            }
         }
     }
 
     /// A ProbeAck from (iface, mac): proof of life (any seq; the frame was authenticated).
     pub fn handle_probe_ack(&mut self, now: Instant, iface: IfaceId, mac: MacAddr, _seq: u32) {
-        self.handle_authenticated_frame(now, iface, mac);
+        let _known = self.handle_authenticated_frame(now, iface, mac);
     }
 
     /// The node sent a data frame to (iface, mac): arms the probe / dead-link timers.
