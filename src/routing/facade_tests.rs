@@ -265,7 +265,6 @@ fn trickle_backs_off_when_quiet_and_resets_on_new_neighbour() {
     assert!(r.poll_timeout().unwrap() < now + Duration::from_secs(1));
 }
 
-
 #[test]
 fn silent_originator_expires_then_is_forgotten() {
     let (mut r, mut auth) = router();
@@ -293,7 +292,12 @@ fn silent_originator_expires_then_is_forgotten() {
         while r.poll_action().is_some() {}
         while r.poll_ogm_batch().is_some() {}
         while let Some(e) = r.poll_event() {
-            if let Event::RouteChanged { node, next_hop: None, .. } = e {
+            if let Event::RouteChanged {
+                node,
+                next_hop: None,
+                ..
+            } = e
+            {
                 if node == id(5) && lost_at.is_none() {
                     lost_at = Some(now);
                 }
@@ -306,5 +310,7 @@ fn silent_originator_expires_then_is_forgotten() {
     assert_eq!(r.counters().routes_expired, 1);
     assert_eq!(r.counters().originators_expired, 1);
     assert!(r.route(&id(5)).is_none());
-    assert!(r.neighbors().any(|n| n.mac == mac(1) && n.state == NeighborState::Up));
+    assert!(r
+        .neighbors()
+        .any(|n| n.mac == mac(1) && n.state == NeighborState::Up));
 }

@@ -19,6 +19,8 @@ pub const HELLO_MISS_FACTOR_DEN: u64 = 2;
 /// Advertised hello intervals are clamped to this range before use.
 pub const HELLO_INTERVAL_CLAMP: (Duration, Duration) =
     (Duration::from_millis(500), Duration::from_secs(60));
+/// Hello interval assumed for a neighbour until its first hello says otherwise.
+pub const ASSUMED_HELLO_INTERVAL: Duration = Duration::from_secs(4);
 /// The transmit ratio from a neighbour's Ihu is forgotten after this many of its hello intervals.
 pub const IHU_HOLD_HELLOS: u64 = 8;
 /// Under traffic: probe after this much silence since the first unconfirmed data frame...
@@ -96,7 +98,7 @@ impl Neighbor {
             node: None,
             state: NeighborState::Unauthenticated,
             est: LinkEstimator::default(),
-            hello_interval: HELLO_INTERVAL_CLAMP.1,
+            hello_interval: ASSUMED_HELLO_INTERVAL,
             next_miss: None,
             tx_quality: 0,
             tx_expires: now,

@@ -45,13 +45,13 @@ impl Routing {
 
     fn hello_timers(&mut self, now: Instant) {
         for k in 0..self.ifaces.len() {
+            if self.ifaces.get(k).is_none_or(|i| now < i.next_hello) {
+                continue;
+            }
             let gap = self.ctx.jitter(HELLO_INTERVAL_MIN, HELLO_INTERVAL);
             let Some(i) = self.ifaces.get_mut(k) else {
                 continue;
             };
-            if now < i.next_hello {
-                continue;
-            }
             i.hello_seq = i.hello_seq.wrapping_add(1);
             i.next_hello = now + gap;
             let hello = HelloRepr {
