@@ -1,1 +1,297 @@
-//! routing layer (being built).
+//! BATMAN-style distance-vector routing as a sans-IO state machine (docs/protocol.md §4).
+//!
+//! [`Routing`] takes `handle_*` inputs (hellos, Ihus, OGMs, seqno requests, liveness hints,
+//! timeouts) with the current time, and is drained in this order after every input:
+//! `poll_action` (control messages to send) until None, `poll_ogm_batch` (aggregated OGMs
+//! to broadcast on every interface) until None, `poll_event` until None, then
+//! `poll_timeout` for the next deadline. Randomness comes from a seeded RNG given at
+//! construction; origin authentication from the node through [`OgmAuth`].
+
+mod auth;
+mod ctx;
+mod estimator;
+mod flood;
+mod links;
+pub mod metric;
+mod neighbor;
+mod originator;
+mod requests;
+pub mod seqno;
+mod timers;
+pub mod trickle;
+
+#[cfg(test)]
+mod facade_tests;
+#[cfg(test)]
+mod harness;
+
+pub use auth::{AuthVerdict, OgmAuth};
+pub use ctx::{Action, Counters, Dest, Event, OGM_AGGREGATION, OGM_BATCH_MAX, OGM_QUEUE_CAP};
+pub use estimator::HELLO_WINDOW;
+pub use metric::{HOP_PENALTY, INFINITY};
+pub use neighbor::{DownReason, NeighborState, MAX_NEIGHBORS_PER_IFACE};
+pub use originator::{MAX_ORIGINATORS, MAX_ROUTES_PER_ORIGINATOR};
+pub use seqno::SeqKey;
+
+use rand_chacha::ChaCha20Rng;
+
+use crate::node::IfaceId;
+use crate::time::{Duration, Instant};
+use crate::wire::{IhuEntry, MacAddr, NodeId, OgmRepr};
+
+use ctx::Ctx;
+use neighbor::NeighborTable;
+use originator::OriginatorTable;
+use seqno::{RecentSet, TokenBucket};
+use trickle::{Trickle, TrickleConfig};
+
+/// Most mesh interfaces.
+pub const MAX_IFACES: usize = 8;
+/// Hello interval we advertise; actual gaps are uniform in [HELLO_INTERVAL_MIN, HELLO_INTERVAL).
+pub const HELLO_INTERVAL: Duration = Duration::from_secs(4);
+/// Shortest gap between two periodic hellos.
+pub const HELLO_INTERVAL_MIN: Duration = Duration::from_secs(3);
+/// A new neighbour triggers an early hello (so it gets our Ihu) at most this often per interface.
+pub const TRIGGERED_HELLO_MIN_GAP: Duration = Duration::from_secs(1);
+/// A triggered hello leaves within this random delay.
+pub const TRIGGERED_HELLO_DELAY: Duration = Duration::from_millis(200);
+/// Own-OGM Trickle timer: Imin 1 s, Imax 32 s, k 1 (k unused, see docs §4.6).
+pub const OGM_TRICKLE: TrickleConfig = TrickleConfig {
+    imin: Duration::from_secs(1),
+    doublings: 5,
+    k: 1,
+};
+/// TTL of the OGMs we originate.
+pub const OGM_TTL: u8 = 64;
+/// A neighbour's advertisement not refreshed for this long is dropped (4 · Imax).
+pub const ROUTE_EXPIRY: Duration = Duration::from_secs(128);
+/// An unreachable originator (and its feasibility distance) is forgotten after this long.
+pub const ORIGINATOR_GC: Duration = Duration::from_secs(300);
+/// Period of the expiry sweep over the originator table.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One mesh interface.
+#[derive(Debug, Clone, Copy)]
+struct Iface {
+    id: IfaceId,
+    mac: MacAddr,
+    hello_seq: u16,
+    next_hello: Instant,
+    last_triggered: Option<Instant>,
+}
+
+/// A neighbour as shown to the CLI and simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighborInfo {
+    /// Interface.
+    pub iface: IfaceId,
+    /// MAC.
+    pub mac: MacAddr,
+    /// Node id once authenticated.
+    pub node: Option<NodeId>,
+    /// Lifecycle state.
+    pub state: NeighborState,
+    /// Our receive ratio from it (0..=65535).
+    pub rx_quality: u16,
+    /// Its receive ratio from us (0..=65535).
+    pub tx_quality: u16,
+    /// Link cost (ETX + hop penalty, INFINITY unless Up).
+    pub cost: u16,
+}
+
+/// A route as shown to the CLI and simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// Originator.
+    pub node: NodeId,
+    /// Selected next hop.
+    pub next_hop: Option<(IfaceId, MacAddr)>,
+    /// Backup next hop (different neighbour, also feasible).
+    pub backup: Option<(IfaceId, MacAddr)>,
+    /// Installed metric.
+    pub metric: u16,
+    /// Newest authenticated (epoch, seqno).
+    pub latest: SeqKey,
+}
+
+/// The routing component of one node.
+#[derive(Debug)]
+pub struct Routing {
+    own: NodeId,
+    epoch: u32,
+    seqno: u32,
+    ifaces: heapless::Vec<Iface, MAX_IFACES>,
+    neighbors: NeighborTable,
+    originators: OriginatorTable,
+    trickle: Trickle,
+    ctx: Ctx,
+    next_sweep: Instant,
+    last_bump: Option<Instant>,
+    announce_recent: RecentSet<NodeId, 64>,
+    announce_bucket: TokenBucket,
+    request_recent: RecentSet<(NodeId, SeqKey), 64>,
+    request_bucket: TokenBucket,
+}
+
+impl Routing {
+    /// A router for node `own` in restart epoch `epoch`, starting at `now`.
+    pub fn new(own: NodeId, epoch: u32, now: Instant, mut rng: ChaCha20Rng) -> Self {
+        let trickle = Trickle::new(OGM_TRICKLE, now, &mut rng);
+        Routing {
+            own,
+            epoch,
+            seqno: 0,
+            ifaces: heapless::Vec::new(),
+            neighbors: NeighborTable::default(),
+            originators: OriginatorTable::default(),
+            trickle,
+            ctx: Ctx::new(rng),
+            next_sweep: now + SWEEP_INTERVAL,
+            last_bump: None,
+            announce_recent: RecentSet::new(requests::ANNOUNCE_REQUEST_DEDUP),
+            announce_bucket: TokenBucket::new(
+                now,
+                requests::ANNOUNCE_REQUEST_RATE.0,
+                requests::ANNOUNCE_REQUEST_RATE.1,
+            ),
+            request_recent: RecentSet::new(requests::SEQNO_REQUEST_DEDUP),
+            request_bucket: TokenBucket::new(
+                now,
+                requests::SEQNO_REQUEST_RATE.0,
+                requests::SEQNO_REQUEST_RATE.1,
+            ),
+        }
+    }
+
+    /// Add a mesh interface with our MAC on it; its first hello leaves within 200 ms.
+    /// Returns false if MAX_IFACES are already present or `iface` is known.
+    pub fn add_interface(&mut self, now: Instant, iface: IfaceId, mac: MacAddr) -> bool {
+        if self.ifaces.iter().any(|i| i.id == iface) {
+            return false;
+        }
+        let first = now + self.ctx.jitter(Duration::ZERO, TRIGGERED_HELLO_DELAY);
+        self.ifaces
+            .push(Iface {
+                id: iface,
+                mac,
+                hello_seq: 0,
+                next_hello: first,
+                last_triggered: None,
+            })
+            .is_ok()
+    }
+
+    /// Our node id.
+    pub fn own_id(&self) -> NodeId {
+        self.own
+    }
+
+    /// Our current (epoch, seqno): the last OGM we originated.
+    pub fn own_seq(&self) -> SeqKey {
+        SeqKey::new(self.epoch, self.seqno)
+    }
+
+    /// Next control message to send.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.ctx.actions.pop_front()
+    }
+
+    /// Next batch of OGMs to broadcast on every interface. Entries whose `node` is our own
+    /// id carry a zero `chain`: the node fills in its hash-chain element for (epoch, seqno).
+    pub fn poll_ogm_batch(&mut self) -> Option<heapless::Vec<OgmRepr, OGM_BATCH_MAX>> {
+        self.ctx.take_batch()
+    }
+
+    /// Next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.ctx.events.pop_front()
+    }
+
+    /// Selected next hop toward `node`.
+    pub fn next_hop(&self, node: &NodeId) -> Option<(IfaceId, MacAddr)> {
+        let o = self.originators.get(node)?;
+        self.addr(o.selected?)
+    }
+
+    /// Backup next hop toward `node` (another feasible neighbour).
+    pub fn backup_hop(&self, node: &NodeId) -> Option<(IfaceId, MacAddr)> {
+        let o = self.originators.get(node)?;
+        self.addr(o.backup?)
+    }
+
+    /// Route details for `node`.
+    pub fn route(&self, node: &NodeId) -> Option<RouteInfo> {
+        self.originators.get(node).map(|o| self.route_info(node, o))
+    }
+
+    /// All originators with their routes.
+    pub fn originators(&self) -> impl Iterator<Item = RouteInfo> + '_ {
+        self.originators.iter().map(|(n, o)| self.route_info(n, o))
+    }
+
+    /// Number of originators held (at most MAX_ORIGINATORS).
+    pub fn originator_count(&self) -> usize {
+        self.originators.len()
+    }
+
+    /// All neighbours with their link quality.
+    pub fn neighbors(&self) -> impl Iterator<Item = NeighborInfo> + '_ {
+        self.neighbors.iter().map(|(_, n)| NeighborInfo {
+            iface: n.iface,
+            mac: n.mac,
+            node: n.node,
+            state: n.state,
+            rx_quality: n.rx_quality(),
+            tx_quality: n.tx_quality(),
+            cost: n.cost(),
+        })
+    }
+
+    /// The node id behind (iface, mac), if authenticated.
+    pub fn neighbor_node(&self, iface: IfaceId, mac: MacAddr) -> Option<NodeId> {
+        let idx = self.neighbors.find(iface, mac)?;
+        self.neighbors.get(idx)?.node
+    }
+
+    /// Ihu entries to send with our hello on `iface`: every neighbour we hear there
+    /// (complete: a neighbour missing from the list learns that we do not hear it).
+    pub fn ihu_entries(&self, iface: IfaceId) -> impl Iterator<Item = IhuEntry> + '_ {
+        self.neighbors
+            .iter()
+            .filter(move |(_, n)| n.iface == iface)
+            .map(|(_, n)| IhuEntry {
+                mac: n.mac,
+                rx_quality: n.rx_quality(),
+            })
+            .filter(|e| e.rx_quality > 0)
+    }
+
+    /// All counters, including the tables' eviction counters.
+    pub fn counters(&self) -> Counters {
+        let mut c = self.ctx.counters;
+        c.neighbors_evicted = self.neighbors.evicted;
+        c.neighbors_refused = self.neighbors.refused;
+        c.originators_evicted = self.originators.evicted;
+        c.originators_refused = self.originators.refused;
+        c
+    }
+
+    /// Current own-OGM Trickle interval.
+    pub fn ogm_interval(&self) -> Duration {
+        self.trickle.interval()
+    }
+
+    fn addr(&self, idx: u16) -> Option<(IfaceId, MacAddr)> {
+        self.neighbors.get(idx).map(|n| (n.iface, n.mac))
+    }
+
+    fn route_info(&self, node: &NodeId, o: &originator::Originator) -> RouteInfo {
+        RouteInfo {
+            node: *node,
+            next_hop: o.selected.and_then(|i| self.addr(i)),
+            backup: o.backup.and_then(|i| self.addr(i)),
+            metric: o.metric,
+            latest: o.latest,
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Single-instance tests of the `Routing` facade: authentication verdicts, epochs,
+//! seqno requests, Trickle resets.
+
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+use super::harness::{fake_chain, id, mac, FakeAuth, IF0};
+use super::metric::QUALITY_ONE;
+use super::*;
+use crate::wire::{HelloRepr, SeqnoRequestRepr};
+
+const T0: Instant = Instant::from_millis(1_000);
+
+/// Node 0 with neighbours 1 and 2 authenticated and clean links (16 hellos + Ihu each).
+fn router() -> (Routing, FakeAuth) {
+    let mut r = Routing::new(id(0), 1, T0, ChaCha20Rng::seed_from_u64(9));
+    r.add_interface(T0, IF0, mac(0));
+    for n in 1..=2 {
+        r.neighbor_authenticated(T0, IF0, mac(n), id(n));
+        for seq in 0..16 {
+            let h = HelloRepr {
+                seq,
+                interval_10ms: 400,
+            };
+            r.handle_hello(T0, IF0, mac(n), &h, true);
+        }
+        let ihu = [IhuEntry {
+            mac: mac(0),
+            rx_quality: QUALITY_ONE,
+        }];
+        r.handle_ihu(T0, IF0, mac(n), &ihu);
+    }
+    drain(&mut r);
+    let auth = FakeAuth {
+        known: (0..10).map(id).collect(),
+        ..FakeAuth::default()
+    };
+    (r, auth)
+}
+
+fn ogm(node: usize, epoch: u32, seqno: u32, metric: u16) -> OgmRepr {
+    OgmRepr {
+        node: id(node),
+        epoch,
+        seqno,
+        metric,
+        ttl: 10,
+        flags: 0,
+        chain: fake_chain(id(node), epoch, seqno),
+    }
+}
+
+fn drain(r: &mut Routing) -> (Vec<Action>, Vec<OgmRepr>) {
+    r.handle_timeout(r.poll_timeout().unwrap_or(T0).max(T0));
+    let mut actions = Vec::new();
+    while let Some(a) = r.poll_action() {
+        actions.push(a);
+    }
+    while r.poll_event().is_some() {}
+    let mut ogms = Vec::new();
+    // Force the aggregation deadline.
+    if let Some(f) = r.ctx.flush_at {
+        r.handle_timeout(f);
+    }
+    while let Some(b) = r.poll_ogm_batch() {
+        ogms.extend(b.iter().copied());
+    }
+    (actions, ogms)
+}
+
+fn of(node: usize, ogms: Vec<OgmRepr>) -> Vec<OgmRepr> {
+    ogms.into_iter().filter(|o| o.node == id(node)).collect()
+}
+
+#[test]
+fn forged_and_replayed_ogms_are_never_used_or_forwarded() {
+    let (mut r, mut auth) = router();
+    let mut forged = ogm(5, 1, 10, 100);
+    forged.chain[0] ^= 1;
+    r.handle_ogm(T0, IF0, mac(1), &forged, &mut auth);
+    assert_eq!(r.next_hop(&id(5)), None);
+    assert_eq!(r.counters().ogm_invalid, 1);
+    r.handle_ogm(T0, IF0, mac(1), &ogm(5, 1, 10, 100), &mut auth);
+    assert_eq!(r.next_hop(&id(5)), Some((IF0, mac(1))));
+    let out = of(5, drain(&mut r).1);
+    assert_eq!(out.len(), 1);
+    // A replay of seqno 9 via another neighbour: the authenticator says Stale.
+    r.handle_ogm(T0, IF0, mac(2), &ogm(5, 1, 9, 0), &mut auth);
+    assert_eq!(r.counters().ogm_stale, 1);
+    assert_eq!(r.next_hop(&id(5)), Some((IF0, mac(1))));
+    // The same copy again from the same neighbour is a duplicate, caught before auth.
+    r.handle_ogm(T0, IF0, mac(1), &ogm(5, 1, 10, 100), &mut auth);
+    assert_eq!(r.counters().ogm_duplicate, 1);
+    assert!(of(5, drain(&mut r).1).is_empty());
+    // From a MAC without a session: dropped.
+    r.handle_ogm(T0, IF0, mac(7), &ogm(5, 1, 11, 100), &mut auth);
+    assert_eq!(r.counters().ogm_unknown_neighbor, 1);
+}
+
+#[test]
+fn unknown_originator_asks_for_its_announcement_rate_limited() {
+    let (mut r, mut auth) = router();
+    auth.known.retain(|n| *n != id(6));
+    r.handle_ogm(T0, IF0, mac(1), &ogm(6, 1, 1, 0), &mut auth);
+    r.handle_ogm(T0, IF0, mac(2), &ogm(6, 1, 1, 0), &mut auth);
+    let (actions, out) = drain(&mut r);
+    let asks: Vec<_> = actions
+        .iter()
+        .filter(|a| matches!(a, Action::RequestAnnounce { .. }))
+        .collect();
+    assert_eq!(
+        asks,
+        vec![&Action::RequestAnnounce {
+            iface: IF0,
+            mac: mac(1),
+            node: id(6)
+        }]
+    );
+    assert!(of(6, out).is_empty());
+    assert_eq!(r.next_hop(&id(6)), None);
+    assert_eq!(r.counters().announce_requests_suppressed, 1);
+}
+
+#[test]
+fn restarted_originator_with_higher_epoch_is_believed_at_once() {
+    let (mut r, mut auth) = router();
+    r.handle_ogm(T0, IF0, mac(1), &ogm(5, 1, 1000, 0), &mut auth);
+    drain(&mut r);
+    // Epoch 2 restarts at seqno 1, even with a worse metric than we advertised.
+    let t = T0 + Duration::from_millis(500);
+    r.handle_ogm(t, IF0, mac(1), &ogm(5, 2, 1, 900), &mut auth);
+    let route = r.route(&id(5)).unwrap();
+    assert_eq!(route.latest, SeqKey::new(2, 1));
+    assert_eq!(route.next_hop, Some((IF0, mac(1))));
+    let fwd = of(5, drain(&mut r).1);
+    assert_eq!(fwd.len(), 1);
+    assert_eq!(
+        (fwd[0].epoch, fwd[0].seqno, fwd[0].metric, fwd[0].ttl),
+        (2, 1, 1188, 9)
+    );
+    // An old-epoch OGM is now older than what neighbour 1 advertised: dropped early.
+    r.handle_ogm(t, IF0, mac(1), &ogm(5, 1, 2000, 0), &mut auth);
+    assert_eq!(r.counters().ogm_old, 1);
+}
+
+#[test]
+fn rebroadcasts_only_the_selected_next_hops_copy_once() {
+    let (mut r, mut auth) = router();
+    r.handle_ogm(T0, IF0, mac(1), &ogm(5, 1, 1, 0), &mut auth);
+    r.handle_ogm(T0, IF0, mac(2), &ogm(5, 1, 1, 300), &mut auth);
+    let out = of(5, drain(&mut r).1);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].metric, 288);
+    // Newer seqno arrives first from the non-selected neighbour: used, not forwarded.
+    r.handle_ogm(T0, IF0, mac(2), &ogm(5, 1, 2, 300), &mut auth);
+    assert!(of(5, drain(&mut r).1).is_empty());
+    r.handle_ogm(T0, IF0, mac(1), &ogm(5, 1, 2, 0), &mut auth);
+    let out = of(5, drain(&mut r).1);
+    assert_eq!((out.len(), out[0].seqno), (1, 2));
+    assert_eq!(r.backup_hop(&id(5)), Some((IF0, mac(2))));
+    assert_eq!(r.counters().ogm_forwarded, 2);
+}
+
+#[test]
+fn seqno_request_for_us_bumps_seqno_once_per_second() {
+    let (mut r, _) = router();
+    let before = r.own_seq();
+    let req = SeqnoRequestRepr {
+        node: id(0),
+        epoch: 1,
+        seqno: before.seqno + 1,
+        hop_limit: 5,
+    };
+    r.handle_seqno_request(T0, IF0, mac(1), &req);
+    assert_eq!(r.own_seq().seqno, before.seqno + 1);
+    assert_eq!(r.counters().seqno_bumps, 1);
+    let own = of(0, drain(&mut r).1);
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0].seqno, r.own_seq().seqno);
+    assert_eq!(r.ogm_interval(), OGM_TRICKLE.imin);
+    // A second request (other neighbour, higher seqno) within a second: rate-limited.
+    let req2 = SeqnoRequestRepr {
+        seqno: before.seqno + 2,
+        ..req
+    };
+    r.handle_seqno_request(T0 + Duration::from_millis(100), IF0, mac(2), &req2);
+    assert_eq!(r.counters().seqno_bumps_rate_limited, 1);
+    assert_eq!(r.counters().seqno_bumps, 1);
+    // The same request again is a duplicate.
+    r.handle_seqno_request(T0 + Duration::from_millis(200), IF0, mac(2), &req2);
+    assert_eq!(r.counters().seqno_requests_duplicate, 1);
+}
+
+#[test]
+fn seqno_request_is_forwarded_toward_the_originator_or_answered() {
+    let (mut r, mut auth) = router();
+    r.handle_ogm(T0, IF0, mac(1), &ogm(5, 1, 7, 0), &mut auth);
+    drain(&mut r);
+    let req = SeqnoRequestRepr {
+        node: id(5),
+        epoch: 1,
+        seqno: 8,
+        hop_limit: 4,
+    };
+    r.handle_seqno_request(T0, IF0, mac(2), &req);
+    let (actions, _) = drain(&mut r);
+    assert!(actions.contains(&Action::SendSeqnoRequest {
+        dest: Dest::Neighbor {
+            iface: IF0,
+            mac: mac(1)
+        },
+        req: SeqnoRequestRepr {
+            hop_limit: 3,
+            ..req
+        }
+    }));
+    // A request we can satisfy (seqno 7 ≥ 7) is answered with a one-hop OGM.
+    let req = SeqnoRequestRepr { seqno: 7, ..req };
+    r.handle_seqno_request(T0, IF0, mac(2), &req);
+    let out = of(5, drain(&mut r).1);
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].seqno, out[0].ttl, out[0].metric), (7, 1, 288));
+    // Requests from one neighbour are rate-limited (burst 8, then 4/s).
+    for s in 100..120 {
+        let req = SeqnoRequestRepr { seqno: s, ..req };
+        r.handle_seqno_request(T0, IF0, mac(2), &req);
+    }
+    assert!(r.counters().seqno_requests_rate_limited >= 10);
+}
+
+#[test]
+fn trickle_backs_off_when_quiet_and_resets_on_new_neighbour() {
+    let (mut r, _) = router();
+    let mut now = T0;
+    let (mut next_hello, mut seq) = (T0, 16u16);
+    while now < T0 + Duration::from_secs(120) {
+        now = r.poll_timeout().unwrap().min(next_hello);
+        if now >= next_hello {
+            // Both neighbours keep sending clean hellos and Ihus.
+            next_hello = now + Duration::from_millis(3500);
+            seq += 1;
+            for n in 1..=2 {
+                let h = HelloRepr {
+                    seq,
+                    interval_10ms: 400,
+                };
+                r.handle_hello(now, IF0, mac(n), &h, true);
+                let ihu = [IhuEntry {
+                    mac: mac(0),
+                    rx_quality: QUALITY_ONE,
+                }];
+                r.handle_ihu(now, IF0, mac(n), &ihu);
+            }
+        }
+        r.handle_timeout(now);
+        while r.poll_action().is_some() {}
+        while r.poll_ogm_batch().is_some() {}
+        while r.poll_event().is_some() {}
+    }
+    assert_eq!(r.ogm_interval(), Duration::from_secs(32));
+    let originated = r.counters().ogm_originated;
+    assert!((6..=10).contains(&originated), "{originated}");
+    r.neighbor_authenticated(now, IF0, mac(3), id(3));
+    assert_eq!(r.ogm_interval(), Duration::from_secs(1));
+    assert!(r.poll_timeout().unwrap() < now + Duration::from_secs(1));
+}
+
+#[test]
+fn silent_originator_expires_then_is_forgotten() {
+    let (mut r, mut auth) = router();
+    r.handle_ogm(T0, IF0, mac(1), &ogm(5, 1, 1, 0), &mut auth);
+    assert!(r.next_hop(&id(5)).is_some());
+    let mut now = T0;
+    let mut seq = 16u16;
+    let mut lost_at = None;
+    while now < T0 + ROUTE_EXPIRY + ORIGINATOR_GC + Duration::from_secs(5) {
+        now += Duration::from_millis(500);
+        if now.as_micros() % 3_500_000 == 0 {
+            seq += 1;
+            let h = HelloRepr {
+                seq,
+                interval_10ms: 400,
+            };
+            r.handle_hello(now, IF0, mac(1), &h, true);
+            let ihu = [IhuEntry {
+                mac: mac(0),
+                rx_quality: QUALITY_ONE,
+            }];
+            r.handle_ihu(now, IF0, mac(1), &ihu);
+        }
+        r.handle_timeout(now);
+        while r.poll_action().is_some() {}
+        while r.poll_ogm_batch().is_some() {}
+        while let Some(e) = r.poll_event() {
+            if let Event::RouteChanged {
+                node,
+                next_hop: None,
+                ..
+            } = e
+            {
+                if node == id(5) && lost_at.is_none() {
+                    lost_at = Some(now);
+                }
+            }
+        }
+    }
+    let lost_at = lost_at.expect("route expired");
+    assert!(lost_at.saturating_since(T0) >= ROUTE_EXPIRY);
+    assert!(lost_at.saturating_since(T0) <= ROUTE_EXPIRY + SWEEP_INTERVAL);
+    assert_eq!(r.counters().routes_expired, 1);
+    assert_eq!(r.counters().originators_expired, 1);
+    assert!(r.route(&id(5)).is_none());
+    assert!(r
+        .neighbors()
+        .any(|n| n.mac == mac(1) && n.state == NeighborState::Up));
+}

@@ -1,0 +1,204 @@
+//! OGM handling: acceptance, route update, BATMAN rebroadcast, retractions, origination.
+
+use crate::node::IfaceId;
+use crate::time::Instant;
+use crate::wire::{MacAddr, NodeId, OgmRepr};
+
+use super::auth::{AuthVerdict, OgmAuth};
+use super::ctx::{Ctx, Event};
+use super::metric::INFINITY;
+use super::neighbor::NeighborTable;
+use super::originator::{Originator, RouteEntry, Selection, Upsert};
+use super::requests::request_seqno;
+use super::seqno::{FeasibilityDistance, SeqKey};
+use super::{Routing, OGM_TTL};
+
+impl Routing {
+    /// An OGM received from (iface, mac) in an authenticated broadcast frame.
+    pub fn handle_ogm(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        mac: MacAddr,
+        ogm: &OgmRepr,
+        auth: &mut impl OgmAuth,
+    ) {
+        if ogm.node == self.own {
+            self.ctx.counters.ogm_own_echo += 1;
+            return;
+        }
+        let Some(idx) = self.authenticated_index(iface, mac) else {
+            self.ctx.counters.ogm_unknown_neighbor += 1;
+            return;
+        };
+        self.touch(now, idx);
+        if ogm.ttl == 0 {
+            self.ctx.counters.ogm_ttl_zero += 1;
+            return;
+        }
+        let seq = SeqKey::of_ogm(ogm);
+        // Cheap checks before the authenticator hashes anything.
+        if let Some(r) = self
+            .originators
+            .get(&ogm.node)
+            .and_then(|o| o.route_via(idx))
+        {
+            if seq < r.seq {
+                self.ctx.counters.ogm_old += 1;
+                return;
+            }
+            if seq == r.seq && ogm.metric == r.metric {
+                self.ctx.counters.ogm_duplicate += 1;
+                return;
+            }
+        }
+        match auth.check(ogm) {
+            AuthVerdict::Valid => {}
+            AuthVerdict::UnknownOriginator => {
+                self.ctx.counters.ogm_unknown_originator += 1;
+                self.request_announce(now, iface, mac, ogm.node);
+                return;
+            }
+            AuthVerdict::Invalid => {
+                self.ctx.counters.ogm_invalid += 1;
+                return;
+            }
+            AuthVerdict::Stale => {
+                self.ctx.counters.ogm_stale += 1;
+                return;
+            }
+        }
+        self.ctx.counters.ogm_accepted += 1;
+        if self.originators.get(&ogm.node).is_none() {
+            if !self
+                .originators
+                .insert(ogm.node, Originator::new(now, seq, ogm.chain))
+            {
+                return;
+            }
+            self.topology_changed(now);
+        }
+        self.update_route(now, idx, ogm, seq);
+    }
+
+    fn update_route(&mut self, now: Instant, idx: u16, ogm: &OgmRepr, seq: SeqKey) {
+        let neighbors = &self.neighbors;
+        let ctx = &mut self.ctx;
+        let Some(o) = self.originators.get_mut(&ogm.node) else {
+            return;
+        };
+        if seq > o.latest {
+            o.latest = seq;
+            o.chain = ogm.chain;
+        }
+        let entry = RouteEntry {
+            neigh: idx,
+            seq,
+            metric: ogm.metric,
+            updated: now,
+        };
+        match o.upsert(entry, |i| neighbors.cost(i)) {
+            Upsert::Stored => {}
+            Upsert::Evicted => ctx.counters.route_entries_evicted += 1,
+            Upsert::Dropped => {
+                ctx.counters.route_entries_dropped += 1;
+                return;
+            }
+        }
+        let sel = o.select(now, |i| neighbors.cost(i), |i| neighbors.get(i)?.node);
+        settle(ctx, neighbors, now, ogm.node, o, sel);
+        // BATMAN rule: rebroadcast a new (epoch, seqno) once, and only the copy from the
+        // selected next hop, carrying our own metric.
+        let new = o.forwarded.is_none_or(|f| seq > f);
+        if o.selected == Some(idx)
+            && new
+            && ogm.metric < INFINITY
+            && o.metric < INFINITY
+            && ogm.ttl > 1
+        {
+            ctx.queue_ogm(
+                now,
+                OgmRepr {
+                    metric: o.metric,
+                    ttl: ogm.ttl - 1,
+                    ..*ogm
+                },
+            );
+            o.forwarded = Some(seq);
+            FeasibilityDistance::record(&mut o.fd, seq, o.metric);
+            ctx.counters.ogm_forwarded += 1;
+        }
+    }
+
+    /// Originate our own OGM with the next seqno (the node fills in the chain element).
+    pub(crate) fn originate(&mut self, now: Instant) {
+        let Some(next) = self.seqno.checked_add(1) else {
+            self.ctx.counters.ogm_seqno_exhausted += 1;
+            return;
+        };
+        self.seqno = next;
+        self.ctx.counters.ogm_originated += 1;
+        self.ctx.queue_ogm(
+            now,
+            OgmRepr {
+                node: self.own,
+                epoch: self.epoch,
+                seqno: self.seqno,
+                metric: 0,
+                ttl: OGM_TTL,
+                flags: 0,
+                chain: [0; crate::wire::CHAIN_ELEMENT_LEN],
+            },
+        );
+    }
+
+    /// We restarted our hash chain under a new epoch: seqnos start again at 1, believed
+    /// at once by everyone because the epoch is higher. Sends an OGM right away.
+    pub fn set_own_epoch(&mut self, now: Instant, epoch: u32) {
+        self.epoch = epoch;
+        self.seqno = 0;
+        self.originate(now);
+        self.topology_changed(now);
+    }
+}
+
+/// Consequences of a selection: route events, retraction and seqno request on loss.
+pub(crate) fn settle(
+    ctx: &mut Ctx,
+    neighbors: &NeighborTable,
+    now: Instant,
+    node: NodeId,
+    o: &mut Originator,
+    sel: Selection,
+) {
+    if sel.changed {
+        let next_hop = o
+            .selected
+            .and_then(|i| neighbors.get(i))
+            .map(|n| (n.iface, n.mac));
+        ctx.event(Event::RouteChanged {
+            node,
+            next_hop,
+            metric: o.metric,
+        });
+    }
+    if sel.lost && o.forwarded.is_some() {
+        // One-hop retraction: neighbours that route through us must stop at once.
+        ctx.queue_ogm(
+            now,
+            OgmRepr {
+                node,
+                epoch: o.latest.epoch,
+                seqno: o.latest.seqno,
+                metric: INFINITY,
+                ttl: 1,
+                flags: 0,
+                chain: o.chain,
+            },
+        );
+        ctx.counters.retractions_sent += 1;
+    }
+    if o.selected.is_none() && (sel.lost || o.has_infeasible(|i| neighbors.cost(i))) {
+        request_seqno(ctx, now, node, o);
+    }
+}

@@ -1,0 +1,428 @@
+//! Neighbour table: link quality in both directions, liveness when idle and under traffic.
+
+use crate::node::IfaceId;
+use crate::time::{Duration, Instant};
+use crate::wire::{MacAddr, NodeId};
+
+use super::estimator::{HelloOutcome, LinkEstimator};
+use super::metric::{link_cost, INFINITY};
+use super::seqno::TokenBucket;
+
+/// Most neighbours tracked per interface.
+pub const MAX_NEIGHBORS_PER_IFACE: usize = 64;
+/// Idle: a neighbour is lost after this many of its hello intervals without hearing it.
+pub const NEIGHBOR_HOLD_HELLOS: u64 = 4;
+/// A hello is counted as missed 1.5 intervals after the previous one, then every interval.
+pub const HELLO_MISS_FACTOR_NUM: u64 = 3;
+/// Denominator of the first-miss factor.
+pub const HELLO_MISS_FACTOR_DEN: u64 = 2;
+/// Advertised hello intervals are clamped to this range before use.
+pub const HELLO_INTERVAL_CLAMP: (Duration, Duration) =
+    (Duration::from_millis(500), Duration::from_secs(60));
+/// Hello interval assumed for a neighbour until its first hello says otherwise.
+pub const ASSUMED_HELLO_INTERVAL: Duration = Duration::from_secs(4);
+/// The transmit ratio from a neighbour's Ihu is forgotten after this many of its hello intervals.
+pub const IHU_HOLD_HELLOS: u64 = 8;
+/// Under traffic: probe after this much silence since the first unconfirmed data frame...
+pub const PROBE_AFTER: Duration = Duration::from_millis(100);
+/// ...and declare the link dead after this much.
+pub const DEAD_UNDER_TRAFFIC: Duration = Duration::from_millis(300);
+/// Down and unauthenticated entries are forgotten after this much silence.
+pub const NEIGHBOR_GC: Duration = Duration::from_secs(60);
+/// Seqno requests accepted from one neighbour: rate per second and burst.
+pub const NEIGHBOR_REQUEST_RATE: (u32, u32) = (4, 8);
+
+/// Lifecycle of a neighbour entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeighborState {
+    /// Heard (clear hellos) but no link session yet: not used for routing.
+    Unauthenticated,
+    /// Authenticated and alive: used for routing.
+    Up,
+    /// Lost; comes back Up when heard authenticated again.
+    Down,
+}
+
+/// Why a neighbour went down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownReason {
+    /// Nothing heard for several hello intervals while idle.
+    HelloTimeout,
+    /// Nothing heard for DEAD_UNDER_TRAFFIC while sending it data.
+    ProbeTimeout,
+    /// The node closed the session.
+    Deauthenticated,
+}
+
+/// One neighbour on one interface.
+#[derive(Debug, Clone)]
+pub struct Neighbor {
+    /// Interface it is heard on.
+    pub iface: IfaceId,
+    /// Its MAC on that link.
+    pub mac: MacAddr,
+    /// Its node id, once authenticated.
+    pub node: Option<NodeId>,
+    /// Lifecycle state.
+    pub state: NeighborState,
+    pub(crate) est: LinkEstimator,
+    pub(crate) hello_interval: Duration,
+    pub(crate) next_miss: Option<Instant>,
+    pub(crate) tx_quality: u16,
+    pub(crate) tx_expires: Instant,
+    pub(crate) last_heard: Instant,
+    pub(crate) unconfirmed_since: Option<Instant>,
+    pub(crate) next_probe: Option<Instant>,
+    pub(crate) probe_seq: u32,
+    /// Link cost the routes were last evaluated with.
+    pub(crate) applied_cost: u16,
+    pub(crate) requests: TokenBucket,
+}
+
+/// What a timer tick found for one neighbour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tick {
+    /// Send a Probe with this seq.
+    pub probe: Option<u32>,
+    /// The neighbour just went down.
+    pub down: Option<DownReason>,
+    /// The entry should be removed (stale).
+    pub gc: bool,
+}
+
+impl Neighbor {
+    fn new(now: Instant, iface: IfaceId, mac: MacAddr) -> Self {
+        Neighbor {
+            iface,
+            mac,
+            node: None,
+            state: NeighborState::Unauthenticated,
+            est: LinkEstimator::default(),
+            hello_interval: ASSUMED_HELLO_INTERVAL,
+            next_miss: None,
+            tx_quality: 0,
+            tx_expires: now,
+            last_heard: now,
+            unconfirmed_since: None,
+            next_probe: None,
+            probe_seq: 0,
+            applied_cost: INFINITY,
+            requests: TokenBucket::new(now, NEIGHBOR_REQUEST_RATE.0, NEIGHBOR_REQUEST_RATE.1),
+        }
+    }
+
+    /// Our receive ratio from it.
+    pub fn rx_quality(&self) -> u16 {
+        self.est.rx_quality()
+    }
+
+    /// Its receive ratio from us, as reported in its Ihu (0 if none recent).
+    pub fn tx_quality(&self) -> u16 {
+        self.tx_quality
+    }
+
+    /// Current link cost; INFINITY unless Up.
+    pub fn cost(&self) -> u16 {
+        if self.state != NeighborState::Up {
+            return INFINITY;
+        }
+        link_cost(self.rx_quality(), self.tx_quality)
+    }
+
+    /// Whether it is used for routing.
+    pub fn is_up(&self) -> bool {
+        self.state == NeighborState::Up
+    }
+
+    pub(crate) fn on_hello(&mut self, now: Instant, seq: u16, interval_10ms: u16) -> HelloOutcome {
+        let iv = Duration::from_millis(interval_10ms as u64 * 10);
+        self.hello_interval = iv.max(HELLO_INTERVAL_CLAMP.0).min(HELLO_INTERVAL_CLAMP.1);
+        let outcome = self.est.on_hello(seq);
+        if outcome != HelloOutcome::Duplicate && outcome != HelloOutcome::Old {
+            let first = self
+                .hello_interval
+                .mul_div(HELLO_MISS_FACTOR_NUM, HELLO_MISS_FACTOR_DEN);
+            self.next_miss = Some(now + first);
+        }
+        outcome
+    }
+
+    pub(crate) fn on_ihu(&mut self, now: Instant, rx_of_us: u16) {
+        self.tx_quality = rx_of_us;
+        self.tx_expires = now + self.hello_interval.mul_div(IHU_HOLD_HELLOS, 1);
+    }
+
+    /// Anything authenticated from it proves it alive.
+    pub(crate) fn heard(&mut self, now: Instant) {
+        self.last_heard = self.last_heard.max(now);
+        self.unconfirmed_since = None;
+        self.next_probe = None;
+    }
+
+    pub(crate) fn data_sent(&mut self, now: Instant) {
+        if self.state == NeighborState::Up && self.unconfirmed_since.is_none() {
+            self.unconfirmed_since = Some(now);
+            self.next_probe = Some(now + PROBE_AFTER);
+        }
+    }
+
+    /// Link history is kept: a flapping lossy neighbour must not come back looking perfect.
+    pub(crate) fn set_down(&mut self) {
+        self.state = NeighborState::Down;
+        self.tx_quality = 0;
+        self.unconfirmed_since = None;
+        self.next_probe = None;
+    }
+
+    /// Earliest instant at which `tick` has work.
+    pub(crate) fn deadline(&self) -> Instant {
+        let mut d = self.last_heard + self.idle_limit();
+        for t in [self.next_miss, self.next_probe].into_iter().flatten() {
+            d = d.min(t);
+        }
+        if let Some(since) = self.unconfirmed_since {
+            d = d.min(since + DEAD_UNDER_TRAFFIC);
+        }
+        if self.tx_quality != 0 {
+            d = d.min(self.tx_expires);
+        }
+        d
+    }
+
+    fn idle_limit(&self) -> Duration {
+        match self.state {
+            NeighborState::Up => self.hello_interval.mul_div(NEIGHBOR_HOLD_HELLOS, 1),
+            _ => NEIGHBOR_GC,
+        }
+    }
+
+    pub(crate) fn tick(&mut self, now: Instant) -> Tick {
+        let mut out = Tick::default();
+        if self.state != NeighborState::Up {
+            out.gc = now >= self.last_heard + NEIGHBOR_GC;
+            if let Some(t) = self.next_miss.filter(|t| now >= *t) {
+                self.est.on_missed();
+                self.next_miss = Some(t.max(now) + self.hello_interval);
+            }
+            return out;
+        }
+        if let Some(since) = self.unconfirmed_since {
+            if now >= since + DEAD_UNDER_TRAFFIC {
+                out.down = Some(DownReason::ProbeTimeout);
+            } else if self.next_probe.is_some_and(|t| now >= t) {
+                self.probe_seq = self.probe_seq.wrapping_add(1);
+                out.probe = Some(self.probe_seq);
+                self.next_probe = Some(now + PROBE_AFTER);
+            }
+        }
+        if out.down.is_none() && now >= self.last_heard + self.idle_limit() {
+            out.down = Some(DownReason::HelloTimeout);
+        }
+        if out.down.is_some() {
+            self.set_down();
+            return out;
+        }
+        if let Some(t) = self.next_miss.filter(|t| now >= *t) {
+            self.est.on_missed();
+            self.next_miss = Some(t.max(now) + self.hello_interval);
+        }
+        if self.tx_quality != 0 && now >= self.tx_expires {
+            self.tx_quality = 0;
+        }
+        out
+    }
+}
+
+/// Result of looking up or inserting a neighbour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Index of the (possibly new) entry.
+    Index(u16),
+    /// Table full of Up neighbours on that interface.
+    Full,
+}
+
+/// All neighbours, in a slab indexed by u16 (indices stay stable while an entry lives).
+#[derive(Debug, Default)]
+pub struct NeighborTable {
+    slots: Vec<Option<Neighbor>>,
+    /// Entries evicted to make room.
+    pub evicted: u64,
+    /// New neighbours refused because the interface's table was full of Up neighbours.
+    pub refused: u64,
+}
+
+impl NeighborTable {
+    /// Index of the entry for (iface, mac).
+    pub fn find(&self, iface: IfaceId, mac: MacAddr) -> Option<u16> {
+        self.slots
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|n| n.iface == iface && n.mac == mac))
+            .map(|i| i as u16)
+    }
+
+    /// The entry at `idx`.
+    pub fn get(&self, idx: u16) -> Option<&Neighbor> {
+        self.slots.get(idx as usize).and_then(Option::as_ref)
+    }
+
+    /// The entry at `idx`, mutably.
+    pub fn get_mut(&mut self, idx: u16) -> Option<&mut Neighbor> {
+        self.slots.get_mut(idx as usize).and_then(Option::as_mut)
+    }
+
+    /// Link cost of entry `idx` (INFINITY if absent or not Up).
+    pub fn cost(&self, idx: u16) -> u16 {
+        self.get(idx).map_or(INFINITY, Neighbor::cost)
+    }
+
+    /// Iterate (index, neighbour).
+    pub fn iter(&self) -> impl Iterator<Item = (u16, &Neighbor)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|n| (i as u16, n)))
+    }
+
+    /// Number of slots (some may be empty); indices are below this.
+    pub fn capacity_used(&self) -> u16 {
+        self.slots.len() as u16
+    }
+
+    /// Find or create the entry; evicts the stalest non-Up entry of the interface when full.
+    pub fn admit(&mut self, now: Instant, iface: IfaceId, mac: MacAddr) -> Admit {
+        if let Some(i) = self.find(iface, mac) {
+            return Admit::Index(i);
+        }
+        let on_iface = self.iter().filter(|(_, n)| n.iface == iface).count();
+        if on_iface >= MAX_NEIGHBORS_PER_IFACE {
+            let victim = self
+                .iter()
+                .filter(|(_, n)| n.iface == iface && !n.is_up())
+                .min_by_key(|(_, n)| n.last_heard)
+                .map(|(i, _)| i);
+            match victim {
+                Some(v) => {
+                    self.slots[v as usize] = None;
+                    self.evicted += 1;
+                }
+                None => {
+                    self.refused += 1;
+                    return Admit::Full;
+                }
+            }
+        }
+        let entry = Some(Neighbor::new(now, iface, mac));
+        match self.slots.iter().position(Option::is_none) {
+            Some(i) => {
+                self.slots[i] = entry;
+                Admit::Index(i as u16)
+            }
+            None => {
+                self.slots.push(entry);
+                Admit::Index((self.slots.len() - 1) as u16)
+            }
+        }
+    }
+
+    /// Remove entry `idx`.
+    pub fn remove(&mut self, idx: u16) {
+        if let Some(s) = self.slots.get_mut(idx as usize) {
+            *s = None;
+        }
+    }
+
+    /// Earliest deadline over all entries.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.iter().map(|(_, n)| n.deadline()).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(now: Instant) -> Neighbor {
+        let mut n = Neighbor::new(now, IfaceId(0), MacAddr([2, 0, 0, 0, 0, 1]));
+        n.state = NeighborState::Up;
+        n
+    }
+
+    #[test]
+    fn dead_under_traffic_within_300ms() {
+        let t0 = Instant::from_millis(10_000);
+        let mut n = up(t0);
+        n.on_hello(t0, 1, 400);
+        n.heard(t0);
+        n.data_sent(t0 + Duration::from_millis(5));
+        let mut probes = Vec::new();
+        let mut down_at = None;
+        let mut now = t0;
+        while down_at.is_none() && now < t0 + Duration::from_secs(2) {
+            now = n.deadline();
+            let tick = n.tick(now);
+            if let Some(seq) = tick.probe {
+                probes.push((seq, now.saturating_since(t0).as_millis()));
+            }
+            if tick.down.is_some() {
+                down_at = Some((tick.down, now.saturating_since(t0).as_millis()));
+            }
+        }
+        assert_eq!(probes, vec![(1, 105), (2, 205)]);
+        assert_eq!(down_at, Some((Some(DownReason::ProbeTimeout), 305)));
+        assert_eq!(n.state, NeighborState::Down);
+    }
+
+    #[test]
+    fn probe_ack_keeps_link_alive_and_idle_hold_applies() {
+        let t0 = Instant::from_millis(0);
+        let mut n = up(t0);
+        n.on_hello(t0, 1, 400);
+        n.data_sent(t0);
+        let t = n.deadline();
+        assert_eq!(n.tick(t).probe, Some(1));
+        n.heard(t + Duration::from_millis(20));
+        assert_eq!(n.unconfirmed_since, None);
+        // Idle: hellos every 4 s but none arrive: down after 4 intervals.
+        let mut now = t;
+        let mut down = None;
+        while down.is_none() {
+            now = n.deadline();
+            down = n.tick(now).down;
+        }
+        assert_eq!(down, Some(DownReason::HelloTimeout));
+        assert_eq!(now, t + Duration::from_millis(20) + Duration::from_secs(16));
+    }
+
+    #[test]
+    fn table_bounds_and_eviction_counters() {
+        let t0 = Instant::ZERO;
+        let mut tab = NeighborTable::default();
+        for i in 0..MAX_NEIGHBORS_PER_IFACE {
+            let mac = MacAddr([0, 0, 0, 0, 0, i as u8]);
+            let Admit::Index(idx) = tab.admit(t0 + Duration::from_secs(i as u64), IfaceId(0), mac)
+            else {
+                panic!("refused")
+            };
+            tab.get_mut(idx).unwrap().last_heard = t0 + Duration::from_secs(i as u64);
+        }
+        // Full of unauthenticated entries: the stalest (mac ..:00) is evicted.
+        let new = MacAddr([9; 6]);
+        assert!(matches!(tab.admit(t0, IfaceId(0), new), Admit::Index(_)));
+        assert_eq!(tab.evicted, 1);
+        assert_eq!(tab.find(IfaceId(0), MacAddr([0; 6])), None);
+        // Another interface has its own budget.
+        assert!(matches!(tab.admit(t0, IfaceId(1), new), Admit::Index(_)));
+        // All Up: refused and counted.
+        let idxs: Vec<u16> = tab.iter().map(|(i, _)| i).collect();
+        for i in idxs {
+            tab.get_mut(i).unwrap().state = NeighborState::Up;
+        }
+        assert_eq!(tab.admit(t0, IfaceId(0), MacAddr([8; 6])), Admit::Full);
+        assert_eq!(tab.refused, 1);
+        assert_eq!(
+            tab.iter().filter(|(_, n)| n.iface == IfaceId(0)).count(),
+            64
+        );
+    }
+}
