@@ -55,6 +55,6 @@ fn run_sim(args: &SimArgs) -> ExitCode {
 
 /// `veil sim` with the protocol node as the host.
 fn run_with_node(args: &SimArgs) -> Result<sim::SimReport, sim::CliError> {
-    let factory = mock::flood_factory(args.seed, mock::FloodConfig::default()); // node factory goes here
+    let factory = sim::node_factory(args.seed, veilmesh::node::NodeConfig::default());
     sim::run_cli(args, factory)
 }

@@ -4,9 +4,24 @@
 use super::{DropReason, Event, IfaceId, Node, PendingOgm};
 use crate::crypto::hashchain::DEFAULT_CHAIN_LEN;
 use crate::crypto::{Announcement, ChainSigner};
-use crate::routing::{Action, AuthVerdict, Dest};
+use crate::routing::{Action, AuthVerdict, Dest, OgmAuth};
 use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId, OgmRepr, ANNOUNCE_LEN};
+
+/// Passes OGM checks to the announcement store and remembers the verdict, so the node can
+/// park OGMs of originators whose announcement it must fetch first.
+struct Recording<'a> {
+    inner: &'a mut super::Announcements,
+    verdict: Option<AuthVerdict>,
+}
+
+impl OgmAuth for Recording<'_> {
+    fn check(&mut self, ogm: &OgmRepr) -> AuthVerdict {
+        let v = self.inner.check(ogm);
+        self.verdict = Some(v);
+        v
+    }
+}
 
 /// A parked OGM whose announcement did not arrive within this time is dropped.
 const PENDING_OGM_TIMEOUT: Duration = Duration::from_secs(2);
@@ -126,11 +141,12 @@ impl Node {
             return;
         }
         self.anns.set_now(now);
-        let verdict = self.routing.handle_ogm(now, iface, mac, ogm, &mut self.anns);
-        match verdict {
-            AuthVerdict::UnknownOriginator => self.park_ogm(now, iface, mac, ogm),
-            AuthVerdict::Invalid => self.stats.drop(DropReason::OgmInvalid),
-            AuthVerdict::Stale => self.stats.drop(DropReason::OgmStale),
+        let mut auth = Recording { inner: &mut self.anns, verdict: None };
+        self.routing.handle_ogm(now, iface, mac, ogm, &mut auth);
+        match auth.verdict {
+            Some(AuthVerdict::UnknownOriginator) => self.park_ogm(now, iface, mac, ogm),
+            Some(AuthVerdict::Invalid) => self.stats.drop(DropReason::OgmInvalid),
+            Some(AuthVerdict::Stale) => self.stats.drop(DropReason::OgmStale),
             _ => {}
         }
     }

@@ -238,13 +238,6 @@ impl Links {
             .enumerate()
             .filter_map(|(i, l)| l.as_mut().map(|l| (i, l)))
     }
-
-    /// The slot of the established link to `node`.
-    pub fn find_node(&self, node: &NodeId) -> Option<usize> {
-        self.iter()
-            .find(|(_, l)| l.node.as_ref() == Some(node) && l.current.is_some())
-            .map(|(i, _)| i)
-    }
 }
 
 #[cfg(test)]

@@ -262,6 +262,9 @@ impl Node {
         self.stats.bytes_out += len as u64;
         if meta.control {
             self.stats.control_bytes_out += len as u64;
+            if meta.dst != MacAddr::BROADCAST && len == crate::wire::UNICAST_FRAME_LEN {
+                self.stats.unicast_control_bytes_out += len as u64;
+            }
         }
         Some(Transmit { iface: meta.iface, dst: meta.dst, len })
     }

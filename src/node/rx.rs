@@ -5,7 +5,7 @@ use super::{DropReason, IfaceId, Node};
 use crate::crypto::{GroupReceiver, OpenError};
 use crate::time::Instant;
 use crate::wire::{
-    EncryptedFrame, Error, Frame, HandshakeKind, MacAddr, Message,
+    EncryptedFrame, Frame, HandshakeKind, MacAddr, Message,
     MessageIter,
 };
 
@@ -156,7 +156,7 @@ impl Node {
                 self.stats.drop(DropReason::DecryptFailed);
                 None
             }
-            Err(OpenFailure::Wire(_)) => {
+            Err(OpenFailure::Wire) => {
                 self.stats.drop(DropReason::MalformedFrame);
                 None
             }
@@ -232,7 +232,7 @@ impl Node {
 
 /// Why a received encrypted frame could not be opened.
 pub(super) enum OpenFailure {
-    Wire(Error),
+    Wire,
     Open(OpenError),
 }
 
@@ -250,7 +250,7 @@ fn open_into(
     open: impl FnOnce(u64, &[u8], &mut [u8], &[u8; 16]) -> Result<(), OpenError>,
 ) -> Result<usize, OpenFailure> {
     let ct = f.ciphertext();
-    let body = buf.get_mut(..ct.len()).ok_or(OpenFailure::Wire(Error::NoSpace))?;
+    let body = buf.get_mut(..ct.len()).ok_or(OpenFailure::Wire)?;
     body.copy_from_slice(ct);
     open(f.counter(), f.header(), body, f.tag())?;
     Ok(ct.len())

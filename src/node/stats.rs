@@ -69,6 +69,8 @@ pub struct Stats {
     pub bytes_out: u64,
     /// Bytes sent in control frames (hellos, handshakes, broadcasts, probes, control-only unicast).
     pub control_bytes_out: u64,
+    /// Bytes sent in unicast frames that carried only control messages.
+    pub unicast_control_bytes_out: u64,
     /// IP packets accepted from the TUN side.
     pub packets_from_tun: u64,
     /// IP packets delivered to the TUN side.

@@ -112,7 +112,7 @@ pub fn parse_topology(s: &str) -> Result<Topology, TopologyError> {
 pub fn run_cli<H, F>(args: &SimArgs, factory: F) -> Result<SimReport, CliError>
 where
     H: SimHost,
-    F: FnMut(usize, u32, MacAddr) -> H + 'static,
+    F: FnMut(usize, u32, MacAddr, Instant) -> H + 'static,
 {
     let mut topo = args.topology.clone();
     topo.set_all_loss(args.loss / 100.0)?;

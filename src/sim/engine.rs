@@ -23,7 +23,7 @@ use crate::wire::{MacAddr, NodeId, MAX_FRAME_LEN};
 mod inspect;
 
 /// Builds the host of node `index` for restart `epoch` (0 first) with MAC `mac`.
-pub type Factory<H> = Box<dyn FnMut(usize, u32, MacAddr) -> H>;
+pub type Factory<H> = Box<dyn FnMut(usize, u32, MacAddr, Instant) -> H>;
 
 /// Same-instant timer firings of one host before the engine nudges it 1 us ahead.
 const SPIN_CAP: u32 = 1000;
@@ -69,7 +69,7 @@ impl<H: SimHost> Sim<H> {
     pub fn new(
         topo: &Topology,
         cfg: SimConfig,
-        factory: impl FnMut(usize, u32, MacAddr) -> H + 'static,
+        factory: impl FnMut(usize, u32, MacAddr, Instant) -> H + 'static,
     ) -> Sim<H> {
         let n = topo.len();
         let mut sim = Sim {
@@ -403,7 +403,7 @@ impl<H: SimHost> Sim<H> {
     }
 
     fn build(&mut self, i: usize, epoch: u32) {
-        let host = (self.factory)(i, epoch, mac_of(i));
+        let host = (self.factory)(i, epoch, mac_of(i), self.now);
         self.stats.hosts_built += 1;
         self.ids[i] = host.node_id();
         self.addrs[i] = host.overlay_addr();

@@ -66,7 +66,7 @@ impl SimHost for TestHost {
     }
 }
 
-fn test_host(index: usize, epoch: u32, _mac: MacAddr) -> TestHost {
+fn test_host(index: usize, epoch: u32, _mac: MacAddr, _now: Instant) -> TestHost {
     TestHost {
         index,
         epoch,
@@ -180,9 +180,9 @@ fn the_same_seed_gives_the_same_run_bit_for_bit() {
 fn crash_and_restart_rebuild_the_host_with_the_next_epoch() {
     let calls = Rc::new(RefCell::new(Vec::new()));
     let log = calls.clone();
-    let factory = move |i, epoch, mac| {
+    let factory = move |i, epoch, mac, _now| {
         log.borrow_mut().push((i, epoch, mac));
-        test_host(i, epoch, mac)
+        test_host(i, epoch, mac, Instant::ZERO)
     };
     let mut sim = Sim::new(&"line:3".parse().unwrap(), SimConfig::default(), factory);
     sim.schedule(Instant::from_millis(10), Action::Crash(1))
@@ -278,9 +278,9 @@ fn a_cut_on_a_ring_is_routed_around() {
 #[test]
 fn the_route_check_catches_a_looping_host() {
     // On line:3 every node forwards "right" and 2 bounces back: toward 0, 1 and 2 ping-pong.
-    let looping = |i: usize, epoch, mac| TestHost {
+    let looping = |i: usize, epoch, mac, _now| TestHost {
         route: |at, dst| (at != dst).then_some(if at == 2 { 1 } else { at + 1 }),
-        ..test_host(i, epoch, mac)
+        ..test_host(i, epoch, mac, Instant::ZERO)
     };
     let mut sim = Sim::new(&"line:3".parse().unwrap(), SimConfig::default(), looping);
     sim.run_until(Instant::from_millis(1000));
@@ -295,9 +295,9 @@ fn the_route_check_catches_a_looping_host() {
 
 #[test]
 fn a_host_spinning_on_the_current_instant_cannot_stall_the_run() {
-    let spinner = |i, epoch, mac| TestHost {
+    let spinner = |i, epoch, mac, _now| TestHost {
         spin: true,
-        ..test_host(i, epoch, mac)
+        ..test_host(i, epoch, mac, Instant::ZERO)
     };
     let mut sim = Sim::new(&"line:2".parse().unwrap(), SimConfig::default(), spinner);
     sim.run_until(Instant::from_micros(10));
@@ -316,9 +316,9 @@ fn a_host_spinning_on_the_current_instant_cannot_stall_the_run() {
 
 #[test]
 fn control_bytes_add_the_host_hook_across_restarts() {
-    let hooked = |i, epoch, mac| TestHost {
+    let hooked = |i, epoch, mac, _now| TestHost {
         hook: 1000,
-        ..test_host(i, epoch, mac)
+        ..test_host(i, epoch, mac, Instant::ZERO)
     };
     let mut sim = Sim::new(&"line:2".parse().unwrap(), SimConfig::default(), hooked);
     sim.run_until(Instant::from_millis(1));
