@@ -28,7 +28,7 @@ fn router() -> (Routing, FakeAuth) {
             mac: mac(0),
             rx_quality: QUALITY_ONE,
         }];
-        r.handle_ihu(T0, IF0, mac(n), &ihu);
+        r.handle_ihu(T0, IF0, mac(n), ihu);
     }
     drain(&mut r);
     let auth = FakeAuth {
@@ -249,7 +249,7 @@ fn trickle_backs_off_when_quiet_and_resets_on_new_neighbour() {
                     mac: mac(0),
                     rx_quality: QUALITY_ONE,
                 }];
-                r.handle_ihu(now, IF0, mac(n), &ihu);
+                r.handle_ihu(now, IF0, mac(n), ihu);
             }
         }
         r.handle_timeout(now);
@@ -286,7 +286,7 @@ fn silent_originator_expires_then_is_forgotten() {
                 mac: mac(0),
                 rx_quality: QUALITY_ONE,
             }];
-            r.handle_ihu(now, IF0, mac(1), &ihu);
+            r.handle_ihu(now, IF0, mac(1), ihu);
         }
         r.handle_timeout(now);
         while r.poll_action().is_some() {}
