@@ -128,6 +128,7 @@ pub struct Counters {
     pub ogm_stale: u64,
     pub ogm_unknown_originator: u64,
     pub ogm_forwarded: u64,
+    pub ogm_forward_rate_limited: u64,
     pub ogm_originated: u64,
     pub ogm_queue_full: u64,
     pub ogm_seqno_exhausted: u64,

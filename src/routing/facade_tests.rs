@@ -28,7 +28,7 @@ fn router() -> (Routing, FakeAuth) {
             mac: mac(0),
             rx_quality: QUALITY_ONE,
         }];
-        r.handle_ihu(T0, IF0, mac(n), &ihu);
+        r.handle_ihu(T0, IF0, mac(n), ihu);
     }
     drain(&mut r);
     let auth = FakeAuth {
@@ -249,7 +249,7 @@ fn trickle_backs_off_when_quiet_and_resets_on_new_neighbour() {
                     mac: mac(0),
                     rx_quality: QUALITY_ONE,
                 }];
-                r.handle_ihu(now, IF0, mac(n), &ihu);
+                r.handle_ihu(now, IF0, mac(n), ihu);
             }
         }
         r.handle_timeout(now);
@@ -286,7 +286,7 @@ fn silent_originator_expires_then_is_forgotten() {
                 mac: mac(0),
                 rx_quality: QUALITY_ONE,
             }];
-            r.handle_ihu(now, IF0, mac(1), &ihu);
+            r.handle_ihu(now, IF0, mac(1), ihu);
         }
         r.handle_timeout(now);
         while r.poll_action().is_some() {}
@@ -313,4 +313,19 @@ fn silent_originator_expires_then_is_forgotten() {
     assert!(r
         .neighbors()
         .any(|n| n.mac == mac(1) && n.state == NeighborState::Up));
+}
+
+#[test]
+fn a_fast_originator_cannot_make_us_flood_faster_than_4_per_second() {
+    let (mut r, mut auth) = router();
+    for s in 1..=20 {
+        r.handle_ogm(T0, IF0, mac(1), &ogm(5, 1, s, 0), &mut auth);
+    }
+    assert_eq!(r.counters().ogm_forwarded, 4);
+    assert_eq!(r.counters().ogm_forward_rate_limited, 16);
+    // The route itself follows the newest seqno.
+    assert_eq!(r.route(&id(5)).unwrap().latest, SeqKey::new(1, 20));
+    let t = T0 + Duration::from_millis(250);
+    r.handle_ogm(t, IF0, mac(1), &ogm(5, 1, 21, 0), &mut auth);
+    assert_eq!(r.counters().ogm_forwarded, 5);
 }

@@ -1,7 +1,7 @@
 //! OGM handling: acceptance, route update, BATMAN rebroadcast, retractions, origination.
 
 use crate::node::IfaceId;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId, OgmRepr};
 
 use super::auth::{AuthVerdict, OgmAuth};
@@ -12,6 +12,11 @@ use super::originator::{Originator, RouteEntry, Selection, Upsert};
 use super::requests::request_seqno;
 use super::seqno::{FeasibilityDistance, SeqKey};
 use super::{Routing, OGM_TTL};
+
+/// Rebroadcasts per originator: at most one per FORWARD_PERIOD sustained...
+pub const FORWARD_PERIOD: Duration = Duration::from_millis(250);
+/// ...with bursts of this many. Honest originators send at most ~2 per second.
+pub const FORWARD_BURST: u64 = 4;
 
 impl Routing {
     /// An OGM received from (iface, mac) in an authenticated broadcast frame.
@@ -110,24 +115,26 @@ impl Routing {
         // BATMAN rule: rebroadcast a new (epoch, seqno) once, and only the copy from the
         // selected next hop, carrying our own metric.
         let new = o.forwarded.is_none_or(|f| seq > f);
-        if o.selected == Some(idx)
-            && new
-            && ogm.metric < INFINITY
-            && o.metric < INFINITY
-            && ogm.ttl > 1
-        {
-            ctx.queue_ogm(
-                now,
-                OgmRepr {
-                    metric: o.metric,
-                    ttl: ogm.ttl - 1,
-                    ..*ogm
-                },
-            );
-            o.forwarded = Some(seq);
-            FeasibilityDistance::record(&mut o.fd, seq, o.metric);
-            ctx.counters.ogm_forwarded += 1;
+        let finite = ogm.metric < INFINITY && o.metric < INFINITY;
+        if o.selected != Some(idx) || !new || !finite || ogm.ttl <= 1 {
+            return;
         }
+        // An originator (even a valid, malicious one) cannot make us flood faster than this.
+        if !o.forward_gate.allow(now, FORWARD_PERIOD, FORWARD_BURST) {
+            ctx.counters.ogm_forward_rate_limited += 1;
+            return;
+        }
+        ctx.queue_ogm(
+            now,
+            OgmRepr {
+                metric: o.metric,
+                ttl: ogm.ttl - 1,
+                ..*ogm
+            },
+        );
+        o.forwarded = Some(seq);
+        FeasibilityDistance::record(&mut o.fd, seq, o.metric);
+        ctx.counters.ogm_forwarded += 1;
     }
 
     /// Originate our own OGM with the next seqno (the node fills in the chain element).

@@ -248,7 +248,7 @@ impl Sim {
             Msg::Hello(h, ihu) => {
                 r.handle_authenticated_frame(now, IF0, m);
                 r.handle_hello(now, IF0, m, &h, true);
-                r.handle_ihu(now, IF0, m, &ihu);
+                r.handle_ihu(now, IF0, m, ihu);
             }
             Msg::Ogms(ogms) => {
                 r.handle_authenticated_frame(now, IF0, m);

@@ -88,9 +88,16 @@ impl Routing {
         self.reevaluate(now, idx);
     }
 
-    /// The Ihu entries of an authenticated neighbour; the one for our MAC on `iface`
-    /// gives our transmit ratio toward it.
-    pub fn handle_ihu(&mut self, now: Instant, iface: IfaceId, mac: MacAddr, entries: &[IhuEntry]) {
+    /// All Ihu entries of one Ihu message from an authenticated neighbour (any iterator,
+    /// e.g. a zero-copy one over the message); the entry for our MAC on `iface` gives our
+    /// transmit ratio toward it.
+    pub fn handle_ihu(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        mac: MacAddr,
+        entries: impl IntoIterator<Item = IhuEntry>,
+    ) {
         let Some(idx) = self.authenticated_index(iface, mac) else {
             self.ctx.counters.ihu_unknown_neighbor += 1;
             return;
@@ -99,7 +106,7 @@ impl Routing {
         let own = self.ifaces.iter().find(|i| i.id == iface).map(|i| i.mac);
         // The list is complete: no entry for us means it does not hear us at all.
         let rx_of_us = entries
-            .iter()
+            .into_iter()
             .find(|e| Some(e.mac) == own)
             .map_or(0, |e| e.rx_quality);
         if let Some(n) = self.neighbors.get_mut(idx) {

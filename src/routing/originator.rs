@@ -7,7 +7,7 @@ use crate::time::Instant;
 use crate::wire::{NodeId, CHAIN_ELEMENT_LEN};
 
 use super::metric::{add, clearly_better, INFINITY};
-use super::seqno::{FeasibilityDistance, SeqKey};
+use super::seqno::{FeasibilityDistance, Gcra, SeqKey};
 
 /// Most neighbours whose advertisement we keep per originator.
 pub const MAX_ROUTES_PER_ORIGINATOR: usize = 4;
@@ -46,6 +46,8 @@ pub struct Originator {
     pub chain: [u8; CHAIN_ELEMENT_LEN],
     /// Newest key we rebroadcast.
     pub forwarded: Option<SeqKey>,
+    /// Caps how fast we rebroadcast this originator's OGMs.
+    pub forward_gate: Gcra,
     /// When we last sent a seqno request for it, and how many since it was lost.
     pub last_request: Option<Instant>,
     /// Seqno requests sent since the route was lost.
@@ -86,6 +88,7 @@ impl Originator {
             latest: seq,
             chain,
             forwarded: None,
+            forward_gate: Gcra::default(),
             last_request: None,
             request_count: 0,
             last_reachable: now,

@@ -100,6 +100,24 @@ impl TokenBucket {
     }
 }
 
+/// A rate gate in 8 bytes (GCRA): sustained one event per `period`, bursts of `burst`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gcra {
+    tat: Instant,
+}
+
+impl Gcra {
+    /// Let one event through if within rate; records it.
+    pub fn allow(&mut self, now: Instant, period: Duration, burst: u64) -> bool {
+        let tolerance = period.mul_div(burst.saturating_sub(1), 1);
+        if now + tolerance < self.tat {
+            return false;
+        }
+        self.tat = self.tat.max(now) + period;
+        true
+    }
+}
+
 /// A small fixed-size set of recently seen keys, each remembered for `window`.
 /// When full the oldest entry is overwritten, so the set never grows.
 #[derive(Debug)]
@@ -211,6 +229,19 @@ mod tests {
         assert!(!b.allow(t0 + Duration::from_millis(400)));
         assert!(b.allow(t0 + Duration::from_millis(500)));
         assert!(!b.allow(t0 + Duration::from_millis(600)));
+    }
+
+    #[test]
+    fn gcra_allows_bursts_then_the_sustained_rate() {
+        let p = Duration::from_millis(250);
+        let t0 = Instant::from_millis(1000);
+        let mut g = Gcra::default();
+        assert_eq!((0..10).filter(|_| g.allow(t0, p, 4)).count(), 4);
+        assert!(!g.allow(t0 + Duration::from_millis(200), p, 4));
+        assert!(g.allow(t0 + Duration::from_millis(250), p, 4));
+        // Steady 2/s traffic is never limited.
+        let mut g = Gcra::default();
+        assert!((0..100).all(|i| g.allow(t0 + Duration::from_millis(500 * i), p, 4)));
     }
 
     #[test]
