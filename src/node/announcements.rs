@@ -18,6 +18,8 @@ struct Entry {
     bytes: [u8; ANNOUNCE_LEN],
     verifier: ChainVerifier,
     last_resync: Option<Instant>,
+    /// Whether we already sent it along with an OGM of its node (pushed once per version).
+    pushed: bool,
 }
 
 /// What storing an announcement did.
@@ -51,7 +53,10 @@ pub struct Announcements {
 
 impl Announcements {
     /// Verify and store an announcement.
-    pub fn insert(&mut self, bytes: &[u8; ANNOUNCE_LEN]) -> Result<(Stored, Announcement), Refused> {
+    pub fn insert(
+        &mut self,
+        bytes: &[u8; ANNOUNCE_LEN],
+    ) -> Result<(Stored, Announcement), Refused> {
         let ann = Announcement::parse_and_verify(bytes).map_err(|_| Refused::Invalid)?;
         let verifier = ann.chain_verifier().map_err(|_| Refused::Invalid)?;
         let node = ann.node_id();
@@ -69,7 +74,13 @@ impl Announcements {
             None if self.entries.len() >= MAX_ANNOUNCEMENTS => return Err(Refused::Full),
             None => Stored::New,
         };
-        let entry = Entry { ann, bytes: *bytes, verifier, last_resync: None };
+        let entry = Entry {
+            ann,
+            bytes: *bytes,
+            verifier,
+            last_resync: None,
+            pushed: false,
+        };
         self.entries.insert(node, entry);
         Ok((stored, ann))
     }
@@ -77,6 +88,15 @@ impl Announcements {
     /// The announcement bytes held for `node`, to answer an AnnounceRequest.
     pub fn bytes(&self, node: &NodeId) -> Option<&[u8; ANNOUNCE_LEN]> {
         self.entries.get(node).map(|e| &e.bytes)
+    }
+
+    /// The announcement of `node` if it has not yet been pushed to our neighbours; marks it
+    /// pushed. Announcements travel once with the first OGM of their node we broadcast, so
+    /// the next hop can check that OGM without a request round trip.
+    pub fn take_unpushed(&mut self, node: &NodeId) -> Option<[u8; ANNOUNCE_LEN]> {
+        let e = self.entries.get_mut(node).filter(|e| !e.pushed)?;
+        e.pushed = true;
+        Some(e.bytes)
     }
 
     /// The announcement held for `node`.
@@ -189,7 +209,11 @@ mod tests {
         forged.chain[0] ^= 1;
         assert_eq!(store.check(&forged), AuthVerdict::Invalid);
         assert_eq!(store.check(&next), AuthVerdict::Valid);
-        assert_eq!(store.check(&first), AuthVerdict::Stale, "replay of an older OGM");
+        assert_eq!(
+            store.check(&first),
+            AuthVerdict::Stale,
+            "replay of an older OGM"
+        );
         let mut future = next;
         future.epoch = 2;
         assert_eq!(store.check(&future), AuthVerdict::UnknownOriginator);

@@ -23,6 +23,12 @@ impl OgmAuth for Recording<'_> {
     }
 }
 
+/// One message of an OGM broadcast.
+enum BatchItem {
+    Announce([u8; ANNOUNCE_LEN]),
+    Ogm(OgmRepr),
+}
+
 /// A parked OGM whose announcement did not arrive within this time is dropped.
 const PENDING_OGM_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -44,7 +50,11 @@ impl Node {
         match action {
             Action::SendHello { iface, hello } => {
                 self.queue_clear_hello(iface, &hello);
-                if self.links.iter().any(|(_, l)| l.iface == iface && l.current.is_some()) {
+                if self
+                    .links
+                    .iter()
+                    .any(|(_, l)| l.iface == iface && l.current.is_some())
+                {
                     let mut entries = heapless::Vec::<_, 64>::new();
                     for e in self.routing.ihu_entries(iface) {
                         if entries.push(e).is_err() {
@@ -83,45 +93,53 @@ impl Node {
         }
     }
 
-    /// Broadcast a batch of OGMs on every interface, signing our own with the hash chain.
+    /// Broadcast a batch of OGMs on every interface, signing our own with the hash chain
+    /// and putting each originator's announcement in front of its first OGM we send.
     fn send_ogm_batch(&mut self, now: Instant, batch: &[OgmRepr]) {
-        let mut ogms = heapless::Vec::<OgmRepr, { crate::routing::OGM_BATCH_MAX }>::new();
-        let mut new_ann = None;
+        let mut items = heapless::Vec::<BatchItem, { 2 * crate::routing::OGM_BATCH_MAX }>::new();
         for ogm in batch {
             let mut ogm = *ogm;
             if ogm.node == self.id {
-                match self.own_chain_element(now, ogm.seqno) {
-                    Some((elem, ann)) => {
-                        ogm.chain = elem;
-                        new_ann = new_ann.or(ann);
-                    }
-                    None => continue,
-                }
+                let Some(elem) = self.own_chain_element(now, ogm.seqno) else {
+                    continue;
+                };
+                ogm.chain = elem;
             }
-            let _ = ogms.push(ogm);
-        }
-        if ogms.is_empty() {
-            return;
+            if let Some(ann) = self.anns.take_unpushed(&ogm.node) {
+                let _ = items.push(BatchItem::Announce(ann));
+            }
+            let _ = items.push(BatchItem::Ogm(ogm));
         }
         for (iface, _) in self.ifaces.clone() {
-            self.queue_broadcast(iface, |w| {
-                if let Some(ann) = &new_ann {
-                    w.push_announce(ann)?;
+            let mut next = 0;
+            while next < items.len() {
+                let start = next;
+                self.queue_broadcast(iface, |w| {
+                    while let Some(item) = items.get(next) {
+                        let pushed = match item {
+                            BatchItem::Announce(a) => w.push_announce(a),
+                            BatchItem::Ogm(o) => w.push_ogm(o),
+                        };
+                        match pushed {
+                            Ok(()) => next += 1,
+                            Err(crate::wire::Error::NoSpace) => break,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Ok(())
+                });
+                if next == start {
+                    break;
                 }
-                ogms.iter().try_for_each(|o| w.push_ogm(o))
-            });
+            }
         }
     }
 
-    /// The chain element for our OGM `seqno`; starts a new chain (and returns the new
-    /// announcement to send along) when the current one does not cover it.
-    fn own_chain_element(
-        &mut self,
-        _now: Instant,
-        seqno: u32,
-    ) -> Option<([u8; 16], Option<[u8; ANNOUNCE_LEN]>)> {
+    /// The chain element for our OGM `seqno`; starts a new chain (with a new announcement,
+    /// pushed along with the OGM) when the current one does not cover it.
+    fn own_chain_element(&mut self, _now: Instant, seqno: u32) -> Option<[u8; 16]> {
         if let Ok(e) = self.chain.element(seqno) {
-            return Some((e, None));
+            return Some(e);
         }
         let chain = ChainSigner::new(&self.identity, self.epoch, seqno, DEFAULT_CHAIN_LEN).ok()?;
         let ann = Announcement::for_chain(&self.identity, self.epoch, &chain)
@@ -130,8 +148,9 @@ impl Node {
         let elem = chain.element(seqno).ok()?;
         self.chain = chain;
         self.own_ann = ann;
+        // Stored unpushed: it goes out in front of this very OGM.
         let _ = self.anns.insert(&ann);
-        Some((elem, Some(ann)))
+        Some(elem)
     }
 
     /// An OGM from a neighbour: authenticate through the announcement store; park it if the
@@ -141,7 +160,10 @@ impl Node {
             return;
         }
         self.anns.set_now(now);
-        let mut auth = Recording { inner: &mut self.anns, verdict: None };
+        let mut auth = Recording {
+            inner: &mut self.anns,
+            verdict: None,
+        };
         self.routing.handle_ogm(now, iface, mac, ogm, &mut auth);
         match auth.verdict {
             Some(AuthVerdict::UnknownOriginator) => self.park_ogm(now, iface, mac, ogm),
@@ -152,9 +174,18 @@ impl Node {
     }
 
     fn park_ogm(&mut self, now: Instant, iface: IfaceId, mac: MacAddr, ogm: &OgmRepr) {
-        let pending = PendingOgm { iface, mac, ogm: *ogm, since: now };
+        let pending = PendingOgm {
+            iface,
+            mac,
+            ogm: *ogm,
+            since: now,
+        };
         // One parked OGM per originator is enough: the newest replaces an older one.
-        if let Some(p) = self.pending_ogms.iter_mut().find(|p| p.ogm.node == ogm.node) {
+        if let Some(p) = self
+            .pending_ogms
+            .iter_mut()
+            .find(|p| p.ogm.node == ogm.node)
+        {
             *p = pending;
         } else if self.pending_ogms.push(pending).is_err() {
             self.stats.drop(DropReason::PendingFull);

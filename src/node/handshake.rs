@@ -31,10 +31,20 @@ impl Node {
         };
         let local_idx = Links::new_index(slot, &mut self.rng);
         if let Some(link) = self.links.get_mut(slot) {
-            link.pending = Some(Pending::Initiating { hs: Box::new(hs), local_idx, since: now });
+            link.pending = Some(Pending::Initiating {
+                hs: Box::new(hs),
+                local_idx,
+                since: now,
+            });
             link.last_attempt = Some(now);
         }
-        self.queue_handshake(iface, mac, HandshakeKind::Init, (local_idx, 0), &msg1[..len]);
+        self.queue_handshake(
+            iface,
+            mac,
+            HandshakeKind::Init,
+            (local_idx, 0),
+            &msg1[..len],
+        );
     }
 
     /// A HandshakeInit from `mac`.
@@ -83,7 +93,13 @@ impl Node {
             });
             link.last_heard = now;
         }
-        self.queue_handshake(iface, mac, HandshakeKind::Resp, (local_idx, sender_idx), &msg2[..len]);
+        self.queue_handshake(
+            iface,
+            mac,
+            HandshakeKind::Resp,
+            (local_idx, sender_idx),
+            &msg2[..len],
+        );
     }
 
     /// A HandshakeResp from `mac` for our pending Init `receiver_idx`.
@@ -98,7 +114,9 @@ impl Node {
             self.stats.drop(DropReason::UnknownSession);
             return;
         };
-        let Some(link) = self.links.get_mut(slot) else { return };
+        let Some(link) = self.links.get_mut(slot) else {
+            return;
+        };
         let Some(Pending::Initiating { hs, local_idx, .. }) = link.pending.take() else {
             self.stats.drop(DropReason::UnknownSession);
             return;
@@ -132,8 +150,15 @@ impl Node {
             self.stats.drop(DropReason::UnknownSession);
             return;
         };
-        let Some(link) = self.links.get_mut(slot) else { return };
-        let Some(Pending::Responding { hs, local_idx, remote_idx, .. }) = link.pending.take()
+        let Some(link) = self.links.get_mut(slot) else {
+            return;
+        };
+        let Some(Pending::Responding {
+            hs,
+            local_idx,
+            remote_idx,
+            ..
+        }) = link.pending.take()
         else {
             self.stats.drop(DropReason::UnknownSession);
             return;
@@ -150,7 +175,10 @@ impl Node {
 
     fn pending_slot(&self, mac: MacAddr, receiver_idx: u32) -> Option<usize> {
         let slot = self.links.by_pending_index(receiver_idx)?;
-        self.links.get(slot).is_some_and(|l| l.mac == mac).then_some(slot)
+        self.links
+            .get(slot)
+            .is_some_and(|l| l.mac == mac)
+            .then_some(slot)
     }
 
     /// A handshake completed: make its session current and tell routing and the peer.
@@ -163,10 +191,16 @@ impl Node {
         remote_idx: u32,
     ) {
         let node = est.peer.node_id();
-        let Some(link) = self.links.get_mut(slot) else { return };
+        let Some(link) = self.links.get_mut(slot) else {
+            return;
+        };
         let new_peer = link.node != Some(node);
         link.previous = link.current.take();
-        link.current = Some(LinkSession { local_idx, remote_idx, session: Session::new(est, now) });
+        link.current = Some(LinkSession {
+            local_idx,
+            remote_idx,
+            session: Session::new(est, now),
+        });
         link.peer = Some(est.peer);
         link.node = Some(node);
         link.last_heard = now;
@@ -196,17 +230,32 @@ impl Node {
         let mut forget = heapless::Vec::<usize, 16>::new();
         let mut lost = heapless::Vec::<(IfaceId, MacAddr), 16>::new();
         for (slot, link) in self.links.iter_mut() {
-            if link.pending.as_ref().is_some_and(|p| now.saturating_since(p.since()) >= HANDSHAKE_TIMEOUT) {
+            if link
+                .pending
+                .as_ref()
+                .is_some_and(|p| now.saturating_since(p.since()) >= HANDSHAKE_TIMEOUT)
+            {
                 link.pending = None;
             }
-            if link.previous.as_ref().is_some_and(|s| s.session.is_expired(now)) {
+            if link
+                .previous
+                .as_ref()
+                .is_some_and(|s| s.session.is_expired(now))
+            {
                 link.previous = None;
             }
-            if link.current.as_ref().is_some_and(|s| s.session.is_expired(now)) {
+            if link
+                .current
+                .as_ref()
+                .is_some_and(|s| s.session.is_expired(now))
+            {
                 link.current = None;
                 let _ = lost.push((link.iface, link.mac));
             }
-            let wants_rekey = link.current.as_ref().is_some_and(|s| s.session.needs_rekey(now));
+            let wants_rekey = link
+                .current
+                .as_ref()
+                .is_some_and(|s| s.session.needs_rekey(now));
             if wants_rekey && link.may_initiate(now) {
                 let _ = rekey.push((link.iface, link.mac));
             }

@@ -169,7 +169,11 @@ impl Node {
             tx: Ring::new(cfg.tx_queue),
             deliver: Ring::new(cfg.deliver_queue),
             handshake_budget: TokenBucket::new(now, cfg.handshakes_per_sec, cfg.handshakes_per_sec),
-            announce_budget: TokenBucket::new(now, ANNOUNCE_REPLIES_PER_SEC, ANNOUNCE_REPLIES_PER_SEC),
+            announce_budget: TokenBucket::new(
+                now,
+                ANNOUNCE_REPLIES_PER_SEC,
+                ANNOUNCE_REPLIES_PER_SEC,
+            ),
             cfg,
             identity,
             id,
@@ -242,7 +246,10 @@ impl Node {
 
     /// Number of neighbours with an established link session.
     pub fn sessions(&self) -> usize {
-        self.links.iter().filter(|(_, l)| l.current.is_some()).count()
+        self.links
+            .iter()
+            .filter(|(_, l)| l.current.is_some())
+            .count()
     }
 
     /// The next frame to send, written into `buf` (at least 1500 bytes).
@@ -266,7 +273,11 @@ impl Node {
                 self.stats.unicast_control_bytes_out += len as u64;
             }
         }
-        Some(Transmit { iface: meta.iface, dst: meta.dst, len })
+        Some(Transmit {
+            iface: meta.iface,
+            dst: meta.dst,
+            len,
+        })
     }
 
     /// The next IP packet for the TUN side, written into `buf`; returns its length.
@@ -320,7 +331,10 @@ impl Node {
     }
 
     fn mac_of(&self, iface: IfaceId) -> Option<MacAddr> {
-        self.ifaces.iter().find(|(i, _)| *i == iface).map(|(_, m)| *m)
+        self.ifaces
+            .iter()
+            .find(|(i, _)| *i == iface)
+            .map(|(_, m)| *m)
     }
 
     fn seed(&mut self) -> [u8; 32] {

@@ -4,10 +4,7 @@ use super::links::Which;
 use super::{DropReason, IfaceId, Node};
 use crate::crypto::{GroupReceiver, OpenError};
 use crate::time::Instant;
-use crate::wire::{
-    EncryptedFrame, Frame, HandshakeKind, MacAddr, Message,
-    MessageIter,
-};
+use crate::wire::{EncryptedFrame, Frame, HandshakeKind, MacAddr, Message, MessageIter};
 
 /// Whether a decrypted frame came over a link session (unicast) or a group key (broadcast).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +35,12 @@ impl Node {
                     self.maybe_initiate(now, iface, src);
                 }
             }
-            Ok(Frame::Handshake { kind, sender_idx, receiver_idx, noise }) => match kind {
+            Ok(Frame::Handshake {
+                kind,
+                sender_idx,
+                receiver_idx,
+                noise,
+            }) => match kind {
                 HandshakeKind::Init => self.on_handshake_init(now, iface, src, sender_idx, noise),
                 HandshakeKind::Resp => {
                     self.on_handshake_resp(now, src, (sender_idx, receiver_idx), noise)
@@ -56,14 +58,18 @@ impl Node {
     fn on_unicast(&mut self, now: Instant, iface: IfaceId, src: MacAddr, f: &EncryptedFrame<'_>) {
         let found = self.links.by_index(f.index_or_key_id());
         let Some((slot, which)) = found.filter(|(s, _)| {
-            self.links.get(*s).is_some_and(|l| l.iface == iface && l.mac == src)
+            self.links
+                .get(*s)
+                .is_some_and(|l| l.iface == iface && l.mac == src)
         }) else {
             self.stats.drop(DropReason::UnknownSession);
             // The sender believes in a session we lost (we restarted): make a new one.
             self.maybe_initiate(now, iface, src);
             return;
         };
-        let Some(mut scratch) = self.scratch.take() else { return };
+        let Some(mut scratch) = self.scratch.take() else {
+            return;
+        };
         let opened = self.open_unicast(slot, which, f, &mut scratch[..]);
         if let Some(len) = opened {
             self.after_authenticated(now, iface, src);
@@ -110,7 +116,9 @@ impl Node {
             self.request_group_key(now, slot);
             return;
         }
-        let Some(mut scratch) = self.scratch.take() else { return };
+        let Some(mut scratch) = self.scratch.take() else {
+            return;
+        };
         let group = self.links.get_mut(slot).and_then(|l| l.group.as_mut());
         let result = match group {
             Some(g) => open_into(f, &mut scratch[..], |counter, aad, body, tag| {
@@ -129,7 +137,9 @@ impl Node {
 
     /// Ask a session peer for its group key (we missed it, or it rotated), at most once a second.
     fn request_group_key(&mut self, now: Instant, slot: usize) {
-        let Some(link) = self.links.get_mut(slot) else { return };
+        let Some(link) = self.links.get_mut(slot) else {
+            return;
+        };
         if link.current.is_none() {
             let (iface, mac) = (link.iface, link.mac);
             self.maybe_initiate(now, iface, mac);
@@ -164,10 +174,21 @@ impl Node {
     }
 
     fn after_authenticated(&mut self, now: Instant, iface: IfaceId, src: MacAddr) {
-        if let Some(link) = self.links.find(iface, src).and_then(|s| self.links.get_mut(s)) {
+        let mut node = None;
+        if let Some(link) = self
+            .links
+            .find(iface, src)
+            .and_then(|s| self.links.get_mut(s))
+        {
             link.last_heard = now;
+            node = link.node;
         }
-        self.routing.handle_authenticated_frame(now, iface, src);
+        if !self.routing.handle_authenticated_frame(now, iface, src) {
+            // Routing forgot this neighbour while it was silent: it is back.
+            if let Some(node) = node {
+                self.routing.neighbor_authenticated(now, iface, src, node);
+            }
+        }
     }
 
     /// Act on every message of a decrypted plaintext.
@@ -186,13 +207,7 @@ impl Node {
                 self.routing.handle_hello(now, iface, src, &h, true)
             }
             (Message::Ihu(entries), Via::Broadcast) => {
-                let mut buf = heapless::Vec::<_, 64>::new();
-                for e in entries {
-                    if buf.push(e).is_err() {
-                        break;
-                    }
-                }
-                self.routing.handle_ihu(now, iface, src, &buf);
+                self.routing.handle_ihu(now, iface, src, entries)
             }
             (Message::Ogm(ogm), Via::Broadcast) => self.on_ogm(now, iface, src, &ogm),
             (Message::Announce(bytes), _) => self.on_announce(now, bytes),
@@ -203,7 +218,11 @@ impl Node {
                 self.routing.handle_seqno_request(now, iface, src, &req)
             }
             (Message::GroupKey(key), Via::Unicast) => {
-                if let Some(link) = self.links.find(iface, src).and_then(|s| self.links.get_mut(s)) {
+                if let Some(link) = self
+                    .links
+                    .find(iface, src)
+                    .and_then(|s| self.links.get_mut(s))
+                {
                     link.group = Some(GroupReceiver::from_repr(&key));
                 }
             }
@@ -214,13 +233,11 @@ impl Node {
                 }
             }
             (Message::Probe(seq), Via::Unicast) => {
-                if let Some(slot) = self.links.find(iface, src) {
-                    self.queue_unicast(slot, true, |w| w.push_probe_ack(seq));
-                }
+                // Answered in a small broadcast frame: any authenticated frame from us proves
+                // the link alive, and a 1500-byte unicast answer would cost 25x the airtime.
+                self.queue_broadcast(iface, |w| w.push_probe_ack(seq));
             }
-            (Message::ProbeAck(seq), Via::Unicast) => {
-                self.routing.handle_probe_ack(now, iface, src, seq)
-            }
+            (Message::ProbeAck(seq), _) => self.routing.handle_probe_ack(now, iface, src, seq),
             (Message::Data { dst, ttl, packet }, Via::Unicast) => {
                 self.on_data(now, dst, ttl, packet)
             }

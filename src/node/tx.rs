@@ -17,7 +17,11 @@ impl Node {
         };
         if let Ok(len) = emit_hello(hello, &mut out.buf) {
             out.len = len;
-            out.meta = TxMeta { iface, dst: MacAddr::BROADCAST, control: true };
+            out.meta = TxMeta {
+                iface,
+                dst: MacAddr::BROADCAST,
+                control: true,
+            };
             self.tx.commit();
         }
     }
@@ -37,7 +41,11 @@ impl Node {
         };
         if let Ok(len) = emit_handshake(kind, indices.0, indices.1, noise, &mut out.buf) {
             out.len = len;
-            out.meta = TxMeta { iface, dst, control: true };
+            out.meta = TxMeta {
+                iface,
+                dst,
+                control: true,
+            };
             self.tx.commit();
         }
     }
@@ -70,21 +78,31 @@ impl Node {
         let Some(frame) = out.buf.get_mut(..UNICAST_FRAME_LEN) else {
             return false;
         };
-        let built = build_encrypted(frame, EncryptedKind::Unicast, sess.remote_idx, counter, fill)
-            .and_then(|len| {
-                let parts = split_encrypted_mut(frame.get_mut(..len).ok_or(Error::NoSpace)?)?;
-                let tag = sess
-                    .session
-                    .send
-                    .seal_in_place(counter, parts.header, parts.body)
-                    .map_err(|_| Error::NoSpace)?;
-                *parts.tag = tag;
-                Ok(len)
-            });
+        let built = build_encrypted(
+            frame,
+            EncryptedKind::Unicast,
+            sess.remote_idx,
+            counter,
+            fill,
+        )
+        .and_then(|len| {
+            let parts = split_encrypted_mut(frame.get_mut(..len).ok_or(Error::NoSpace)?)?;
+            let tag = sess
+                .session
+                .send
+                .seal_in_place(counter, parts.header, parts.body)
+                .map_err(|_| Error::NoSpace)?;
+            *parts.tag = tag;
+            Ok(len)
+        });
         match built {
             Ok(len) => {
                 out.len = len;
-                out.meta = TxMeta { iface, dst, control };
+                out.meta = TxMeta {
+                    iface,
+                    dst,
+                    control,
+                };
                 self.tx.commit();
                 true
             }
@@ -107,19 +125,29 @@ impl Node {
         };
         let group = &self.group;
         let frame = &mut out.buf[..];
-        let built = build_encrypted(frame, EncryptedKind::Broadcast, group.key_id(), counter, fill)
-            .and_then(|len| {
-                let parts = split_encrypted_mut(frame.get_mut(..len).ok_or(Error::NoSpace)?)?;
-                let tag = group
-                    .seal_in_place(counter, parts.header, parts.body)
-                    .map_err(|_| Error::NoSpace)?;
-                *parts.tag = tag;
-                Ok(len)
-            });
+        let built = build_encrypted(
+            frame,
+            EncryptedKind::Broadcast,
+            group.key_id(),
+            counter,
+            fill,
+        )
+        .and_then(|len| {
+            let parts = split_encrypted_mut(frame.get_mut(..len).ok_or(Error::NoSpace)?)?;
+            let tag = group
+                .seal_in_place(counter, parts.header, parts.body)
+                .map_err(|_| Error::NoSpace)?;
+            *parts.tag = tag;
+            Ok(len)
+        });
         match built {
             Ok(len) => {
                 out.len = len;
-                out.meta = TxMeta { iface, dst: MacAddr::BROADCAST, control: true };
+                out.meta = TxMeta {
+                    iface,
+                    dst: MacAddr::BROADCAST,
+                    control: true,
+                };
                 self.tx.commit();
                 true
             }

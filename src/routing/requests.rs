@@ -23,7 +23,7 @@ pub const SEQNO_REQUEST_RATE: (u32, u32) = (20, 40);
 /// We bump our own seqno on request at most once per this gap.
 pub const SEQNO_BUMP_MIN_GAP: Duration = Duration::from_secs(1);
 /// Announcement requests: per second, burst.
-pub const ANNOUNCE_REQUEST_RATE: (u32, u32) = (4, 16);
+pub const ANNOUNCE_REQUEST_RATE: (u32, u32) = (20, 64);
 /// An announcement of the same originator is requested at most once per this window.
 pub const ANNOUNCE_REQUEST_DEDUP: Duration = Duration::from_secs(5);
 

@@ -108,7 +108,10 @@ pub fn mock_addr(i: usize) -> Ipv6Addr {
 }
 
 /// A factory building `FloodHost`s whose RNGs derive from `seed`, index and epoch.
-pub fn flood_factory(seed: u64, cfg: FloodConfig) -> impl FnMut(usize, u32, MacAddr, Instant) -> FloodHost {
+pub fn flood_factory(
+    seed: u64,
+    cfg: FloodConfig,
+) -> impl FnMut(usize, u32, MacAddr, Instant) -> FloodHost {
     move |index, epoch, _mac, _now| FloodHost::new(index, epoch, seed, cfg)
 }
 

@@ -55,7 +55,8 @@ impl SimHost for Node {
 
 /// The identity of simulated node `index` under `seed`: the same across restarts.
 pub fn sim_identity(seed: u64, index: usize) -> Identity {
-    let mut rng = ChaCha20Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut rng =
+        ChaCha20Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     Identity::generate(&mut rng)
 }
 
