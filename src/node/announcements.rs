@@ -57,6 +57,17 @@ impl Announcements {
         &mut self,
         bytes: &[u8; ANNOUNCE_LEN],
     ) -> Result<(Stored, Announcement), Refused> {
+        // Every neighbour pushes each announcement once: answer copies we hold, and older
+        // versions, before paying for a signature check.
+        let (claimed, epoch, chain_start) = Announcement::unverified_order(bytes);
+        if let Some(old) = self.entries.get(&claimed) {
+            if old.bytes == *bytes {
+                return Ok((Stored::Same, old.ann));
+            }
+            if order(&old.ann) >= (epoch, chain_start) {
+                return Err(Refused::Stale);
+            }
+        }
         let ann = Announcement::parse_and_verify(bytes).map_err(|_| Refused::Invalid)?;
         let verifier = ann.chain_verifier().map_err(|_| Refused::Invalid)?;
         let node = ann.node_id();

@@ -81,6 +81,11 @@ impl LinkEstimator {
         self.pending = (self.pending + 1).min(HELLO_WINDOW);
     }
 
+    /// Whether no hello has been recorded yet.
+    pub fn is_empty(&self) -> bool {
+        self.slots == 0
+    }
+
     /// Receive ratio over the window, 0..=QUALITY_ONE (0 before any hello).
     pub fn rx_quality(&self) -> u16 {
         if self.slots == 0 {

@@ -29,6 +29,7 @@ impl Routing {
         };
         n.node = Some(node);
         n.heard(now);
+        n.credit_handshake(now);
         if n.state != NeighborState::Up {
             self.mark_up(now, idx);
         }

@@ -5,7 +5,7 @@ use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId};
 
 use super::estimator::{HelloOutcome, LinkEstimator};
-use super::metric::{link_cost, INFINITY};
+use super::metric::{link_cost, INFINITY, QUALITY_ONE};
 use super::seqno::TokenBucket;
 
 /// Most neighbours tracked per interface.
@@ -90,6 +90,10 @@ pub struct Tick {
     pub gc: bool,
 }
 
+/// Link quality assumed from a completed handshake before any hello or Ihu: what the
+/// estimator gives one received hello of one observed (8.5 of 16 slots).
+pub const HANDSHAKE_PRIOR: u16 = (QUALITY_ONE as u32 * 17 / 32) as u16;
+
 impl Neighbor {
     fn new(now: Instant, iface: IfaceId, mac: MacAddr) -> Self {
         Neighbor {
@@ -111,9 +115,23 @@ impl Neighbor {
         }
     }
 
-    /// Our receive ratio from it.
+    /// Our receive ratio from it. A completed handshake proves the link works both ways,
+    /// so before its first hello an authenticated neighbour gets the estimator's uncertain
+    /// prior (one hello of one) instead of zero: a restarted or new neighbour is usable at
+    /// once, at a cost that no proven path loses to.
     pub fn rx_quality(&self) -> u16 {
+        if self.est.is_empty() && self.node.is_some() {
+            return HANDSHAKE_PRIOR;
+        }
         self.est.rx_quality()
+    }
+
+    /// The same prior for the other direction, until its first Ihu arrives.
+    pub(crate) fn credit_handshake(&mut self, now: Instant) {
+        if self.tx_quality == 0 {
+            self.tx_quality = HANDSHAKE_PRIOR;
+            self.tx_expires = now + self.hello_interval.mul_div(IHU_HOLD_HELLOS, 1);
+        }
     }
 
     /// Its receive ratio from us, as reported in its Ihu (0 if none recent).
