@@ -29,6 +29,26 @@ enum BatchItem {
     Ogm(OgmRepr),
 }
 
+/// Push `items` from `*next` on while they fit; `*next` ends at the first that did not.
+fn push_items(
+    w: &mut crate::wire::MessageWriter<'_>,
+    items: &[BatchItem],
+    next: &mut usize,
+) -> Result<(), crate::wire::Error> {
+    while let Some(item) = items.get(*next) {
+        let pushed = match item {
+            BatchItem::Announce(a) => w.push_announce(a),
+            BatchItem::Ogm(o) => w.push_ogm(o),
+        };
+        match pushed {
+            Ok(()) => *next += 1,
+            Err(crate::wire::Error::NoSpace) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// A parked OGM whose announcement did not arrive within this time is dropped.
 const PENDING_OGM_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -114,20 +134,7 @@ impl Node {
             let mut next = 0;
             while next < items.len() {
                 let start = next;
-                self.queue_broadcast(iface, |w| {
-                    while let Some(item) = items.get(next) {
-                        let pushed = match item {
-                            BatchItem::Announce(a) => w.push_announce(a),
-                            BatchItem::Ogm(o) => w.push_ogm(o),
-                        };
-                        match pushed {
-                            Ok(()) => next += 1,
-                            Err(crate::wire::Error::NoSpace) => break,
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    Ok(())
-                });
+                self.queue_broadcast(iface, |w| push_items(w, &items, &mut next));
                 if next == start {
                     break;
                 }
@@ -192,19 +199,54 @@ impl Node {
         }
     }
 
-    /// A node announcement (ours, a neighbour's, or one we asked for).
-    pub(super) fn on_announce(&mut self, now: Instant, bytes: &[u8; ANNOUNCE_LEN]) {
+    /// A node announcement (ours, a neighbour's, or one we asked for). Returns the node
+    /// whose announcement is new to us (first seen, new epoch or new chain).
+    pub(super) fn on_announce(
+        &mut self,
+        now: Instant,
+        bytes: &[u8; ANNOUNCE_LEN],
+    ) -> Option<NodeId> {
         use super::announcements::{Refused, Stored};
         match self.anns.insert(bytes) {
-            Ok((Stored::Same, _)) => {}
+            Ok((Stored::Same, _)) => None,
             Ok((_, ann)) => {
                 let node = ann.node_id();
                 self.book.learn(node, None);
                 self.replay_parked(now, &node);
+                Some(node)
             }
-            Err(Refused::Invalid) => self.stats.drop(DropReason::AnnounceInvalid),
-            Err(Refused::Stale) => self.stats.drop(DropReason::AnnounceStale),
-            Err(Refused::Full) => self.stats.drop(DropReason::AnnounceStoreFull),
+            Err(Refused::Invalid) => {
+                self.stats.drop(DropReason::AnnounceInvalid);
+                None
+            }
+            Err(Refused::Stale) => {
+                self.stats.drop(DropReason::AnnounceStale);
+                None
+            }
+            Err(Refused::Full) => {
+                self.stats.drop(DropReason::AnnounceStoreFull);
+                None
+            }
+        }
+    }
+
+    /// A neighbour that is new or restarted (its own announcement is new to us) gets our
+    /// whole table at once instead of waiting up to Imax for each originator's next OGM.
+    pub(super) fn send_table_to(&mut self, slot: usize) {
+        let mut items: Vec<BatchItem> = Vec::new();
+        for ogm in self.routing.advertisements() {
+            if let Some(ann) = self.anns.bytes(&ogm.node) {
+                items.push(BatchItem::Announce(*ann));
+            }
+            items.push(BatchItem::Ogm(ogm));
+        }
+        let mut next = 0;
+        while next < items.len() {
+            let start = next;
+            self.queue_unicast(slot, true, |w| push_items(w, &items, &mut next));
+            if next == start {
+                break;
+            }
         }
     }
 

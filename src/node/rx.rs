@@ -209,8 +209,20 @@ impl Node {
             (Message::Ihu(entries), Via::Broadcast) => {
                 self.routing.handle_ihu(now, iface, src, entries)
             }
-            (Message::Ogm(ogm), Via::Broadcast) => self.on_ogm(now, iface, src, &ogm),
-            (Message::Announce(bytes), _) => self.on_announce(now, bytes),
+            // OGMs are flooded by broadcast; a table sent to a new neighbour comes unicast.
+            (Message::Ogm(ogm), _) => self.on_ogm(now, iface, src, &ogm),
+            (Message::Announce(bytes), via) => {
+                let fresh = self.on_announce(now, bytes);
+                let slot = self.links.find(iface, src);
+                let from_itself = slot
+                    .and_then(|s| self.links.get(s))
+                    .is_some_and(|l| l.node.is_some() && l.node == fresh);
+                if via == Via::Unicast && from_itself {
+                    if let Some(slot) = slot {
+                        self.send_table_to(slot);
+                    }
+                }
+            }
             (Message::AnnounceRequest(node), Via::Unicast) => {
                 self.on_announce_request(now, iface, src, &node)
             }

@@ -137,6 +137,24 @@ impl Routing {
         ctx.counters.ogm_forwarded += 1;
     }
 
+    /// Our current advertisement of every reachable originator, as last flooded, for a
+    /// neighbour that just appeared or restarted (Babel's full update to a new neighbour).
+    /// One hop only: the receiver does not flood them again.
+    pub fn advertisements(&self) -> impl Iterator<Item = OgmRepr> + '_ {
+        self.originators.iter().filter_map(|(node, o)| {
+            let seq = o.forwarded?;
+            (seq == o.latest && o.metric < INFINITY).then_some(OgmRepr {
+                node: *node,
+                epoch: seq.epoch,
+                seqno: seq.seqno,
+                metric: o.metric,
+                ttl: 1,
+                flags: 0,
+                chain: o.chain,
+            })
+        })
+    }
+
     /// Originate our own OGM with the next seqno (the node fills in the chain element).
     pub(crate) fn originate(&mut self, now: Instant) {
         let Some(next) = self.seqno.checked_add(1) else {
