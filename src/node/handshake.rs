@@ -132,7 +132,7 @@ impl Node {
                     (local_idx, sender_idx),
                     &msg3[..len],
                 );
-                self.install_session(now, slot, &est, local_idx, sender_idx);
+                self.install_session(now, slot, &est, (local_idx, sender_idx));
             }
             Err(e) => self.stats.drop(handshake_drop(&e)),
         }
@@ -168,7 +168,7 @@ impl Node {
             return;
         }
         match hs.finish(noise, &self.cfg.policy) {
-            Ok(est) => self.install_session(now, slot, &est, local_idx, remote_idx),
+            Ok(est) => self.install_session(now, slot, &est, (local_idx, remote_idx)),
             Err(e) => self.stats.drop(handshake_drop(&e)),
         }
     }
@@ -181,38 +181,38 @@ impl Node {
             .then_some(slot)
     }
 
-    /// A handshake completed: make its session current and tell routing and the peer.
+    /// A handshake completed: make its session current and send the peer our group key and
+    /// announcement. The responder has seen our identity proof and policy check pass, so
+    /// its session is confirmed at once; the initiator's waits for the responder's first
+    /// frame (`confirm_session`).
     fn install_session(
         &mut self,
         now: Instant,
         slot: usize,
         est: &Established,
-        local_idx: u32,
-        remote_idx: u32,
+        (local_idx, remote_idx): (u32, u32),
     ) {
         let node = est.peer.node_id();
         let Some(link) = self.links.get_mut(slot) else {
             return;
         };
-        let new_peer = link.node != Some(node);
+        if link.node != Some(node) {
+            // A different node behind this MAC: its old group key and sessions are void.
+            link.group = None;
+            link.current = None;
+        }
         link.previous = link.current.take();
         link.current = Some(LinkSession {
             local_idx,
             remote_idx,
             session: Session::new(est, now),
+            confirmed: !est.initiator,
+            since: now,
         });
         link.peer = Some(est.peer);
         link.node = Some(node);
         link.last_heard = now;
-        if new_peer {
-            // A different node behind this MAC: its old group key is meaningless.
-            link.group = None;
-            link.previous = None;
-        }
-        let (iface, mac) = (link.iface, link.mac);
         self.stats.sessions_established += 1;
-        self.routing.neighbor_authenticated(now, iface, mac, node);
-        self.push_event(Event::SessionUp { iface, mac, node });
         // Our group key (so it can read our broadcasts) and our announcement (so it can
         // check our OGMs without asking).
         let key = self.group.repr();
@@ -221,6 +221,33 @@ impl Node {
             w.push_group_key(&key)?;
             w.push_announce(&ann)
         });
+        if !est.initiator {
+            self.session_up(now, slot);
+        }
+    }
+
+    /// A frame from the responder opened under our new session: the peer accepted us.
+    pub(super) fn confirm_session(&mut self, now: Instant, slot: usize) {
+        let Some(sess) = self.links.get_mut(slot).and_then(|l| l.current.as_mut()) else {
+            return;
+        };
+        if !sess.confirmed {
+            sess.confirmed = true;
+            self.session_up(now, slot);
+        }
+    }
+
+    /// Tell routing and the caller that the link to the peer in `slot` is authenticated.
+    fn session_up(&mut self, now: Instant, slot: usize) {
+        let Some(link) = self.links.get(slot) else {
+            return;
+        };
+        let (iface, mac) = (link.iface, link.mac);
+        let Some(node) = link.node else {
+            return;
+        };
+        self.routing.neighbor_authenticated(now, iface, mac, node);
+        self.push_event(Event::SessionUp { iface, mac, node });
         self.drain_routing(now);
     }
 
@@ -243,6 +270,13 @@ impl Node {
                 .is_some_and(|s| s.session.is_expired(now))
             {
                 link.previous = None;
+            }
+            let unconfirmed_too_long = |s: &LinkSession| {
+                !s.confirmed && now.saturating_since(s.since) >= HANDSHAKE_TIMEOUT
+            };
+            if link.current.as_ref().is_some_and(unconfirmed_too_long) {
+                // The responder never answered under it (refused us, or lost msg 3).
+                link.current = link.previous.take();
             }
             if link
                 .current

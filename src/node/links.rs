@@ -25,6 +25,11 @@ pub struct LinkSession {
     pub remote_idx: u32,
     /// Keys, counters, replay window, rekey timers.
     pub session: Session,
+    /// Whether the peer has used it: an initiator's session counts only once a frame from
+    /// the responder opened under it (the responder may have refused our identity).
+    pub confirmed: bool,
+    /// When the handshake completed.
+    pub since: Instant,
 }
 
 /// A handshake in progress.

@@ -244,11 +244,11 @@ impl Node {
         self.routing.next_hop(dst)
     }
 
-    /// Number of neighbours with an established link session.
+    /// Number of neighbours with an established (confirmed) link session.
     pub fn sessions(&self) -> usize {
         self.links
             .iter()
-            .filter(|(_, l)| l.current.is_some())
+            .filter(|(_, l)| l.current.as_ref().is_some_and(|s| s.confirmed))
             .count()
     }
 

@@ -72,6 +72,9 @@ impl Node {
         };
         let opened = self.open_unicast(slot, which, f, &mut scratch[..]);
         if let Some(len) = opened {
+            if which == Which::Current {
+                self.confirm_session(now, slot);
+            }
             self.after_authenticated(now, iface, src);
             if let Some(plain) = scratch.get(..len) {
                 self.on_messages(now, iface, src, plain, Via::Unicast);

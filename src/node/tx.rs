@@ -63,7 +63,15 @@ impl Node {
             return false;
         };
         let (iface, dst) = (link.iface, link.mac);
-        let Some(sess) = link.current.as_mut() else {
+        // Until the peer confirmed a new session, keep sending under the previous one.
+        let use_previous = link.current.as_ref().is_some_and(|c| !c.confirmed)
+            && link.previous.as_ref().is_some_and(|p| p.confirmed);
+        let sess = if use_previous {
+            link.previous.as_mut()
+        } else {
+            link.current.as_mut()
+        };
+        let Some(sess) = sess else {
             self.stats.drop(DropReason::NoSession);
             return false;
         };
