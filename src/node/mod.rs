@@ -343,3 +343,6 @@ impl Node {
         s
     }
 }
+
+#[cfg(test)]
+mod tests;
