@@ -84,7 +84,17 @@ impl Node {
             self.stats.drop(DropReason::NoSession);
             return false;
         };
-        let sent = self.queue_unicast(slot, false, |w| w.push_data(dst, ttl, packet));
+        // A Probe rides in the padding when there is room: the next hop's (rate-limited,
+        // small) answer keeps fast loss detection going without 1500-byte probe frames.
+        self.probe_seq = self.probe_seq.wrapping_add(1);
+        let probe = self.probe_seq;
+        let sent = self.queue_unicast(slot, false, |w| {
+            w.push_data(dst, ttl, packet)?;
+            match w.push_probe(probe) {
+                Err(crate::wire::Error::NoSpace) => Ok(()),
+                other => other,
+            }
+        });
         if sent {
             self.routing.note_data_sent(now, iface, mac);
         }

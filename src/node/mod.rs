@@ -79,6 +79,8 @@ pub const EVENT_QUEUE_CAP: usize = 256;
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
 /// Hop limit of data frames we originate.
 pub const DATA_TTL: u8 = 64;
+/// Least time between two ProbeAck broadcasts on one interface.
+pub const PROBE_ACK_MIN_GAP: Duration = Duration::from_millis(50);
 /// Announcements we send in answer to requests, per second over all neighbours.
 pub const ANNOUNCE_REPLIES_PER_SEC: u32 = 200;
 
@@ -124,6 +126,8 @@ pub struct Node {
     handshake_budget: TokenBucket,
     announce_budget: TokenBucket,
     next_housekeeping: Instant,
+    last_probe_ack: [Option<Instant>; MAX_IFACES],
+    probe_seq: u32,
     scratch: Option<Box<[u8; crate::wire::MAX_FRAME_LEN]>>,
     stats: Stats,
 }
@@ -193,6 +197,8 @@ impl Node {
             pending_ogms: heapless::Vec::new(),
             events: heapless::Deque::new(),
             next_housekeeping: now + HOUSEKEEPING_INTERVAL,
+            last_probe_ack: [None; MAX_IFACES],
+            probe_seq: 0,
             scratch: Some(Box::new([0u8; crate::wire::MAX_FRAME_LEN])),
             stats: Stats::default(),
         })

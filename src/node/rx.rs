@@ -158,6 +158,29 @@ impl Node {
         self.queue_unicast(slot, true, |w| w.push_group_key_request());
     }
 
+    /// Answer a Probe with a small broadcast ProbeAck: any authenticated frame from us proves
+    /// the link alive to every neighbour, and a 1500-byte unicast answer would cost 25x the
+    /// airtime. Data frames carry a Probe in their padding, so answers are rate-limited to one
+    /// per `PROBE_ACK_MIN_GAP` per interface.
+    fn answer_probe(&mut self, now: Instant, iface: IfaceId, seq: u32) {
+        let Some(slot) = self.ifaces.iter().position(|(i, _)| *i == iface) else {
+            return;
+        };
+        let recent = self
+            .last_probe_ack
+            .get(slot)
+            .copied()
+            .flatten()
+            .is_some_and(|t| now.saturating_since(t) < super::PROBE_ACK_MIN_GAP);
+        if recent {
+            return;
+        }
+        if let Some(t) = self.last_probe_ack.get_mut(slot) {
+            *t = Some(now);
+        }
+        self.queue_broadcast(iface, |w| w.push_probe_ack(seq));
+    }
+
     fn count_open(&mut self, result: Result<usize, OpenFailure>) -> Option<usize> {
         match result {
             Ok(len) => Some(len),
@@ -247,11 +270,7 @@ impl Node {
                     self.queue_unicast(slot, true, |w| w.push_group_key(&key));
                 }
             }
-            (Message::Probe(seq), Via::Unicast) => {
-                // Answered in a small broadcast frame: any authenticated frame from us proves
-                // the link alive, and a 1500-byte unicast answer would cost 25x the airtime.
-                self.queue_broadcast(iface, |w| w.push_probe_ack(seq));
-            }
+            (Message::Probe(seq), Via::Unicast) => self.answer_probe(now, iface, seq),
             (Message::ProbeAck(seq), _) => self.routing.handle_probe_ack(now, iface, src, seq),
             (Message::Data { dst, ttl, packet }, Via::Unicast) => {
                 self.on_data(now, dst, ttl, packet)
