@@ -43,7 +43,7 @@ impl Node {
             mac,
             HandshakeKind::Init,
             (local_idx, 0),
-            &msg1[..len],
+            msg1.get(..len).unwrap_or(&[]),
         );
     }
 
@@ -98,7 +98,7 @@ impl Node {
             mac,
             HandshakeKind::Resp,
             (local_idx, sender_idx),
-            &msg2[..len],
+            msg2.get(..len).unwrap_or(&[]),
         );
     }
 
@@ -130,7 +130,7 @@ impl Node {
                     mac,
                     HandshakeKind::Finish,
                     (local_idx, sender_idx),
-                    &msg3[..len],
+                    msg3.get(..len).unwrap_or(&[]),
                 );
                 self.install_session(now, slot, &est, (local_idx, sender_idx));
             }
