@@ -211,7 +211,7 @@ impl Node {
             Ok((Stored::Same, _)) => None,
             Ok((_, ann)) => {
                 let node = ann.node_id();
-                self.book.learn(node, None);
+                self.learn_addresses(node, &ann);
                 self.replay_parked(now, &node);
                 Some(node)
             }

@@ -11,6 +11,7 @@ mod config;
 mod control;
 mod handshake;
 mod ip;
+mod ipv4;
 mod links;
 mod ring;
 mod rx;
@@ -116,6 +117,7 @@ pub struct Node {
     anns: Announcements,
     chain: ChainSigner,
     own_ann: [u8; ANNOUNCE_LEN],
+    ipv4_index: Option<u8>,
     prefix: MeshPrefix,
     addr6: Ipv6Addr,
     book: AddressBook,
@@ -169,7 +171,7 @@ impl Node {
         let _ = anns.insert(&own_ann);
         let mut book = AddressBook::new(prefix, cfg.ipv4_pool);
         book.learn(id, None);
-        Ok(Node {
+        let mut node = Node {
             tx: Ring::new(cfg.tx_queue),
             deliver: Ring::new(cfg.deliver_queue),
             handshake_budget: TokenBucket::new(now, cfg.handshakes_per_sec, cfg.handshakes_per_sec),
@@ -191,6 +193,7 @@ impl Node {
             anns,
             chain,
             own_ann,
+            ipv4_index: None,
             prefix,
             addr6: ipv6_for(&prefix, &id),
             book,
@@ -201,7 +204,17 @@ impl Node {
             probe_seq: 0,
             scratch: Some(Box::new([0u8; crate::wire::MAX_FRAME_LEN])),
             stats: Stats::default(),
-        })
+        };
+        node.ipv4_index = node.initial_ipv4_claim();
+        if node.ipv4_index.is_some() {
+            let mut ann = Announcement::for_chain(&node.identity, epoch, &node.chain);
+            ann.ipv4_claim = node.ipv4_index;
+            node.own_ann = ann
+                .sign(&node.identity)
+                .map_err(|e| NodeError::Announcement(e.to_string()))?;
+            let _ = node.anns.insert(&node.own_ann);
+        }
+        Ok(node)
     }
 
     /// Attach a mesh interface with our MAC on it. Returns false if there are too many.
@@ -223,6 +236,11 @@ impl Node {
     /// This node's overlay IPv6 address.
     pub fn overlay_ipv6(&self) -> Ipv6Addr {
         self.addr6
+    }
+
+    /// Which node holds overlay address `addr`, as far as this node knows.
+    pub fn lookup(&self, addr: &std::net::IpAddr) -> Option<NodeId> {
+        self.book.lookup(addr)
     }
 
     /// The mesh's /48 prefix.
@@ -256,6 +274,16 @@ impl Node {
             .iter()
             .filter(|(_, l)| l.current.as_ref().is_some_and(|s| s.confirmed))
             .count()
+    }
+
+    /// Broadcast arbitrary messages on `iface` under our group key, as any member can.
+    /// Used to re-announce ourselves, and by adversary tests and diagnostics.
+    pub fn broadcast_messages(
+        &mut self,
+        iface: IfaceId,
+        messages: &[crate::wire::Message<'_>],
+    ) -> bool {
+        self.queue_broadcast(iface, |w| messages.iter().try_for_each(|m| w.push(m)))
     }
 
     /// The next frame to send, written into `buf` (at least 1500 bytes).

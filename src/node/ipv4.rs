@@ -1,0 +1,87 @@
+//! The node's optional IPv4 address: a claim index in its signed announcement, and moving
+//! to the next candidate when a claim that outranks it takes the address (docs §5.3).
+
+use std::net::Ipv4Addr;
+
+use super::{DropReason, Node};
+use crate::crypto::hashchain::DEFAULT_CHAIN_LEN;
+use crate::crypto::{Announcement, ChainSigner};
+use crate::overlay::{ClaimOutcome, Ipv4Claim};
+use crate::wire::{Message, NodeId};
+
+impl Node {
+    /// This node's IPv4 overlay address, if IPv4 is on and it holds one.
+    pub fn overlay_ipv4(&self) -> Option<Ipv4Addr> {
+        let claims = self.book.claims()?;
+        let mine = claims.claim_of(&self.id)?;
+        (claims.holder(&mine.addr).map(|c| c.node) == Some(self.id)).then_some(mine.addr)
+    }
+
+    /// Learn `node`'s addresses from its verified announcement, then check our own claim.
+    pub(super) fn learn_addresses(&mut self, node: NodeId, ann: &Announcement) {
+        let claim = match (self.cfg.ipv4_pool.as_ref(), ann.ipv4_claim) {
+            (Some(pool), Some(k)) => Ipv4Claim::derive(pool, &ann.identity.ed25519, k).ok(),
+            _ => None,
+        };
+        let learned = self.book.learn(node, claim);
+        if let Some(ClaimOutcome::Rejected(_)) = learned.ipv4 {
+            self.stats.drop(DropReason::AddressClaimRejected);
+        }
+        if claim.is_some() {
+            self.check_own_claim();
+        }
+    }
+
+    /// Our claim index as the announcement carries it (None: no IPv4).
+    pub(super) fn initial_ipv4_claim(&mut self) -> Option<u8> {
+        let pool = self.cfg.ipv4_pool?;
+        let key = self.identity.public().ed25519;
+        let claim = Ipv4Claim::derive(&pool, &key, 0).ok()?;
+        self.book.learn(self.id, Some(claim));
+        Some(0)
+    }
+
+    /// If a claim that outranks ours took our address, move to our next free candidate and
+    /// announce it (a new chain, so every node sees a newer announcement).
+    fn check_own_claim(&mut self) {
+        let (Some(pool), Some(current)) = (self.cfg.ipv4_pool, self.ipv4_index) else {
+            return;
+        };
+        let key = self.identity.public().ed25519;
+        let next = self
+            .book
+            .claims()
+            .and_then(|c| c.my_next_index(&key, current));
+        if next == Some(current) {
+            return;
+        }
+        self.ipv4_index = next;
+        if let Some(k) = next {
+            if let Ok(claim) = Ipv4Claim::derive(&pool, &key, k) {
+                self.book.learn(self.id, Some(claim));
+            }
+        }
+        self.reannounce();
+    }
+
+    /// Sign a new announcement (a new chain starting at our next seqno) and broadcast it.
+    fn reannounce(&mut self) {
+        let start = self.routing.own_seq().seqno.saturating_add(1);
+        let Ok(chain) = ChainSigner::new(&self.identity, self.epoch, start, DEFAULT_CHAIN_LEN)
+        else {
+            return;
+        };
+        let mut ann = Announcement::for_chain(&self.identity, self.epoch, &chain);
+        ann.ipv4_claim = self.ipv4_index;
+        let Ok(bytes) = ann.sign(&self.identity) else {
+            return;
+        };
+        self.chain = chain;
+        self.own_ann = bytes;
+        let _ = self.anns.insert(&bytes);
+        let _ = self.anns.take_unpushed(&self.id);
+        for (iface, _) in self.ifaces.clone() {
+            self.broadcast_messages(iface, &[Message::Announce(&bytes)]);
+        }
+    }
+}
