@@ -25,8 +25,9 @@
 //!   (even if both checks were gone, an old seqno fails the feasibility condition, so
 //!   these runs detect a missing check by its counter, not by a route change);
 //! - announcements with `V`'s keys signed by something else, a tampered genuine one, and
-//!   stale copies: `announce_invalid` / `announce_stale`; every honest node keeps `V`'s
-//!   genuine announcement and maps `V`'s overlay address to `V`;
+//!   stale copies: `announce_invalid` / `announce_stale`; the OGMs `M` signs for `V` with
+//!   the chain those forgeries anchor stay unverifiable (`ogm_unknown_originator`); every
+//!   honest node keeps `V`'s genuine announcement and maps `V`'s overlay address to `V`;
 //! - link-layer replay: frames `M` heard or sent, re-sent seconds later from `M`'s MAC and
 //!   with the original sender's MAC spoofed: `replay`, `unknown_session`,
 //!   `unknown_group_key`; no packet is delivered twice. A unicast frame naming an unknown
@@ -34,8 +35,8 @@
 //!   for a restarted peer), so replays force rekeys, at most one per second per link;
 //! - controls: the same injection path carrying what only a real key holder could make
 //!   (a fresh genuine OGM of `V`; `M`'s own newer announcement; an announcement signed
-//!   with `V`'s key) is accepted, and the genuine OGM does divert routes through `M` and
-//!   loses the traffic. So the rejections above are due to the checks. In the controls
+//!   with `V`'s key, followed by OGMs on `M`'s chain) is accepted and diverts routes
+//!   toward `V` through `M`, which loses the traffic. So the rejections above are due to the checks. In the controls
 //!   `M` does not relay OGMs: an `M` that also relays honestly re-advertises `V` at the
 //!   same seqno with its real metric, which makes its own lie infeasible at its
 //!   neighbours (routes toward `V` then flap to unreachable instead of through `M`).
@@ -44,7 +45,8 @@
 //! metric of a genuine, fresh OGM it forwards. Only origin and freshness are
 //! authenticated; a member that re-sends the *current* OGM of `V` with metric 0 attracts
 //! routes toward `V` exactly like the control does. The replay scenario therefore only
-//! replays OGMs the mesh has held something newer than for 2 s. Also out of scope here:
+//! replays OGMs the mesh has held something newer than for 2 s, and
+//! `known_limitation_metric_lie_on_the_current_ogm_attracts_routes` pins the limitation. Also out of scope here:
 //! IPv4 claims (the node does not feed announcement claims to the address book yet) and
 //! floods aimed at memory or CPU.
 
@@ -137,6 +139,38 @@ fn control_genuine_fresh_ogms_do_hijack() {
         assert!(st.delivery_ratio() < 0.5, "control: flow {f}: {st:?}");
     }
     assert!(adversary(&sim).blackholed > 2000);
+}
+
+/// The known, out-of-scope limitation, pinned so that it stays visible: a member that
+/// repeats V's *current* OGM (genuine element, heard on the air) with metric 0 is a relay
+/// lying about a fresh OGM's metric, which hash chains cannot catch (Babel and BATMAN
+/// share it). It wins the routes of its neighbours like the control above. If a future
+/// defence (e.g. metric bounds from link measurements) stops it, invert this test.
+#[test]
+fn known_limitation_metric_lie_on_the_current_ogm_attracts_routes() {
+    let victim = identity(V).node_id();
+    let mut sim = sim(move || {
+        let mut a = attacker(Attack::RepeatCurrentOgm {
+            victim,
+            chain: chain_of(V),
+        });
+        a.quiet = true;
+        a
+    });
+    let flows = add_flows(&mut sim);
+    sim.run_until(secs(100));
+    for n in SOURCES {
+        eprintln!("metric lie: {n} -> V: {:?}", path_to_victim(&sim, n));
+        assert_eq!(next_hop(&sim, n, V), Some(M), "metric lie: node {n}");
+    }
+    for &f in &flows {
+        let st = sim.flow_stats(f).unwrap();
+        eprintln!(
+            "metric lie: flow {f}: {} of {} delivered",
+            st.delivered, st.sent
+        );
+        assert!(st.delivery_ratio() < 0.5, "metric lie: flow {f}: {st:?}");
+    }
 }
 
 /// Replays of genuine old OGMs of V (metric 0) by a member that also relays honestly:

@@ -41,6 +41,14 @@ pub enum Attack {
         /// The victim's chain.
         chain: ChainSigner,
     },
+    /// V's *current* OGM (its element was on the air) again, metric 0: the metric lie of
+    /// a relay, out of scope for the protocol (documented, not defended).
+    RepeatCurrentOgm {
+        /// The originator.
+        victim: NodeId,
+        /// The victim's chain (only the element already published is used).
+        chain: ChainSigner,
+    },
     /// These announcements every period, each round followed by an OGM for the next
     /// seqno of `ogms` (victim, epoch, chain), if given: what would win routes if one of
     /// the announcements (anchoring that chain for the victim) were accepted.
@@ -218,6 +226,15 @@ impl Adversary {
                 };
                 if let Ok(elem) = chain.element(seq + 1) {
                     out.push(OgmOrAnn::Ogm(ogm(victim, epoch, seq + 1, elem)));
+                }
+            }
+            Attack::RepeatCurrentOgm { victim, chain } => {
+                let (victim, chain) = (*victim, chain.clone());
+                let Some((epoch, seq, _)) = self.track(now, node, &victim) else {
+                    return out;
+                };
+                if let Ok(elem) = chain.element(seq) {
+                    out.push(OgmOrAnn::Ogm(ogm(victim, epoch, seq, elem)));
                 }
             }
             Attack::Announces { anns, ogms } => {
