@@ -263,6 +263,30 @@ impl Node {
         &self.routing
     }
 
+    /// The verified announcement held for `node` (read-only: tests and the CLI).
+    pub fn announcement(&self, node: &NodeId) -> Option<&Announcement> {
+        self.anns.get(node)
+    }
+
+    /// The overlay address book (read-only: tests and the CLI).
+    pub fn address_book(&self) -> &AddressBook {
+        &self.book
+    }
+
+    /// Broadcast `msgs` in one frame on `iface` under our own group key, as any member
+    /// can. The protocol never calls it: it lets tests play a malicious member that
+    /// injects crafted messages. False if they do not fit in one frame or were not queued.
+    pub fn broadcast_messages(
+        &mut self,
+        iface: IfaceId,
+        msgs: &[crate::wire::Message<'_>],
+    ) -> bool {
+        if self.mac_of(iface).is_none() {
+            return false;
+        }
+        self.queue_broadcast(iface, |w| msgs.iter().try_for_each(|m| w.push(m)))
+    }
+
     /// The current next hop toward `dst`.
     pub fn next_hop(&self, dst: &NodeId) -> Option<(IfaceId, MacAddr)> {
         self.routing.next_hop(dst)
