@@ -274,8 +274,8 @@ impl Node {
     }
 
     /// Broadcast `msgs` in one frame on `iface` under our own group key, as any member
-    /// can. The protocol never calls it: it lets tests play a malicious member that
-    /// injects crafted messages. False if they do not fit in one frame or were not queued.
+    /// can. The node uses it to re-announce itself (a new IPv4 claim); tests use it to play
+    /// a malicious member. False if they do not fit in one frame or were not queued.
     pub fn broadcast_messages(
         &mut self,
         iface: IfaceId,
@@ -298,16 +298,6 @@ impl Node {
             .iter()
             .filter(|(_, l)| l.current.as_ref().is_some_and(|s| s.confirmed))
             .count()
-    }
-
-    /// Broadcast arbitrary messages on `iface` under our group key, as any member can.
-    /// Used to re-announce ourselves, and by adversary tests and diagnostics.
-    pub fn broadcast_messages(
-        &mut self,
-        iface: IfaceId,
-        messages: &[crate::wire::Message<'_>],
-    ) -> bool {
-        self.queue_broadcast(iface, |w| messages.iter().try_for_each(|m| w.push(m)))
     }
 
     /// The next frame to send, written into `buf` (at least 1500 bytes).

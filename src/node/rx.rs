@@ -63,8 +63,17 @@ impl Node {
                 .is_some_and(|l| l.iface == iface && l.mac == src)
         }) else {
             self.stats.drop(DropReason::UnknownSession);
-            // The sender believes in a session we lost (we restarted): make a new one.
-            self.maybe_initiate(now, iface, src);
+            // The sender believes in a session we lost (we restarted): make a new one. Not
+            // if we hold a working session with that MAC: then the frame is a replay or a
+            // spoof, and answering it would let anyone force handshakes on our links.
+            let has_session = self
+                .links
+                .find(iface, src)
+                .and_then(|s| self.links.get(s))
+                .is_some_and(|l| l.current.as_ref().is_some_and(|c| c.confirmed));
+            if !has_session {
+                self.maybe_initiate(now, iface, src);
+            }
             return;
         };
         let Some(mut scratch) = self.scratch.take() else {
