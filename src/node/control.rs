@@ -69,12 +69,16 @@ impl Node {
     fn on_action(&mut self, _now: Instant, action: Action) {
         match action {
             Action::SendHello { iface, hello } => {
-                self.queue_clear_hello(iface, &hello);
-                if self
+                let has_session = self
                     .links
                     .iter()
-                    .any(|(_, l)| l.iface == iface && l.current.is_some())
-                {
+                    .any(|(_, l)| l.iface == iface && l.current.is_some());
+                // Once we have a session here, our encrypted broadcasts are what newcomers
+                // discover us by (a broadcast from an unknown MAC starts a handshake), so
+                // the clear hello would only cost airtime.
+                if !has_session {
+                    self.queue_clear_hello(iface, &hello);
+                } else {
                     let mut entries = heapless::Vec::<_, 64>::new();
                     for e in self.routing.ihu_entries(iface) {
                         if entries.push(e).is_err() {

@@ -196,11 +196,15 @@ impl Node {
         let Some(link) = self.links.get_mut(slot) else {
             return;
         };
-        if link.node != Some(node) {
+        let same_peer = link.node == Some(node);
+        if !same_peer {
             // A different node behind this MAC: its old group key and sessions are void.
             link.group = None;
             link.current = None;
         }
+        // A rekey we started: the peer already holds our group key and announcement.
+        let rekey =
+            est.initiator && same_peer && link.current.as_ref().is_some_and(|c| c.confirmed);
         link.previous = link.current.take();
         link.current = Some(LinkSession {
             local_idx,
@@ -214,13 +218,16 @@ impl Node {
         link.last_heard = now;
         self.stats.sessions_established += 1;
         // Our group key (so it can read our broadcasts) and our announcement (so it can
-        // check our OGMs without asking).
-        let key = self.group.repr();
-        let ann = self.own_ann;
-        self.queue_unicast(slot, true, |w| {
-            w.push_group_key(&key)?;
-            w.push_announce(&ann)
-        });
+        // check our OGMs without asking). The responder always sends it: its first frame
+        // under the new session is what confirms the session to the initiator.
+        if !rekey {
+            let key = self.group.repr();
+            let ann = self.own_ann;
+            self.queue_unicast(slot, true, |w| {
+                w.push_group_key(&key)?;
+                w.push_announce(&ann)
+            });
+        }
         if !est.initiator {
             self.session_up(now, slot);
         }
