@@ -11,11 +11,14 @@
 use std::hint::black_box;
 use std::time::Duration as StdDuration;
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 use veilmesh::crypto::handshake::MSG3_LEN;
+use veilmesh::crypto::hashchain::chain_hash;
 use veilmesh::crypto::{
     AcceptPolicy, Announcement, ChainSigner, GroupSender, Identity, Initiator, MeshPsk, SendKey,
 };
@@ -80,6 +83,10 @@ struct Fixture {
     seqnos: Vec<u32>,
     next_orig: usize,
     frames: u64,
+    /// Heap allocations made inside R's `handle_frame` of OGM frames (steady state).
+    rx_allocs: u64,
+    /// OGM frames since the warm-up.
+    rx_frames: u64,
 }
 
 impl Fixture {
@@ -136,6 +143,8 @@ impl Fixture {
             seqnos: vec![0; orig.ids.len()],
             next_orig: 0,
             frames: 0,
+            rx_allocs: 0,
+            rx_frames: 0,
         };
         f.drain();
         let key = f.group.repr();
@@ -157,6 +166,8 @@ impl Fixture {
         for id in &orig.ids {
             assert_eq!(f.r.next_hop(id), Some((IfaceId(0), mac_of(MAC_N))));
         }
+        f.rx_allocs = 0;
+        f.rx_frames = 0;
         f
     }
 
@@ -277,10 +288,13 @@ impl Fixture {
         let len = self.broadcast(&mut frame, |w| {
             ogms.iter().flatten().try_for_each(|o| w.push_ogm(o))
         });
+        let allocs = common::allocations();
         let start = std::time::Instant::now();
         self.r
             .handle_frame(self.now, IfaceId(0), mac_of(MAC_N), &frame[..len]);
         let rx = start.elapsed();
+        self.rx_allocs += common::allocations() - allocs;
+        self.rx_frames += 1;
         let start = std::time::Instant::now();
         self.drain();
         self.advance(FRAME_GAP);
@@ -329,13 +343,15 @@ fn ogm_processing(c: &mut Criterion) {
             let c = f.r.routing().counters();
             eprintln!(
                 "ogm/{count}: fixture {round} accepted {}, forwarded {}, rate-limited {}, \
-                 invalid {}, stale {}, drops {}",
+                 invalid {}, stale {}, drops {}, allocations in handle_frame {} over {} frames",
                 c.ogm_accepted,
                 c.ogm_forwarded,
                 c.ogm_forward_rate_limited,
                 c.ogm_invalid,
                 c.ogm_stale,
-                f.r.stats().total_drops()
+                f.r.stats().total_drops(),
+                f.rx_allocs,
+                f.rx_frames
             );
         }
     }
@@ -367,6 +383,15 @@ fn next_hop(c: &mut Criterion) {
         b.iter(|| black_box(r.next_hop(black_box(&unknown))))
     });
     g.finish();
+
+    // Reference: one hash-chain step, the per-OGM verification cost when seqnos advance by 1.
+    let mut x = [7u8; 16];
+    c.bench_function("chain_hash", |b| {
+        b.iter(|| {
+            x = chain_hash(black_box(&x));
+            x
+        })
+    });
 }
 
 criterion_group! {
