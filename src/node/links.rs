@@ -138,12 +138,16 @@ pub enum Which {
 /// The bounded table of links.
 pub struct Links {
     slots: Vec<Option<Link>>,
+    /// (interface, MAC) of each occupied slot: the per-frame lookup scans these 8-byte keys
+    /// instead of the large `Link`s.
+    keys: Vec<Option<(IfaceId, MacAddr)>>,
 }
 
 impl Default for Links {
     fn default() -> Self {
         Links {
             slots: (0..MAX_LINKS).map(|_| None).collect(),
+            keys: vec![None; MAX_LINKS],
         }
     }
 }
@@ -151,9 +155,7 @@ impl Default for Links {
 impl Links {
     /// The slot of the link to `mac` on `iface`.
     pub fn find(&self, iface: IfaceId, mac: MacAddr) -> Option<usize> {
-        self.slots
-            .iter()
-            .position(|l| l.as_ref().is_some_and(|l| l.iface == iface && l.mac == mac))
+        self.keys.iter().position(|k| *k == Some((iface, mac)))
     }
 
     /// The link in `slot`.
@@ -176,8 +178,9 @@ impl Links {
             Some(free) => free,
             None => self.eviction_candidate()?,
         };
-        if let Some(s) = self.slots.get_mut(slot) {
+        if let (Some(s), Some(k)) = (self.slots.get_mut(slot), self.keys.get_mut(slot)) {
             *s = Some(Link::new(iface, mac, now));
+            *k = Some((iface, mac));
         }
         Some(slot)
     }
@@ -194,8 +197,9 @@ impl Links {
 
     /// Forget the link in `slot`.
     pub fn remove(&mut self, slot: usize) {
-        if let Some(s) = self.slots.get_mut(slot) {
+        if let (Some(s), Some(k)) = (self.slots.get_mut(slot), self.keys.get_mut(slot)) {
             *s = None;
+            *k = None;
         }
     }
 

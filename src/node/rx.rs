@@ -84,7 +84,7 @@ impl Node {
             if which == Which::Current {
                 self.confirm_session(now, slot);
             }
-            self.after_authenticated(now, iface, src);
+            self.after_authenticated(now, slot, iface, src);
             if let Some(plain) = scratch.get(..len) {
                 self.on_messages(now, iface, src, plain, Via::Unicast);
             }
@@ -139,7 +139,7 @@ impl Node {
             None => Err(OpenError::Decrypt.into()),
         };
         if let Some(len) = self.count_open(result) {
-            self.after_authenticated(now, iface, src);
+            self.after_authenticated(now, slot, iface, src);
             if let Some(plain) = scratch.get(..len) {
                 self.on_messages(now, iface, src, plain, Via::Broadcast);
             }
@@ -208,13 +208,10 @@ impl Node {
         }
     }
 
-    fn after_authenticated(&mut self, now: Instant, iface: IfaceId, src: MacAddr) {
+    /// A frame from the link in `slot` authenticated: it is alive.
+    fn after_authenticated(&mut self, now: Instant, slot: usize, iface: IfaceId, src: MacAddr) {
         let mut node = None;
-        if let Some(link) = self
-            .links
-            .find(iface, src)
-            .and_then(|s| self.links.get_mut(s))
-        {
+        if let Some(link) = self.links.get_mut(slot) {
             link.last_heard = now;
             node = link.node;
         }
