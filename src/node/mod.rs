@@ -319,6 +319,7 @@ impl Node {
             self.stats.control_bytes_out += len as u64;
             if meta.dst != MacAddr::BROADCAST && len == crate::wire::UNICAST_FRAME_LEN {
                 self.stats.unicast_control_bytes_out += len as u64;
+                self.stats.unicast_control_frames_out += 1;
             }
         }
         Some(Transmit {

@@ -71,6 +71,8 @@ pub struct Stats {
     pub control_bytes_out: u64,
     /// Bytes sent in unicast frames that carried only control messages.
     pub unicast_control_bytes_out: u64,
+    /// Number of such frames.
+    pub unicast_control_frames_out: u64,
     /// IP packets accepted from the TUN side.
     pub packets_from_tun: u64,
     /// IP packets delivered to the TUN side.

@@ -32,8 +32,9 @@ pub trait SimHost {
     fn poll_timeout(&self) -> Option<Instant>;
     /// The MAC of the neighbour this node currently forwards to for `dst`.
     fn next_hop(&self, dst: &NodeId) -> Option<MacAddr>;
-    /// Cumulative bytes (after the Ethernet header) of unicast (0x15) frames this host
-    /// sent that carried control rather than user data; 0 if the host does not count.
+    /// Cumulative bytes (Ethernet header included, as the medium counts) of unicast (0x15)
+    /// frames this host sent that carried control rather than user data; 0 if it does not
+    /// count.
     fn control_bytes_sent(&self) -> u64 {
         0
     }

@@ -49,7 +49,10 @@ impl SimHost for Node {
     }
 
     fn control_bytes_sent(&self) -> u64 {
-        self.stats().unicast_control_bytes_out
+        // Counted like the medium counts every other frame: Ethernet header included.
+        let s = self.stats();
+        s.unicast_control_bytes_out
+            + s.unicast_control_frames_out * crate::wire::ETH_HEADER_LEN as u64
     }
 }
 
