@@ -16,6 +16,9 @@ pub mod replay;
 mod seeded;
 pub mod session;
 
+#[cfg(test)]
+mod parse_props;
+
 pub use aead::{CounterExhausted, OpenError, RecvKey, SendKey};
 pub use announce::{AnnounceError, Announcement};
 pub use group::{GroupReceiver, GroupSender};
