@@ -110,18 +110,12 @@ impl Node {
         (sender_idx, receiver_idx): (u32, u32),
         noise: &[u8],
     ) {
-        let Some(slot) = self.pending_slot(mac, receiver_idx) else {
+        let Some((slot, iface, Pending::Initiating { hs, local_idx, .. })) =
+            self.take_pending(mac, receiver_idx)
+        else {
             self.stats.drop(DropReason::UnknownSession);
             return;
         };
-        let Some(link) = self.links.get_mut(slot) else {
-            return;
-        };
-        let Some(Pending::Initiating { hs, local_idx, .. }) = link.pending.take() else {
-            self.stats.drop(DropReason::UnknownSession);
-            return;
-        };
-        let iface = link.iface;
         let mut msg3 = [0u8; MSG3_LEN];
         match hs.finish(noise, &mut msg3, &self.cfg.policy) {
             Ok((est, len)) => {
@@ -146,19 +140,16 @@ impl Node {
         (sender_idx, receiver_idx): (u32, u32),
         noise: &[u8],
     ) {
-        let Some(slot) = self.pending_slot(mac, receiver_idx) else {
-            self.stats.drop(DropReason::UnknownSession);
-            return;
-        };
-        let Some(link) = self.links.get_mut(slot) else {
-            return;
-        };
-        let Some(Pending::Responding {
-            hs,
-            local_idx,
-            remote_idx,
-            ..
-        }) = link.pending.take()
+        let Some((
+            slot,
+            _,
+            Pending::Responding {
+                hs,
+                local_idx,
+                remote_idx,
+                ..
+            },
+        )) = self.take_pending(mac, receiver_idx)
         else {
             self.stats.drop(DropReason::UnknownSession);
             return;
@@ -173,12 +164,17 @@ impl Node {
         }
     }
 
-    fn pending_slot(&self, mac: MacAddr, receiver_idx: u32) -> Option<usize> {
+    /// The handshake in progress that `receiver_idx` names on the link to `mac`, taken out
+    /// of the link (slot, interface, state).
+    fn take_pending(
+        &mut self,
+        mac: MacAddr,
+        receiver_idx: u32,
+    ) -> Option<(usize, IfaceId, Pending)> {
         let slot = self.links.by_pending_index(receiver_idx)?;
-        self.links
-            .get(slot)
-            .is_some_and(|l| l.mac == mac)
-            .then_some(slot)
+        let link = self.links.get_mut(slot).filter(|l| l.mac == mac)?;
+        let pending = link.pending.take()?;
+        Some((slot, link.iface, pending))
     }
 
     /// A handshake completed: make its session current and send the peer our group key and

@@ -111,7 +111,6 @@ impl Node {
             return;
         };
         dst.copy_from_slice(packet);
-        slot.len = packet.len();
-        self.deliver.commit();
+        self.deliver.commit_as(packet.len(), ());
     }
 }

@@ -1,6 +1,6 @@
 //! A bounded ring of fixed-size frame buffers, allocated once: the node's queues.
 //!
-//! Frames are built in place in a slot (`reserve` then `commit`), so queueing a frame never
+//! Frames are built in place in a slot (`reserve` then `commit_as`), so queueing a frame never
 //! allocates and never copies more than once.
 
 use crate::wire::MAX_FRAME_LEN;
@@ -44,7 +44,7 @@ impl<M: Default> Ring<M> {
 }
 
 impl<M> Ring<M> {
-    /// The slot the next `commit` will enqueue, or `None` (and a counted drop) when full.
+    /// The slot the next `commit_as` will enqueue, or `None` (and a counted drop) when full.
     pub fn reserve(&mut self) -> Option<&mut Slot<M>> {
         if self.len == self.slots.len() {
             self.dropped += 1;
@@ -54,9 +54,15 @@ impl<M> Ring<M> {
         self.slots.get_mut(idx)
     }
 
-    /// Enqueue the slot last returned by `reserve`.
-    pub fn commit(&mut self) {
-        if self.len < self.slots.len() {
+    /// Enqueue the slot last returned by `reserve`, holding `len` bytes described by `meta`.
+    pub fn commit_as(&mut self, len: usize, meta: M) {
+        if self.len == self.slots.len() {
+            return;
+        }
+        let idx = (self.head + self.len) % self.slots.len();
+        if let Some(slot) = self.slots.get_mut(idx) {
+            slot.len = len;
+            slot.meta = meta;
             self.len += 1;
         }
     }
@@ -101,10 +107,8 @@ mod tests {
     fn fifo_order_and_counted_overflow() {
         let mut r: Ring<u8> = Ring::new(2);
         for i in 0..3u8 {
-            if let Some(s) = r.reserve() {
-                s.meta = i;
-                s.len = 1;
-                r.commit();
+            if r.reserve().is_some() {
+                r.commit_as(1, i);
             }
         }
         assert_eq!(r.len(), 2);
@@ -117,7 +121,7 @@ mod tests {
         assert!(r.front().is_none());
         // After wrapping, the ring keeps working.
         assert!(r.reserve().is_some());
-        r.commit();
+        r.commit_as(1, 9);
         assert_eq!(r.len(), 1);
     }
 

@@ -16,13 +16,12 @@ impl Node {
             return;
         };
         if let Ok(len) = emit_hello(hello, &mut out.buf) {
-            out.len = len;
-            out.meta = TxMeta {
+            let meta = TxMeta {
                 iface,
                 dst: MacAddr::BROADCAST,
                 control: true,
             };
-            self.tx.commit();
+            self.tx.commit_as(len, meta);
         }
     }
 
@@ -40,13 +39,14 @@ impl Node {
             return;
         };
         if let Ok(len) = emit_handshake(kind, indices.0, indices.1, noise, &mut out.buf) {
-            out.len = len;
-            out.meta = TxMeta {
-                iface,
-                dst,
-                control: true,
-            };
-            self.tx.commit();
+            self.tx.commit_as(
+                len,
+                TxMeta {
+                    iface,
+                    dst,
+                    control: true,
+                },
+            );
         }
     }
 
@@ -86,36 +86,21 @@ impl Node {
         let Some(frame) = out.buf.get_mut(..UNICAST_FRAME_LEN) else {
             return false;
         };
-        let built = build_encrypted(
+        let send = &sess.session.send;
+        let built = build_sealed(
             frame,
             EncryptedKind::Unicast,
             sess.remote_idx,
             counter,
             fill,
-        )
-        .and_then(|len| {
-            let parts = split_encrypted_mut(frame.get_mut(..len).ok_or(Error::NoSpace)?)?;
-            let tag = sess
-                .session
-                .send
-                .seal_in_place(counter, parts.header, parts.body)
-                .map_err(|_| Error::NoSpace)?;
-            *parts.tag = tag;
-            Ok(len)
-        });
-        match built {
-            Ok(len) => {
-                out.len = len;
-                out.meta = TxMeta {
-                    iface,
-                    dst,
-                    control,
-                };
-                self.tx.commit();
-                true
-            }
-            Err(_) => false,
-        }
+            |aad, body| send.seal_in_place(counter, aad, body),
+        );
+        let meta = TxMeta {
+            iface,
+            dst,
+            control,
+        };
+        built.map(|len| self.tx.commit_as(len, meta)).is_ok()
     }
 
     /// Queue a group-encrypted broadcast frame on `iface`, its messages written by `fill`.
@@ -132,36 +117,40 @@ impl Node {
             return false;
         };
         let group = &self.group;
-        let frame = &mut out.buf[..];
-        let built = build_encrypted(
-            frame,
+        let built = build_sealed(
+            &mut out.buf[..],
             EncryptedKind::Broadcast,
             group.key_id(),
             counter,
             fill,
-        )
-        .and_then(|len| {
-            let parts = split_encrypted_mut(frame.get_mut(..len).ok_or(Error::NoSpace)?)?;
-            let tag = group
-                .seal_in_place(counter, parts.header, parts.body)
-                .map_err(|_| Error::NoSpace)?;
-            *parts.tag = tag;
-            Ok(len)
-        });
-        match built {
-            Ok(len) => {
-                out.len = len;
-                out.meta = TxMeta {
-                    iface,
-                    dst: MacAddr::BROADCAST,
-                    control: true,
-                };
-                self.tx.commit();
-                true
-            }
-            Err(_) => false,
-        }
+            |aad, body| group.seal_in_place(counter, aad, body),
+        );
+        let meta = TxMeta {
+            iface,
+            dst: MacAddr::BROADCAST,
+            control: true,
+        };
+        built.map(|len| self.tx.commit_as(len, meta)).is_ok()
     }
+}
+
+/// Build an encrypted frame in `frame`: header, messages from `fill`, then `seal` the
+/// plaintext in place (with the header as associated data) and write the tag.
+fn build_sealed(
+    frame: &mut [u8],
+    kind: EncryptedKind,
+    idx: u32,
+    counter: u64,
+    fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
+    seal: impl FnOnce(
+        &[u8],
+        &mut [u8],
+    ) -> Result<[u8; crate::wire::TAG_LEN], crate::crypto::aead::SealError>,
+) -> Result<usize, Error> {
+    let len = build_encrypted(frame, kind, idx, counter, fill)?;
+    let parts = split_encrypted_mut(frame.get_mut(..len).ok_or(Error::NoSpace)?)?;
+    *parts.tag = seal(parts.header, parts.body).map_err(|_| Error::NoSpace)?;
+    Ok(len)
 }
 
 /// Write header and messages of an encrypted frame into `frame`; returns the frame length.
