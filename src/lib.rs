@@ -5,6 +5,7 @@
 //! modelled radio medium. See `docs/architecture.md` for the walk of one packet.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod crypto;
 pub mod node;
 pub mod overlay;

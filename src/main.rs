@@ -2,7 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use veilmesh::cli::identity;
 use veilmesh::sim::{self, mock, SimArgs};
 
 /// veilmesh: anonymous layer-2 mesh routing.
@@ -17,11 +20,63 @@ struct Cli {
 enum Command {
     /// Simulate a mesh of nodes over a modelled radio medium and report how it routes.
     Sim(SimArgs),
+    /// Create a node identity (ed25519 + x25519 keys) in a file only its owner can read.
+    Keygen(IdArgs),
+    /// Show a node identity: public keys, node id and overlay address on a mesh.
+    Id(IdArgs),
+}
+
+/// Options of `veil keygen` and `veil id`.
+#[derive(Debug, Args)]
+struct IdArgs {
+    /// Identity file.
+    #[arg(long, short = 'i', default_value = "identity")]
+    identity: PathBuf,
+    /// Mesh name (fixes the overlay /48 prefix).
+    #[arg(long, default_value = "veilmesh")]
+    mesh: String,
+    /// keygen: replace an existing identity (the node's addresses change).
+    #[arg(long)]
+    force: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Sim(args) => run_sim(&args),
+        Command::Keygen(args) => run_identity(&args, true),
+        Command::Id(args) => run_identity(&args, false),
+    }
+}
+
+fn run_identity(args: &IdArgs, create: bool) -> ExitCode {
+    let loaded = if create {
+        identity::keygen(&args.identity, args.force)
+    } else {
+        identity::load(&args.identity)
+    };
+    match loaded {
+        Ok(id) => {
+            let info = identity::info(&id, &args.mesh);
+            if args.json {
+                match serde_json::to_string(&info) {
+                    Ok(j) => println!("{j}"),
+                    Err(e) => {
+                        eprintln!("veil: error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                print!("{}", info.render_text());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("veil: error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

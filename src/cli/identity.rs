@@ -1,0 +1,123 @@
+//! `veil keygen` and `veil id`: create a node identity file (mode 0600) and show what it
+//! means on a mesh — public keys, node id, overlay address.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::net::Ipv6Addr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use serde::Serialize;
+
+use crate::crypto::{Identity, IdentityError};
+use crate::overlay::{ipv6_for, mesh_prefix};
+
+/// Why an identity command failed; each says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityFileError {
+    /// Refusing to replace an identity (that would change the node's addresses).
+    #[error("{0} already exists; a new identity would change this node's addresses. Use --force to replace it")]
+    Exists(PathBuf),
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The file is not a valid identity.
+    #[error("{path}: not a veilmesh identity file: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line.
+        source: IdentityError,
+    },
+    /// The OS gave no randomness.
+    #[error("cannot read /dev/urandom: {0}")]
+    Random(std::io::Error),
+}
+
+/// What `veil id` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentityInfo {
+    /// ed25519 public key, hex.
+    pub ed25519: String,
+    /// x25519 public key, hex.
+    pub x25519: String,
+    /// Node id (BLAKE2s-128 of the ed25519 key), hex.
+    pub node_id: String,
+    /// The mesh the address is for.
+    pub mesh: String,
+    /// Overlay IPv6 address on that mesh.
+    pub ipv6: Ipv6Addr,
+}
+
+/// A fresh identity from the OS's randomness, written to `path` readable by its owner only.
+pub fn keygen(path: &Path, force: bool) -> Result<Identity, IdentityFileError> {
+    if path.exists() && !force {
+        return Err(IdentityFileError::Exists(path.to_path_buf()));
+    }
+    let mut seed = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .map_err(IdentityFileError::Random)?;
+    let identity = Identity::generate(&mut ChaCha20Rng::from_seed(seed));
+    let io = |source| IdentityFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(identity.to_file_string().as_bytes())
+        .map_err(io)?;
+    Ok(identity)
+}
+
+/// Read the identity in `path`.
+pub fn load(path: &Path) -> Result<Identity, IdentityFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| IdentityFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Identity::from_file_str(&text).map_err(|source| IdentityFileError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// What an identity means on mesh `mesh`.
+pub fn info(identity: &Identity, mesh: &str) -> IdentityInfo {
+    let public = identity.public();
+    let id = identity.node_id();
+    IdentityInfo {
+        ed25519: hex(&public.ed25519),
+        x25519: hex(&public.x25519),
+        node_id: hex(&id.0),
+        mesh: mesh.to_string(),
+        ipv6: ipv6_for(&mesh_prefix(mesh.as_bytes()), &id),
+    }
+}
+
+impl IdentityInfo {
+    /// The human form: one `name value` line each.
+    pub fn render_text(&self) -> String {
+        format!(
+            "node id   {}\ned25519   {}\nx25519    {}\nmesh      {}\nipv6      {}\n",
+            self.node_id, self.ed25519, self.x25519, self.mesh, self.ipv6
+        )
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

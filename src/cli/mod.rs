@@ -1,0 +1,4 @@
+//! The command-line shell around the core: subcommands that touch files and the OS.
+//! (The protocol core below `node` never does; this is where randomness and files enter.)
+
+pub mod identity;

@@ -1,0 +1,116 @@
+//! `veil keygen` and `veil id`, run as the real binary.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn veil() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_veil"))
+}
+
+/// A fresh directory for one test, removed when dropped (also when the test fails).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("veil-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn json(out: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(out).unwrap()
+}
+
+#[test]
+fn keygen_writes_an_owner_only_file_that_id_reads_back() {
+    let dir = TempDir::new("keygen");
+    let file = dir.0.join("identity");
+    let made = veil()
+        .args(["keygen", "--json", "-i"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let shown = veil()
+        .args(["id", "--json", "-i"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(shown.status.success());
+    let (a, b) = (json(&made.stdout), json(&shown.stdout));
+    assert_eq!(a, b, "id shows what keygen made");
+    let ipv6 = a["ipv6"].as_str().unwrap();
+    assert!(ipv6.starts_with("fd"), "{ipv6}");
+    // Another mesh name, another /48, same interface id.
+    let other = veil()
+        .args(["id", "--json", "--mesh", "camp", "-i"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let other_ip = json(&other.stdout)["ipv6"].as_str().unwrap().to_string();
+    assert_ne!(other_ip, ipv6);
+    // Two keygens make two different identities.
+    let second = dir.0.join("second");
+    let again = veil()
+        .args(["keygen", "--json", "-i"])
+        .arg(&second)
+        .output()
+        .unwrap();
+    assert_ne!(json(&again.stdout)["ed25519"], a["ed25519"]);
+}
+
+#[test]
+fn keygen_refuses_to_replace_an_identity_without_force() {
+    let dir = TempDir::new("force");
+    let file = dir.0.join("identity");
+    assert!(veil()
+        .args(["keygen", "-i"])
+        .arg(&file)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let before = std::fs::read(&file).unwrap();
+    let out = veil().args(["keygen", "-i"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert_eq!(std::fs::read(&file).unwrap(), before, "file untouched");
+    let forced = veil()
+        .args(["keygen", "--force", "-i"])
+        .arg(&file)
+        .output()
+        .unwrap()
+        .status;
+    assert!(forced.success());
+    assert_ne!(std::fs::read(&file).unwrap(), before);
+}
+
+#[test]
+fn id_names_the_problem_with_a_bad_file() {
+    let dir = TempDir::new("bad");
+    let missing = veil()
+        .args(["id", "-i"])
+        .arg(dir.0.join("nope"))
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nope"));
+    let file = dir.0.join("identity");
+    std::fs::write(&file, "veilmesh-identity v1\ned25519-secret zz\n").unwrap();
+    let bad = veil().args(["id", "-i"]).arg(&file).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("not a veilmesh identity file"), "{err}");
+    assert!(err.contains("line"), "says which line: {err}");
+}
