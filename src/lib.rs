@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod crypto;
+pub mod daemon;
 pub mod node;
 pub mod overlay;
 pub mod routing;

@@ -1,0 +1,257 @@
+//! `veil run`'s configuration: a TOML file, every option with a default, and errors that
+//! name the file, the line and what is wrong. Documented in docs/operator-guide.md.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::crypto::AcceptPolicy;
+use crate::node::NodeConfig;
+use crate::overlay::Ipv4Pool;
+
+/// The daemon's configuration, as read from TOML (unknown keys are errors: typos must not
+/// be silently ignored).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Mesh name: nodes of one mesh must agree on it (PSK input and overlay /48).
+    pub mesh_name: String,
+    /// Mesh interfaces (wifi in ad-hoc / 802.11s mode, or any Ethernet-like interface).
+    pub interfaces: Vec<String>,
+    /// "opennet" (anyone with the mesh name and secret) or "darknet" (allow-list only).
+    pub mode: Mode,
+    /// Hex-encoded mesh secret; without it, a node cannot even complete a handshake.
+    pub mesh_secret: Option<String>,
+    /// Darknet: ed25519 public keys (hex) allowed to complete a handshake.
+    pub allow: Vec<String>,
+    /// Where the identity and the restart epoch live.
+    pub state_dir: PathBuf,
+    /// Name of the TUN device.
+    pub tun: String,
+    /// Claim an IPv4 address from `ipv4_pool` as well as the IPv6 one.
+    pub ipv4: bool,
+    /// The IPv4 pool, `a.b.c.d/len`.
+    pub ipv4_pool: String,
+    /// Unix control socket (owner-only).
+    pub control_socket: PathBuf,
+}
+
+/// Who may join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Anyone who knows the mesh name (and secret, if set).
+    Opennet,
+    /// Only identities in `allow`.
+    Darknet,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mesh_name: "veilmesh".to_string(),
+            interfaces: Vec::new(),
+            mode: Mode::Opennet,
+            mesh_secret: None,
+            allow: Vec::new(),
+            state_dir: PathBuf::from("/var/lib/veilmesh"),
+            tun: "veil0".to_string(),
+            ipv4: false,
+            ipv4_pool: "10.77.0.0/16".to_string(),
+            control_socket: PathBuf::from("/run/veilmesh/control.sock"),
+        }
+    }
+}
+
+/// What is wrong with a configuration; each message names the file and says what to fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or a key or value the daemon does not know (the message has the line).
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A value that parses but makes no sense.
+    #[error("{path}: {key}: {problem}")]
+    Value {
+        /// The file.
+        path: PathBuf,
+        /// The option.
+        key: &'static str,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+}
+
+impl Config {
+    /// Read and check `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parse and check TOML `text` (`path` only names it in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " | "),
+        })?;
+        cfg.node_config()
+            .map_err(|(key, problem)| ConfigError::Value {
+                path: path.to_path_buf(),
+                key,
+                problem,
+            })?;
+        Ok(cfg)
+    }
+
+    /// The node's part of the configuration; `Err((option, problem))` if a value is wrong.
+    pub fn node_config(&self) -> Result<NodeConfig, (&'static str, String)> {
+        if self.mesh_name.is_empty() || self.mesh_name.len() > 64 {
+            return Err(("mesh_name", "must be 1 to 64 bytes".to_string()));
+        }
+        let mesh_secret = match &self.mesh_secret {
+            None => None,
+            Some(h) => Some(decode_hex(h).filter(|s| s.len() >= 16).ok_or((
+                "mesh_secret",
+                "must be at least 16 bytes of hex (e.g. `openssl rand -hex 32`)".to_string(),
+            ))?),
+        };
+        let policy = match self.mode {
+            Mode::Opennet if !self.allow.is_empty() => {
+                return Err(("allow", "only used with mode = \"darknet\"".to_string()));
+            }
+            Mode::Opennet => AcceptPolicy::Open,
+            Mode::Darknet => darknet_policy(&self.allow)?,
+        };
+        let ipv4_pool = if self.ipv4 {
+            Some(
+                self.ipv4_pool
+                    .parse::<Ipv4Pool>()
+                    .map_err(|e| ("ipv4_pool", e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        Ok(NodeConfig {
+            mesh_name: self.mesh_name.clone(),
+            mesh_secret,
+            policy,
+            ipv4_pool,
+            ..NodeConfig::default()
+        })
+    }
+}
+
+fn darknet_policy(allow: &[String]) -> Result<AcceptPolicy, (&'static str, String)> {
+    if allow.is_empty() {
+        return Err((
+            "allow",
+            "darknet mode needs at least one ed25519 public key (see `veil id`)".to_string(),
+        ));
+    }
+    let mut keys = Vec::with_capacity(allow.len());
+    for (i, k) in allow.iter().enumerate() {
+        let key: [u8; 32] = decode_hex(k).and_then(|v| v.try_into().ok()).ok_or((
+            "allow",
+            format!("entry {} is not a 64-digit hex ed25519 public key", i + 1),
+        ))?;
+        keys.push(key);
+    }
+    AcceptPolicy::allow_list(keys).map_err(|e| ("allow", e.to_string()))
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/veilmesh.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_every_default() {
+        let cfg = parse("").unwrap();
+        assert_eq!(cfg, Config::default());
+        let node = cfg.node_config().unwrap();
+        assert_eq!(node.mesh_name, "veilmesh");
+        assert!(node.ipv4_pool.is_none());
+    }
+
+    #[test]
+    fn a_full_darknet_config() {
+        let key = "11".repeat(32);
+        let cfg = parse(&format!(
+            "mesh_name = \"camp\"\ninterfaces = [\"wlan0\", \"wlan1\"]\nmode = \"darknet\"\n\
+             allow = [\"{key}\"]\nmesh_secret = \"{}\"\nipv4 = true\nipv4_pool = \"10.9.0.0/24\"\n",
+            "ab".repeat(32)
+        ))
+        .unwrap();
+        assert_eq!(cfg.interfaces, ["wlan0", "wlan1"]);
+        let node = cfg.node_config().unwrap();
+        assert!(node.policy.permits(&[0x11; 32]));
+        assert!(!node.policy.permits(&[0x22; 32]));
+        assert_eq!(node.mesh_secret.as_deref(), Some(&[0xab; 32][..]));
+        assert_eq!(node.ipv4_pool.unwrap().to_string(), "10.9.0.0/24");
+    }
+
+    #[test]
+    fn errors_name_the_file_the_line_and_the_problem() {
+        let typo = parse("mesh_name = \"x\"\ninterfacs = [\"wlan0\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(typo.contains("/etc/veilmesh.toml"), "{typo}");
+        assert!(typo.contains("line 2"), "{typo}");
+        assert!(typo.contains("interfacs"), "{typo}");
+        let mode = parse("mode = \"closed\"").unwrap_err().to_string();
+        assert!(mode.contains("line 1") && mode.contains("closed"), "{mode}");
+        let dark = parse("mode = \"darknet\"").unwrap_err().to_string();
+        assert!(dark.contains("allow") && dark.contains("veil id"), "{dark}");
+        let key = parse("mode = \"darknet\"\nallow = [\"abc\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(key.contains("entry 1"), "{key}");
+        let secret = parse("mesh_secret = \"00\"").unwrap_err().to_string();
+        assert!(secret.contains("16 bytes"), "{secret}");
+        let pool = parse("ipv4 = true\nipv4_pool = \"10.77.0.0/33\"")
+            .unwrap_err()
+            .to_string();
+        assert!(pool.contains("ipv4_pool"), "{pool}");
+        let open_allow = parse(&format!("allow = [\"{}\"]", "11".repeat(32))).unwrap_err();
+        assert!(open_allow.to_string().contains("darknet"));
+    }
+
+    #[test]
+    fn unreadable_file_is_an_error_naming_it() {
+        let e = Config::load(Path::new("/nonexistent/veil.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/veil.toml"), "{e}");
+    }
+}

@@ -1,0 +1,4 @@
+//! The daemon shell (`veil run`, issue 3): configuration today; sockets, TUN and the
+//! control socket come next. Everything here is IO around the sans-IO `node::Node`.
+
+pub mod config;
