@@ -2,3 +2,4 @@
 //! control socket come next. Everything here is IO around the sans-IO `node::Node`.
 
 pub mod config;
+pub mod state;
