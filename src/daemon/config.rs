@@ -178,7 +178,7 @@ fn darknet_policy(allow: &[String]) -> Result<AcceptPolicy, (&'static str, Strin
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

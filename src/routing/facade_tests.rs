@@ -275,7 +275,7 @@ fn silent_originator_expires_then_is_forgotten() {
     let mut lost_at = None;
     while now < T0 + ROUTE_EXPIRY + ORIGINATOR_GC + Duration::from_secs(5) {
         now += Duration::from_millis(500);
-        if now.as_micros() % 3_500_000 == 0 {
+        if now.as_micros().is_multiple_of(3_500_000) {
             seq += 1;
             let h = HelloRepr {
                 seq,

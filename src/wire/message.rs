@@ -171,7 +171,9 @@ pub struct IhuIter<'a> {
 impl<'a> IhuIter<'a> {
     /// Entries of an IHU body, or `None` if its length is not a multiple of the entry size.
     pub fn new(body: &'a [u8]) -> Option<Self> {
-        (body.len() % IHU_ENTRY_LEN == 0).then_some(IhuIter { rest: body })
+        body.len()
+            .is_multiple_of(IHU_ENTRY_LEN)
+            .then_some(IhuIter { rest: body })
     }
 }
 
