@@ -263,7 +263,7 @@ impl Fixture {
     /// seqno) handed to R, then R's timers up to the next frame. Returns the time R spent
     /// in `handle_frame` and in its timers and transmits; building N's frame is not counted.
     fn step(&mut self, orig: &Originators) -> (StdDuration, StdDuration) {
-        if self.frames % HELLO_EVERY == 0 {
+        if self.frames.is_multiple_of(HELLO_EVERY) {
             self.hello();
         }
         self.frames += 1;
