@@ -15,18 +15,24 @@ proptest! {
         let _ = Identity::from_file_str(&text);
     }
 
+    /// Any character of the file replaced by a visible character that is neither
+    /// whitespace nor a hex digit makes it unreadable: header, labels, separators and keys
+    /// are all checked. (Whitespace and hex-for-hex swaps are not covered: trimmed, or a
+    /// different but well-formed key.)
     #[test]
-    fn identity_file_with_garbled_lines_is_an_error(seed in any::<u64>(), at in any::<usize>(), c in any::<char>()) {
+    fn identity_file_with_a_garbled_character_is_an_error(
+        seed in any::<u64>(),
+        at in any::<usize>(),
+        c in "[g-zG-Z!#%&*+,;=?@^_~]",
+    ) {
         let id = Identity::generate(&mut ChaCha20Rng::seed_from_u64(seed));
         let mut text: Vec<char> = id.to_file_string().chars().collect();
         let i = at % text.len();
-        prop_assume!(text[i] != c && !(text[i].is_ascii_hexdigit() && c.is_ascii_hexdigit()));
+        let c = c.chars().next().unwrap();
+        prop_assume!(text[i] != c);
         text[i] = c;
         let garbled: String = text.into_iter().collect();
-        // Either rejected, or (a changed hex digit in the other case) a different identity.
-        if let Ok(other) = Identity::from_file_str(&garbled) {
-            prop_assert_ne!(other.public(), id.public());
-        }
+        prop_assert!(Identity::from_file_str(&garbled).is_err(), "accepted: {:?}", garbled);
     }
 
     #[test]
