@@ -2,8 +2,6 @@
 //! parked OGMs while an announcement is fetched, announcements, and housekeeping.
 
 use super::{DropReason, Event, IfaceId, Node, PendingOgm};
-use crate::crypto::hashchain::DEFAULT_CHAIN_LEN;
-use crate::crypto::{Announcement, ChainSigner};
 use crate::routing::{Action, AuthVerdict, Dest, OgmAuth};
 use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId, OgmRepr, ANNOUNCE_LEN};
@@ -124,7 +122,7 @@ impl Node {
         for ogm in batch {
             let mut ogm = *ogm;
             if ogm.node == self.id {
-                let Some(elem) = self.own_chain_element(now, ogm.seqno) else {
+                let Some(elem) = self.own_chain_element(ogm.seqno) else {
                     continue;
                 };
                 ogm.chain = elem;
@@ -148,20 +146,14 @@ impl Node {
 
     /// The chain element for our OGM `seqno`; starts a new chain (with a new announcement,
     /// pushed along with the OGM) when the current one does not cover it.
-    fn own_chain_element(&mut self, _now: Instant, seqno: u32) -> Option<[u8; 16]> {
+    fn own_chain_element(&mut self, seqno: u32) -> Option<[u8; 16]> {
         if let Ok(e) = self.chain.element(seqno) {
             return Some(e);
         }
-        let chain = ChainSigner::new(&self.identity, self.epoch, seqno, DEFAULT_CHAIN_LEN).ok()?;
-        let ann = Announcement::for_chain(&self.identity, self.epoch, &chain)
-            .sign(&self.identity)
-            .ok()?;
-        let elem = chain.element(seqno).ok()?;
-        self.chain = chain;
-        self.own_ann = ann;
-        // Stored unpushed: it goes out in front of this very OGM.
-        let _ = self.anns.insert(&ann);
-        Some(elem)
+        if !self.adopt_chain(seqno) {
+            return None;
+        }
+        self.chain.element(seqno).ok()
     }
 
     /// An OGM from a neighbour: authenticate through the announcement store; park it if the

@@ -4,8 +4,7 @@
 use std::net::Ipv4Addr;
 
 use super::{DropReason, Node};
-use crate::crypto::hashchain::DEFAULT_CHAIN_LEN;
-use crate::crypto::{Announcement, ChainSigner};
+use crate::crypto::Announcement;
 use crate::overlay::{ClaimOutcome, Ipv4Claim};
 use crate::wire::{Message, NodeId};
 
@@ -32,13 +31,15 @@ impl Node {
         }
     }
 
-    /// Our claim index as the announcement carries it (None: no IPv4).
-    pub(super) fn initial_ipv4_claim(&mut self) -> Option<u8> {
-        let pool = self.cfg.ipv4_pool?;
+    /// Put our own starting claim into the address book (the announcement carries it).
+    pub(super) fn learn_own_ipv4_claim(&mut self) {
+        let (Some(pool), Some(k)) = (self.cfg.ipv4_pool, self.ipv4_index) else {
+            return;
+        };
         let key = self.identity.public().ed25519;
-        let claim = Ipv4Claim::derive(&pool, &key, 0).ok()?;
-        self.book.learn(self.id, Some(claim));
-        Some(0)
+        if let Ok(claim) = Ipv4Claim::derive(&pool, &key, k) {
+            self.book.learn(self.id, Some(claim));
+        }
     }
 
     /// If a claim that outranks ours took our address, move to our next free candidate and
@@ -67,18 +68,10 @@ impl Node {
     /// Sign a new announcement (a new chain starting at our next seqno) and broadcast it.
     fn reannounce(&mut self) {
         let start = self.routing.own_seq().seqno.saturating_add(1);
-        let Ok(chain) = ChainSigner::new(&self.identity, self.epoch, start, DEFAULT_CHAIN_LEN)
-        else {
+        if !self.adopt_chain(start) {
             return;
-        };
-        let mut ann = Announcement::for_chain(&self.identity, self.epoch, &chain);
-        ann.ipv4_claim = self.ipv4_index;
-        let Ok(bytes) = ann.sign(&self.identity) else {
-            return;
-        };
-        self.chain = chain;
-        self.own_ann = bytes;
-        let _ = self.anns.insert(&bytes);
+        }
+        let bytes = self.own_ann;
         let _ = self.anns.take_unpushed(&self.id);
         for (iface, _) in self.ifaces.clone() {
             self.broadcast_messages(iface, &[Message::Announce(&bytes)]);

@@ -156,11 +156,10 @@ impl Node {
         let mut rng = ChaCha20Rng::from_seed(seed);
         let id = identity.node_id();
         let psk = MeshPsk::derive(cfg.mesh_name.as_bytes(), cfg.mesh_secret.as_deref());
-        let chain = ChainSigner::new(&identity, epoch, 0, DEFAULT_CHAIN_LEN)
-            .map_err(|e| NodeError::Announcement(e.to_string()))?;
-        let own_ann = Announcement::for_chain(&identity, epoch, &chain)
-            .sign(&identity)
-            .map_err(|e| NodeError::Announcement(e.to_string()))?;
+        // Claim index 0 of the pool to start with (docs/protocol.md §6.5).
+        let ipv4_index = cfg.ipv4_pool.map(|_| 0);
+        let (chain, own_ann) =
+            signed_chain(&identity, epoch, 0, ipv4_index).map_err(NodeError::Announcement)?;
         let prefix = mesh_prefix(cfg.mesh_name.as_bytes());
         let mut routing_seed = [0u8; 32];
         rng.fill_bytes(&mut routing_seed);
@@ -193,7 +192,7 @@ impl Node {
             anns,
             chain,
             own_ann,
-            ipv4_index: None,
+            ipv4_index,
             prefix,
             addr6: ipv6_for(&prefix, &id),
             book,
@@ -205,15 +204,7 @@ impl Node {
             scratch: Some(Box::new([0u8; crate::wire::MAX_FRAME_LEN])),
             stats: Stats::default(),
         };
-        node.ipv4_index = node.initial_ipv4_claim();
-        if node.ipv4_index.is_some() {
-            let mut ann = Announcement::for_chain(&node.identity, epoch, &node.chain);
-            ann.ipv4_claim = node.ipv4_index;
-            node.own_ann = ann
-                .sign(&node.identity)
-                .map_err(|e| NodeError::Announcement(e.to_string()))?;
-            let _ = node.anns.insert(&node.own_ann);
-        }
+        node.learn_own_ipv4_claim();
         Ok(node)
     }
 
@@ -390,6 +381,37 @@ impl Node {
         let mut s = [0u8; 32];
         self.rng.fill_bytes(&mut s);
         s
+    }
+}
+
+/// A hash chain of our OGMs starting at seqno `start`, and our signed announcement
+/// anchoring it (with our IPv4 claim index, if any).
+fn signed_chain(
+    identity: &Identity,
+    epoch: u32,
+    start: u32,
+    ipv4_claim: Option<u8>,
+) -> Result<(ChainSigner, [u8; ANNOUNCE_LEN]), String> {
+    let chain =
+        ChainSigner::new(identity, epoch, start, DEFAULT_CHAIN_LEN).map_err(|e| e.to_string())?;
+    let mut ann = Announcement::for_chain(identity, epoch, &chain);
+    ann.ipv4_claim = ipv4_claim;
+    let bytes = ann.sign(identity).map_err(|e| e.to_string())?;
+    Ok((chain, bytes))
+}
+
+impl Node {
+    /// Start our hash chain at `start` and make its announcement ours (stored, not yet
+    /// pushed: it goes out with our next OGM). False if it could not be built.
+    fn adopt_chain(&mut self, start: u32) -> bool {
+        let Ok((chain, ann)) = signed_chain(&self.identity, self.epoch, start, self.ipv4_index)
+        else {
+            return false;
+        };
+        self.chain = chain;
+        self.own_ann = ann;
+        let _ = self.anns.insert(&ann);
+        true
     }
 }
 

@@ -107,6 +107,27 @@ fn sessions_rekey_on_time_and_traffic_keeps_flowing() {
     assert_eq!(a.stats().drops(DropReason::DecryptFailed), 0);
 }
 
+#[test]
+fn own_announcement_keeps_the_ipv4_claim_across_chains() {
+    let t0 = Instant::ZERO;
+    let cfg = NodeConfig {
+        ipv4_pool: Some("10.77.0.0/16".parse().unwrap()),
+        ..NodeConfig::default()
+    };
+    let id = Identity::generate(&mut ChaCha20Rng::seed_from_u64(3));
+    let mut n = Node::new(cfg, id, 1, [3; 32], t0).unwrap();
+    let me = n.node_id();
+    // The stored copy (what requests are answered with and what is pushed) is the signed one.
+    assert_eq!(n.announcement(&me).unwrap().ipv4_claim, Some(0));
+    assert_eq!(n.own_ann, *n.anns.bytes(&me).unwrap());
+    assert!(n.overlay_ipv4().is_some());
+    // A new hash chain (the old one ran out) is announced with the same claim.
+    assert!(n.adopt_chain(5000));
+    let ann = n.announcement(&me).unwrap();
+    assert_eq!((ann.chain_start, ann.ipv4_claim), (5000, Some(0)));
+    assert!(n.chain.element(5000).is_ok());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
