@@ -58,9 +58,11 @@ impl Announcements {
         bytes: &[u8; ANNOUNCE_LEN],
     ) -> Result<(Stored, Announcement), Refused> {
         // Every neighbour pushes each announcement once: answer copies we hold, and older
-        // versions, before paying for a signature check.
-        let (claimed, epoch, chain_start) = Announcement::unverified_order(bytes);
-        if let Some(old) = self.entries.get(&claimed) {
+        // versions, before paying for a signature check. A different announcement of the
+        // same (epoch, chain start) is refused too: the first one verified is kept.
+        let (node, epoch, chain_start) = Announcement::unverified_order(bytes);
+        let held = self.entries.get(&node);
+        if let Some(old) = held {
             if old.bytes == *bytes {
                 return Ok((Stored::Same, old.ann));
             }
@@ -68,23 +70,14 @@ impl Announcements {
                 return Err(Refused::Stale);
             }
         }
-        let ann = Announcement::parse_and_verify(bytes).map_err(|_| Refused::Invalid)?;
-        let verifier = ann.chain_verifier().map_err(|_| Refused::Invalid)?;
-        let node = ann.node_id();
-        let stored = match self.entries.get(&node) {
-            Some(old) if order(&old.ann) > order(&ann) => return Err(Refused::Stale),
-            Some(old) if order(&old.ann) == order(&ann) => {
-                return if old.bytes == *bytes {
-                    Ok((Stored::Same, ann))
-                } else {
-                    // Same (epoch, chain) with different content: keep the first.
-                    Err(Refused::Stale)
-                };
-            }
+        let stored = match held {
             Some(_) => Stored::Newer,
             None if self.entries.len() >= MAX_ANNOUNCEMENTS => return Err(Refused::Full),
             None => Stored::New,
         };
+        // The verified fields are the ones just read, so `node` and the order still hold.
+        let ann = Announcement::parse_and_verify(bytes).map_err(|_| Refused::Invalid)?;
+        let verifier = ann.chain_verifier().map_err(|_| Refused::Invalid)?;
         let entry = Entry {
             ann,
             bytes: *bytes,

@@ -57,7 +57,7 @@ impl Node {
             self.on_action(now, action);
         }
         while let Some(batch) = self.routing.poll_ogm_batch() {
-            self.send_ogm_batch(now, &batch);
+            self.send_ogm_batch(&batch);
         }
         while let Some(e) = self.routing.poll_event() {
             self.push_event(Event::Routing(e));
@@ -117,7 +117,7 @@ impl Node {
 
     /// Broadcast a batch of OGMs on every interface, signing our own with the hash chain
     /// and putting each originator's announcement in front of its first OGM we send.
-    fn send_ogm_batch(&mut self, now: Instant, batch: &[OgmRepr]) {
+    fn send_ogm_batch(&mut self, batch: &[OgmRepr]) {
         let mut items = heapless::Vec::<BatchItem, { 2 * crate::routing::OGM_BATCH_MAX }>::new();
         for ogm in batch {
             let mut ogm = *ogm;
