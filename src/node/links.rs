@@ -158,6 +158,16 @@ impl Links {
         self.keys.iter().position(|k| *k == Some((iface, mac)))
     }
 
+    /// The link to `mac` on `iface`.
+    pub fn by_mac(&self, iface: IfaceId, mac: MacAddr) -> Option<&Link> {
+        self.find(iface, mac).and_then(|s| self.get(s))
+    }
+
+    /// The link to `mac` on `iface`, mutably.
+    pub fn by_mac_mut(&mut self, iface: IfaceId, mac: MacAddr) -> Option<&mut Link> {
+        self.find(iface, mac).and_then(|s| self.get_mut(s))
+    }
+
     /// The link in `slot`.
     pub fn get(&self, slot: usize) -> Option<&Link> {
         self.slots.get(slot).and_then(Option::as_ref)

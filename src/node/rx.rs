@@ -28,8 +28,7 @@ impl Node {
                 self.routing.handle_hello(now, iface, src, &hello, false);
                 let has_session = self
                     .links
-                    .find(iface, src)
-                    .and_then(|s| self.links.get(s))
+                    .by_mac(iface, src)
                     .is_some_and(|l| l.current.is_some());
                 if !has_session {
                     self.maybe_initiate(now, iface, src);
@@ -68,8 +67,7 @@ impl Node {
             // spoof, and answering it would let anyone force handshakes on our links.
             let has_session = self
                 .links
-                .find(iface, src)
-                .and_then(|s| self.links.get(s))
+                .by_mac(iface, src)
                 .is_some_and(|l| l.current.as_ref().is_some_and(|c| c.confirmed));
             if !has_session {
                 self.maybe_initiate(now, iface, src);
@@ -262,11 +260,7 @@ impl Node {
                 self.routing.handle_seqno_request(now, iface, src, &req)
             }
             (Message::GroupKey(key), Via::Unicast) => {
-                if let Some(link) = self
-                    .links
-                    .find(iface, src)
-                    .and_then(|s| self.links.get_mut(s))
-                {
+                if let Some(link) = self.links.by_mac_mut(iface, src) {
                     link.group = Some(GroupReceiver::from_repr(&key));
                 }
             }
