@@ -97,7 +97,13 @@ pub fn build_udp6(
 ) -> Result<usize, BuildError> {
     let upper_len = UDP_HEADER_LEN + payload.len();
     let (hdr, upper) = frame::<IPV6_HEADER_LEN>(buf, upper_len)?;
-    write_ipv6_header(hdr, src, dst, PROTO_UDP, upper_len as u16);
+    write_ipv6_header(
+        hdr,
+        (src, dst),
+        PROTO_UDP,
+        DEFAULT_HOP_LIMIT,
+        upper_len as u16,
+    );
     write_udp(upper, ports, payload);
     let sum = internet_checksum(pseudo6(src, dst, PROTO_UDP, upper_len), upper);
     put_checksum(upper, 6, if sum == 0 { 0xffff } else { sum });
@@ -112,11 +118,30 @@ pub fn build_echo6(
     echo: Echo,
     payload: &[u8],
 ) -> Result<usize, BuildError> {
-    let upper_len = ECHO_HEADER_LEN + payload.len();
+    build_echo6_with(
+        buf,
+        (src, dst, DEFAULT_HOP_LIMIT),
+        echo,
+        payload.len(),
+        |d| d.copy_from_slice(payload),
+    )
+}
+
+/// Writes an ICMPv6 echo with hop limit `addrs.2` whose `payload_len` payload bytes are
+/// written by `fill`; returns its length.
+pub(crate) fn build_echo6_with(
+    buf: &mut [u8],
+    addrs: (&Ipv6Addr, &Ipv6Addr, u8),
+    echo: Echo,
+    payload_len: usize,
+    fill: impl FnOnce(&mut [u8]),
+) -> Result<usize, BuildError> {
+    let (src, dst, hop_limit) = addrs;
+    let upper_len = ECHO_HEADER_LEN.saturating_add(payload_len);
     let (hdr, upper) = frame::<IPV6_HEADER_LEN>(buf, upper_len)?;
-    write_ipv6_header(hdr, src, dst, PROTO_ICMPV6, upper_len as u16);
+    write_ipv6_header(hdr, (src, dst), PROTO_ICMPV6, hop_limit, upper_len as u16);
     let Some((h, data)) = upper.split_first_chunk_mut::<ECHO_HEADER_LEN>() else {
-        return Err(BuildError::PayloadTooLarge(payload.len()));
+        return Err(BuildError::PayloadTooLarge(payload_len));
     };
     let ty = match echo.kind {
         EchoKind::Request => ICMPV6_ECHO_REQUEST,
@@ -125,7 +150,7 @@ pub fn build_echo6(
     let [i0, i1] = echo.ident.to_be_bytes();
     let [s0, s1] = echo.seq.to_be_bytes();
     *h = [ty, 0, 0, 0, i0, i1, s0, s1];
-    data.copy_from_slice(payload);
+    fill(data);
     let sum = internet_checksum(pseudo6(src, dst, PROTO_ICMPV6, upper_len), upper);
     put_checksum(upper, 2, sum);
     Ok(IPV6_HEADER_LEN + upper_len)
@@ -141,16 +166,7 @@ pub fn build_udp4(
 ) -> Result<usize, BuildError> {
     let upper_len = UDP_HEADER_LEN + payload.len();
     let (hdr, upper) = frame::<IPV4_MIN_HEADER_LEN>(buf, upper_len)?;
-    let [t0, t1] = ((IPV4_MIN_HEADER_LEN + upper_len) as u16).to_be_bytes();
-    let [a, b, c, d] = src.octets();
-    let [e, f, g, h] = dst.octets();
-    let ttl = DEFAULT_HOP_LIMIT;
-    *hdr = [
-        0x45, 0, t0, t1, 0, 0, 0x40, 0, ttl, PROTO_UDP, 0, 0, a, b, c, d, e, f, g, h,
-    ];
-    let [c0, c1] = internet_checksum(0, hdr).to_be_bytes();
-    hdr[10] = c0;
-    hdr[11] = c1;
+    write_ipv4_header(hdr, (src, dst), PROTO_UDP, DEFAULT_HOP_LIMIT, upper_len);
     write_udp(upper, ports, payload);
     let pseudo =
         sum16(sum16(0, &src.octets()), &dst.octets()) + u32::from(PROTO_UDP) + upper_len as u32;
@@ -207,7 +223,7 @@ fn upper_checked<'a>(p: &Ipv6View<'a>, proto: u8) -> Result<&'a [u8], TransportE
 }
 
 /// Splits the first `H + upper_len` bytes of `buf` into the IP header and the rest.
-fn frame<const H: usize>(
+pub(crate) fn frame<const H: usize>(
     buf: &mut [u8],
     upper_len: usize,
 ) -> Result<(&mut [u8; H], &mut [u8]), BuildError> {
@@ -221,19 +237,38 @@ fn frame<const H: usize>(
         .ok_or(BuildError::BufferTooSmall { need, have })
 }
 
-fn write_ipv6_header(
+pub(crate) fn write_ipv6_header(
     hdr: &mut [u8; IPV6_HEADER_LEN],
-    src: &Ipv6Addr,
-    dst: &Ipv6Addr,
+    (src, dst): (&Ipv6Addr, &Ipv6Addr),
     next: u8,
+    hop_limit: u8,
     payload_len: u16,
 ) {
     let [l0, l1] = payload_len.to_be_bytes();
     let (a, rest) = hdr.split_at_mut(8);
-    a.copy_from_slice(&[0x60, 0, 0, 0, l0, l1, next, DEFAULT_HOP_LIMIT]);
+    a.copy_from_slice(&[0x60, 0, 0, 0, l0, l1, next, hop_limit]);
     let (s, d) = rest.split_at_mut(16);
     s.copy_from_slice(&src.octets());
     d.copy_from_slice(&dst.octets());
+}
+
+/// An IPv4 header without options (DF set) for `upper_len` bytes after it, with its checksum.
+pub(crate) fn write_ipv4_header(
+    hdr: &mut [u8; IPV4_MIN_HEADER_LEN],
+    (src, dst): (&Ipv4Addr, &Ipv4Addr),
+    proto: u8,
+    ttl: u8,
+    upper_len: usize,
+) {
+    let [t0, t1] = ((IPV4_MIN_HEADER_LEN + upper_len) as u16).to_be_bytes();
+    let [a, b, c, d] = src.octets();
+    let [e, f, g, h] = dst.octets();
+    *hdr = [
+        0x45, 0, t0, t1, 0, 0, 0x40, 0, ttl, proto, 0, 0, a, b, c, d, e, f, g, h,
+    ];
+    let [c0, c1] = internet_checksum(0, hdr).to_be_bytes();
+    hdr[10] = c0;
+    hdr[11] = c1;
 }
 
 fn write_udp(upper: &mut [u8], ports: (u16, u16), payload: &[u8]) {
@@ -246,13 +281,13 @@ fn write_udp(upper: &mut [u8], ports: (u16, u16), payload: &[u8]) {
     }
 }
 
-fn put_checksum(upper: &mut [u8], at: usize, sum: u16) {
+pub(crate) fn put_checksum(upper: &mut [u8], at: usize, sum: u16) {
     if let Some(c) = upper.get_mut(at..at + 2) {
         c.copy_from_slice(&sum.to_be_bytes());
     }
 }
 
 /// The IPv6 pseudo-header sum (RFC 8200 §8.1).
-fn pseudo6(src: &Ipv6Addr, dst: &Ipv6Addr, next: u8, upper_len: usize) -> u32 {
+pub(crate) fn pseudo6(src: &Ipv6Addr, dst: &Ipv6Addr, next: u8, upper_len: usize) -> u32 {
     sum16(sum16(0, &src.octets()), &dst.octets()) + u32::from(next) + upper_len as u32
 }
