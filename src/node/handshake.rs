@@ -303,14 +303,35 @@ impl Node {
                 let _ = forget.push(slot);
             }
         }
-        for (iface, mac) in lost {
-            self.routing.neighbor_deauthenticated(now, iface, mac);
-        }
-        for slot in forget {
-            self.links.remove(slot);
-        }
+        self.forget_links(now, &lost, &forget);
         for (iface, mac) in rekey {
             self.maybe_initiate(now, iface, mac);
+        }
+    }
+}
+
+impl Node {
+    /// Drop every link (sessions, pending handshake, group key) on `iface`.
+    pub(super) fn forget_links_on(&mut self, now: Instant, iface: IfaceId) {
+        let mut lost = heapless::Vec::<(IfaceId, MacAddr), { super::MAX_LINKS }>::new();
+        let mut forget = heapless::Vec::<usize, { super::MAX_LINKS }>::new();
+        for (slot, link) in self.links.iter().filter(|(_, l)| l.iface == iface) {
+            if link.current.is_some() {
+                let _ = lost.push((link.iface, link.mac));
+            }
+            let _ = forget.push(slot);
+        }
+        self.forget_links(now, &lost, &forget);
+    }
+
+    /// Tell routing the neighbours in `lost` lost their session, then forget the links in
+    /// the slots `forget`.
+    fn forget_links(&mut self, now: Instant, lost: &[(IfaceId, MacAddr)], forget: &[usize]) {
+        for (iface, mac) in lost {
+            self.routing.neighbor_deauthenticated(now, *iface, *mac);
+        }
+        for slot in forget {
+            self.links.remove(*slot);
         }
     }
 }

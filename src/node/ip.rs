@@ -22,10 +22,10 @@ impl Node {
             }
             _ => self.book.lookup_class(&class),
         };
-        if !self.is_own_source(packet) {
+        let Some(hop_limit) = self.own_source_hop_limit(packet) else {
             self.stats.drop(DropReason::NotOverlay);
             return;
-        }
+        };
         let Some(dst) = dst else {
             self.stats.drop(DropReason::NoRoute);
             return;
@@ -36,20 +36,21 @@ impl Node {
         }
         if dst == self.id {
             self.deliver_local(packet);
+        } else if hop_limit == 0 {
+            self.stats.drop(DropReason::TtlExpired);
         } else {
-            self.forward(now, dst, DATA_TTL, packet);
+            // The mesh ttl counts the same hops as the IP hop limit, so traceroute works.
+            self.forward(now, dst, hop_limit.min(DATA_TTL), packet);
         }
         self.drain_routing(now);
     }
 
-    /// Only our own overlay addresses may appear as the source of what we send.
-    fn is_own_source(&self, packet: &[u8]) -> bool {
-        match IpPacket::parse(packet) {
-            Ok(p) => match p.src() {
-                std::net::IpAddr::V6(a) => a == self.addr6,
-                std::net::IpAddr::V4(a) => self.book.lookup_v4(&a) == Some(self.id),
-            },
-            Err(_) => false,
+    /// The hop limit (IPv6) or TTL (IPv4) of `packet` if its source is one of our own
+    /// overlay addresses: only those may appear as the source of what we send.
+    fn own_source_hop_limit(&self, packet: &[u8]) -> Option<u8> {
+        match IpPacket::parse(packet).ok()? {
+            IpPacket::V6(p) => (p.src() == self.addr6).then_some(p.hop_limit()),
+            IpPacket::V4(p) => (self.book.lookup_v4(&p.src()) == Some(self.id)).then_some(p.ttl()),
         }
     }
 
@@ -67,6 +68,7 @@ impl Node {
         }
         let Some(ttl) = ttl.checked_sub(1).filter(|t| *t > 0) else {
             self.stats.drop(DropReason::TtlExpired);
+            self.send_time_exceeded(now, packet);
             return;
         };
         if self.forward(now, dst, ttl, packet) {
@@ -75,7 +77,7 @@ impl Node {
     }
 
     /// Send `packet` toward `dst` over the next hop's link session.
-    fn forward(&mut self, now: Instant, dst: NodeId, ttl: u8, packet: &[u8]) -> bool {
+    pub(super) fn forward(&mut self, now: Instant, dst: NodeId, ttl: u8, packet: &[u8]) -> bool {
         let Some((iface, mac)) = self.routing.next_hop(&dst) else {
             self.stats.drop(DropReason::NoRoute);
             return false;

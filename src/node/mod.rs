@@ -10,6 +10,7 @@ mod announcements;
 mod config;
 mod control;
 mod handshake;
+mod icmp;
 mod ip;
 mod ipv4;
 mod links;
@@ -84,6 +85,8 @@ pub const DATA_TTL: u8 = 64;
 pub const PROBE_ACK_MIN_GAP: Duration = Duration::from_millis(50);
 /// Announcements we send in answer to requests, per second over all neighbours.
 pub const ANNOUNCE_REPLIES_PER_SEC: u32 = 200;
+/// ICMP errors the node generates, per second (and burst), over all destinations.
+pub const ICMP_ERRORS_PER_SEC: u32 = 20;
 
 /// Metadata of a queued frame.
 #[derive(Debug, Clone, Copy, Default)]
@@ -127,10 +130,13 @@ pub struct Node {
     events: heapless::Deque<Event, EVENT_QUEUE_CAP>,
     handshake_budget: TokenBucket,
     announce_budget: TokenBucket,
+    icmp_budget: TokenBucket,
     next_housekeeping: Instant,
     last_probe_ack: [Option<Instant>; MAX_IFACES],
     probe_seq: u32,
     scratch: Option<Box<[u8; crate::wire::MAX_FRAME_LEN]>>,
+    /// Where ICMP errors are built (allocated once; taken while in use, like `scratch`).
+    icmp_scratch: Option<Box<[u8; crate::wire::MAX_DATA_PACKET_LEN]>>,
     stats: Stats,
 }
 
@@ -179,6 +185,7 @@ impl Node {
                 ANNOUNCE_REPLIES_PER_SEC,
                 ANNOUNCE_REPLIES_PER_SEC,
             ),
+            icmp_budget: TokenBucket::new(now, ICMP_ERRORS_PER_SEC, ICMP_ERRORS_PER_SEC),
             cfg,
             identity,
             id,
@@ -202,6 +209,7 @@ impl Node {
             last_probe_ack: [None; MAX_IFACES],
             probe_seq: 0,
             scratch: Some(Box::new([0u8; crate::wire::MAX_FRAME_LEN])),
+            icmp_scratch: Some(Box::new([0u8; crate::wire::MAX_DATA_PACKET_LEN])),
             stats: Stats::default(),
         };
         node.learn_own_ipv4_claim();
@@ -217,6 +225,33 @@ impl Node {
             return false;
         }
         self.routing.add_interface(now, iface, mac)
+    }
+
+    /// Detach mesh interface `iface` (it went down or disappeared): every link and session
+    /// on it is dropped and routing forgets its neighbours there, so a later `add_interface`
+    /// (maybe with a new MAC) starts clean. Frames for it already queued still come out of
+    /// `poll_transmit`; the caller discards them. False if `iface` was not attached.
+    pub fn remove_interface(&mut self, now: Instant, iface: IfaceId) -> bool {
+        let Some(pos) = self.ifaces.iter().position(|(i, _)| *i == iface) else {
+            return false;
+        };
+        self.forget_links_on(now, iface);
+        self.routing.remove_interface(now, iface);
+        self.ifaces.remove(pos);
+        // Per-interface state is kept by position in `ifaces`.
+        if let Some(tail) = self.last_probe_ack.get_mut(pos..) {
+            tail.rotate_left(1);
+            if let Some(last) = tail.last_mut() {
+                *last = None;
+            }
+        }
+        let before = self.pending_ogms.len();
+        self.pending_ogms.retain(|p| p.iface != iface);
+        for _ in self.pending_ogms.len()..before {
+            self.stats.drop(DropReason::PendingExpired);
+        }
+        self.drain_routing(now);
+        true
     }
 
     /// This node's id.
@@ -417,3 +452,7 @@ impl Node {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[path = "icmp_tests.rs"]
+mod icmp_tests;

@@ -54,6 +54,7 @@ drop_reasons! {
     TxQueueFull => "tx_queue_full": "transmit queue full",
     DeliverQueueFull => "deliver_queue_full": "queue toward the TUN device full",
     EventQueueFull => "event_queue_full": "event queue full (events are informational)",
+    IcmpRateLimited => "icmp_rate_limited": "ICMP error (Time Exceeded) not sent: over the node's ICMP error budget",
 }
 
 /// Traffic and drop counters of one node.
@@ -81,11 +82,13 @@ pub struct Stats {
     pub forwarded: u64,
     /// Link sessions established.
     pub sessions_established: u64,
+    /// ICMP errors (Time Exceeded) this node built and sent as a relay.
+    pub icmp_errors_sent: u64,
     #[serde(skip)]
     drops: [u64; DROP_REASONS],
 }
 
-const DROP_REASONS: usize = 28;
+const DROP_REASONS: usize = 29;
 const _: () = assert!(DropReason::ALL.len() == DROP_REASONS);
 
 impl Stats {

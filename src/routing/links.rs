@@ -53,6 +53,27 @@ impl Routing {
         }
     }
 
+    /// Interface `iface` is gone: every neighbour on it goes down (routes through it are
+    /// withdrawn) and is forgotten, and no more hellos are sent there, so a later
+    /// `add_interface` (maybe with a new MAC) starts clean. False if it was not known.
+    pub fn remove_interface(&mut self, now: Instant, iface: IfaceId) -> bool {
+        let Some(pos) = self.ifaces.iter().position(|i| i.id == iface) else {
+            return false;
+        };
+        for idx in 0..self.neighbors.capacity_used() {
+            let Some(n) = self.neighbors.get_mut(idx).filter(|n| n.iface == iface) else {
+                continue;
+            };
+            if n.state == NeighborState::Up {
+                n.set_down();
+                self.neighbor_down(now, idx, DownReason::Deauthenticated);
+            }
+            self.neighbors.remove(idx);
+        }
+        self.ifaces.remove(pos);
+        true
+    }
+
     /// A hello from (iface, mac); `authenticated` if it came in an encrypted frame.
     /// Clear hellos are ignored for neighbours that have authenticated (anti-spoofing).
     pub fn handle_hello(
