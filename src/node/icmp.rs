@@ -1,5 +1,5 @@
 //! ICMP errors a relay sends: Time Exceeded to the source of a Data message whose ttl ran
-//! out, so traceroute through the mesh shows every relay (docs/protocol.md §6.4).
+//! out, so traceroute through the mesh shows every relay (docs/protocol.md §6.7).
 
 use std::net::IpAddr;
 
