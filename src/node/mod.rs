@@ -79,7 +79,7 @@ pub const MAX_PENDING_OGMS: usize = 64;
 pub const EVENT_QUEUE_CAP: usize = 256;
 /// Period of the node's housekeeping (handshake timeouts, rekeys, session expiry).
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
-/// Hop limit of data frames we originate.
+/// Largest ttl of data frames we originate (the IP hop limit gives it, capped here).
 pub const DATA_TTL: u8 = 64;
 /// Least time between two ProbeAck broadcasts on one interface.
 pub const PROBE_ACK_MIN_GAP: Duration = Duration::from_millis(50);
