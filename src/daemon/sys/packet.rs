@@ -473,3 +473,41 @@ fn send_mmsg(fd: RawFd, ifindex: u32, batch: &SendBatch) -> io::Result<usize> {
     let rc = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), count as _, libc::MSG_DONTWAIT as _) };
     cvt(rc as isize)
 }
+
+/// Access to [`SendBatch`]'s private bookkeeping for the tests.
+#[cfg(test)]
+pub(super) mod test_hooks {
+    use super::{MacAddr, SendBatch};
+
+    /// Forgets the first `n` queued frames, as a partial send does.
+    pub fn consume(batch: &mut SendBatch, n: usize) {
+        batch.consume(n);
+    }
+
+    /// Calls `f` on every queued frame in order.
+    pub fn queued(batch: &SendBatch, f: &mut dyn FnMut(MacAddr, &[u8])) {
+        batch.queued().for_each(|(d, p)| f(d, p));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_frames_for_this_host_are_wanted() {
+        let mut addr = sockaddr_ll(1, MacAddr([1, 2, 3, 4, 5, 6]));
+        for (pkttype, want) in [
+            (libc::PACKET_HOST, true),
+            (libc::PACKET_BROADCAST, true),
+            (libc::PACKET_MULTICAST, true),
+            (libc::PACKET_OTHERHOST, false),
+            (libc::PACKET_OUTGOING, false),
+        ] {
+            addr.sll_pkttype = pkttype;
+            assert_eq!(wanted(&addr), want, "pkttype {pkttype}");
+        }
+        assert_eq!(source_mac(&addr), MacAddr([1, 2, 3, 4, 5, 6]));
+        assert_eq!(addr.sll_protocol, 0x88B5u16.to_be());
+    }
+}

@@ -1,1 +1,394 @@
+//! Tests against the real kernel, each in a private network namespace of its own thread
+//! (see [`private_netns`]), so nothing they create outlives them, even when they fail.
 
+use std::io;
+use std::net::{IpAddr, Ipv6Addr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::process::Command;
+
+use super::*;
+use crate::wire::MacAddr;
+
+/// Moves this test's thread into a new, empty network namespace.
+///
+/// Network namespaces are per thread and cargo runs every test on its own thread, so the
+/// namespace (with every interface, address and route the test made) vanishes when the
+/// test ends, pass or fail; `ip` commands spawned from this thread inherit it. Returns
+/// false when not root (the test then skips), unless `VEIL_NS_TESTS=require`, which makes
+/// a skip a failure so CI cannot skip silently.
+fn private_netns() -> bool {
+    let required = std::env::var("VEIL_NS_TESTS").is_ok_and(|v| v == "require");
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    // SAFETY: unshare only changes this thread's namespace membership.
+    let ok = root && unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0;
+    if !ok {
+        assert!(
+            !required,
+            "VEIL_NS_TESTS=require but cannot create a network namespace (root?)"
+        );
+        eprintln!("skipped: needs root");
+    }
+    ok
+}
+
+/// Runs `ip ARGS` in this thread's namespace and returns its stdout; panics on failure.
+fn ip(args: &str) -> String {
+    let out = Command::new("ip")
+        .args(args.split_whitespace())
+        .output()
+        .expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits (poll(2), no sleep) up to one second for `fd` to become readable.
+fn wait_readable(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one valid pollfd for the duration of the call.
+    unsafe { libc::poll(&mut pfd, 1, 1000) == 1 }
+}
+
+/// A veth pair va <-> vb, both up, with a packet socket on each.
+fn veth_pair() -> (PacketSocket, PacketSocket) {
+    ip("link add va type veth peer name vb");
+    ip("link set va up");
+    ip("link set vb up");
+    (
+        PacketSocket::open("va").unwrap(),
+        PacketSocket::open("vb").unwrap(),
+    )
+}
+
+/// Receives one frame, waiting for it.
+fn recv_one(sock: &PacketSocket, buf: &mut [u8]) -> Option<(usize, MacAddr)> {
+    assert!(
+        wait_readable(sock.as_raw_fd()),
+        "nothing arrived on {}",
+        sock.name()
+    );
+    sock.recv(buf).unwrap()
+}
+
+#[test]
+fn veth_frames_go_both_ways_with_the_right_source_mac() {
+    if !private_netns() {
+        return;
+    }
+    let (a, b) = veth_pair();
+    let link = Netlink::open().unwrap().link("va").unwrap().unwrap();
+    assert_eq!(Some(a.mac()), link.mac);
+    assert_eq!(a.ifindex(), link.index);
+    assert_ne!(a.mac(), b.mac());
+
+    let mut buf = [0u8; 2000];
+    a.send(b.mac(), b"hello from a").unwrap();
+    assert_eq!(recv_one(&b, &mut buf), Some((12, a.mac())));
+    assert_eq!(&buf[..12], b"hello from a");
+
+    let long = [0x5a; FRAME_CAP];
+    b.send(MacAddr::BROADCAST, &long).unwrap();
+    assert_eq!(recv_one(&a, &mut buf), Some((FRAME_CAP, b.mac())));
+    assert_eq!(&buf[..FRAME_CAP], &long[..]);
+
+    // Neither sender sees its own frame (PACKET_OUTGOING), and nothing else is queued.
+    for s in [&a, &b] {
+        let e = s.recv(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{}", s.name());
+    }
+}
+
+#[test]
+fn frames_of_another_ethertype_are_not_received() {
+    if !private_netns() {
+        return;
+    }
+    let (a, b) = veth_pair();
+    let proto = socket2::Protocol::from(i32::from(0x88B6u16.to_be()));
+    let other =
+        socket2::Socket::new(socket2::Domain::PACKET, socket2::Type::DGRAM, Some(proto)).unwrap();
+    let mut addr: libc::sockaddr_ll = unsafe_zeroed_ll();
+    addr.sll_family = libc::AF_PACKET as _;
+    addr.sll_protocol = 0x88B6u16.to_be();
+    addr.sll_ifindex = a.ifindex() as _;
+    addr.sll_halen = 6;
+    addr.sll_addr[..6].copy_from_slice(&b.mac().0);
+    // SAFETY: `addr` is an initialised sockaddr_ll and the payload a live slice.
+    let rc = unsafe {
+        libc::sendto(
+            other.as_raw_fd(),
+            b"not ours".as_ptr().cast(),
+            8,
+            0,
+            (&addr as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as _,
+        )
+    };
+    assert_eq!(rc, 8);
+    a.send(b.mac(), b"ours").unwrap();
+    let mut buf = [0u8; 64];
+    // The first frame b sees is the second one sent: the 0x88B6 frame never arrived.
+    assert_eq!(recv_one(&b, &mut buf), Some((4, a.mac())));
+    assert_eq!(&buf[..4], b"ours");
+    assert_eq!(
+        b.recv(&mut buf).unwrap_err().kind(),
+        io::ErrorKind::WouldBlock
+    );
+}
+
+/// An all-zero sockaddr_ll.
+fn unsafe_zeroed_ll() -> libc::sockaddr_ll {
+    // SAFETY: sockaddr_ll is plain integers; all-zero is valid.
+    unsafe { std::mem::zeroed() }
+}
+
+#[test]
+fn batches_send_and_receive_in_order() {
+    if !private_netns() {
+        return;
+    }
+    let (a, b) = veth_pair();
+    let mut out = SendBatch::new();
+    for i in 0..BATCH {
+        let payload = vec![i as u8; 1 + i * 40];
+        assert!(out.push(b.mac(), &payload), "push {i}");
+    }
+    assert!(!out.push(b.mac(), b"one too many"), "a full batch refuses");
+    assert!(!out.push(b.mac(), &[0; FRAME_CAP + 1]) || out.len() < BATCH);
+    assert_eq!(a.send_batch(&mut out).unwrap(), BATCH);
+    assert!(out.is_empty());
+
+    let mut inb = RecvBatch::new();
+    let mut got = Vec::new();
+    while got.len() < BATCH {
+        assert!(wait_readable(b.as_raw_fd()), "only {} arrived", got.len());
+        b.recv_batch(&mut inb).unwrap();
+        got.extend(inb.iter().map(|(p, src)| (p.to_vec(), src)));
+    }
+    assert_eq!(inb.truncated(), 0);
+    for (i, (payload, src)) in got.iter().enumerate() {
+        assert_eq!(*src, a.mac());
+        assert_eq!(payload, &vec![i as u8; 1 + i * 40]);
+    }
+    // The sender's batch receive sees none of its own frames.
+    let e = a.recv_batch(&mut inb).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+}
+
+#[test]
+fn a_frame_longer_than_the_buffer_is_skipped_not_cut() {
+    if !private_netns() {
+        return;
+    }
+    let (a, b) = veth_pair();
+    a.send(b.mac(), &[7; 100]).unwrap();
+    let mut small = [0u8; 10];
+    assert_eq!(recv_one(&b, &mut small), None);
+    assert_eq!(
+        b.recv(&mut small).unwrap_err().kind(),
+        io::ErrorKind::WouldBlock
+    );
+}
+
+#[test]
+fn send_batch_keeps_the_unsent_after_a_partial_send() {
+    // Pure bookkeeping: no socket needed.
+    let mut batch = SendBatch::new();
+    for i in 0..BATCH {
+        assert!(batch.push(MacAddr([i as u8; 6]), &[i as u8; 3]));
+    }
+    batch_consume(&mut batch, 5);
+    assert_eq!(batch.len(), BATCH - 5);
+    // Room appears at the back by compacting the 27 still queued to the front.
+    assert!(batch.push(MacAddr([0xee; 6]), b"new"));
+    assert_eq!(batch.len(), BATCH - 4);
+    let mut lens = Vec::new();
+    let mut firsts = Vec::new();
+    for_each_queued(&batch, |dst, p| {
+        firsts.push(dst.0[0]);
+        lens.push(p.to_vec());
+    });
+    assert_eq!(firsts.first(), Some(&5));
+    assert_eq!(firsts.last(), Some(&0xee));
+    assert_eq!(lens.last().map(Vec::as_slice), Some(&b"new"[..]));
+    batch.clear();
+    assert!(batch.is_empty());
+}
+
+/// Test access to the private bookkeeping of [`SendBatch`].
+fn batch_consume(batch: &mut SendBatch, n: usize) {
+    super::packet::test_hooks::consume(batch, n);
+}
+
+/// Test access to the queued frames of [`SendBatch`].
+fn for_each_queued(batch: &SendBatch, mut f: impl FnMut(MacAddr, &[u8])) {
+    super::packet::test_hooks::queued(batch, &mut f);
+}
+
+#[test]
+fn a_missing_interface_is_no_such_interface() {
+    // Looking an interface up needs no privilege, so this runs as any user.
+    let e = PacketSocket::open("veil-nosuch0").unwrap_err();
+    assert!(
+        matches!(e, SysError::NoSuchInterface { ref name } if name == "veil-nosuch0"),
+        "{e}"
+    );
+    assert_eq!(e.exit_code(), 69);
+    assert!(Netlink::open()
+        .unwrap()
+        .link("veil-nosuch0")
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn a_down_interface_is_interface_down() {
+    if !private_netns() {
+        return;
+    }
+    ip("link add vdown type veth peer name vdown2");
+    let e = PacketSocket::open("vdown").unwrap_err();
+    assert!(
+        matches!(e, SysError::InterfaceDown { ref name } if name == "vdown"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("ip link set vdown up"));
+    // The loopback of a fresh namespace is down too, and also has an (all-zero) MAC.
+    assert!(matches!(
+        PacketSocket::open("lo"),
+        Err(SysError::InterfaceDown { .. })
+    ));
+}
+
+#[test]
+fn tun_with_mtu_address_and_route_and_their_removal() {
+    if !private_netns() {
+        return;
+    }
+    let tun = Tun::open("veiltun0").unwrap();
+    assert_eq!(tun.name(), "veiltun0");
+    let mut nl = Netlink::open().unwrap();
+    let link = nl.link("veiltun0").unwrap().unwrap();
+    assert!(!link.up);
+    assert_eq!(link.mac, None, "a TUN has no MAC");
+    assert!(matches!(
+        PacketSocket::open("veiltun0"),
+        Err(SysError::InterfaceDown { .. })
+    ));
+
+    let autoconf = disable_ipv6_autoconf("veiltun0");
+    assert!(matches!(autoconf, Ok(3)), "{autoconf:?}");
+    nl.set_mtu(link.index, 1400).unwrap();
+    nl.set_up(link.index).unwrap();
+    let addr: IpAddr = "fd00:5e11::1".parse().unwrap();
+    let net: IpAddr = "fd00:abcd::".parse().unwrap();
+    for _ in 0..2 {
+        nl.add_address(link.index, addr, 64).unwrap(); // the second time is EEXIST: fine
+        nl.add_route(link.index, net, 32).unwrap();
+    }
+    let now = nl.link("veiltun0").unwrap().unwrap();
+    assert!(now.up);
+    assert_eq!(now.mtu, 1400);
+    let addrs = ip("-6 addr show dev veiltun0");
+    assert!(addrs.contains("inet6 fd00:5e11::1/64"), "{addrs}");
+    assert!(
+        !addrs.contains("tentative"),
+        "NODAD: usable at once: {addrs}"
+    );
+    let routes = ip("-6 route show dev veiltun0");
+    assert!(routes.contains("fd00:abcd::/32"), "{routes}");
+
+    read_the_kernels_packet(&tun, addr);
+
+    for _ in 0..2 {
+        nl.del_route(link.index, net, 32).unwrap(); // the second time is ESRCH: fine
+        nl.del_address(link.index, addr, 64).unwrap();
+    }
+    assert!(!ip("-6 addr show dev veiltun0").contains("fd00:5e11::1"));
+    assert!(!ip("-6 route show dev veiltun0").contains("fd00:abcd::"));
+
+    drop(tun);
+    assert!(
+        nl.link("veiltun0").unwrap().is_none(),
+        "non-persistent: gone with the fd"
+    );
+}
+
+/// Sends a UDP datagram to an address routed into the TUN and reads it from the TUN.
+fn read_the_kernels_packet(tun: &Tun, src: IpAddr) {
+    let dst: Ipv6Addr = "fd00:abcd::5".parse().unwrap();
+    let udp = UdpSocket::bind((src, 0)).unwrap();
+    udp.send_to(b"to the overlay", (dst, 9)).unwrap();
+    let mut buf = [0u8; 1500];
+    // Skip anything else the kernel sends on a fresh interface (MLD reports).
+    for _ in 0..16 {
+        assert!(
+            wait_readable(tun.as_raw_fd()),
+            "the kernel sent nothing into the TUN"
+        );
+        let n = tun.read(&mut buf).unwrap();
+        let packet = &buf[..n];
+        if n >= 40 && packet[0] >> 4 == 6 && packet[6] == 17 && packet[24..40] == dst.octets() {
+            assert!(packet.ends_with(b"to the overlay"));
+            return;
+        }
+    }
+    panic!("no UDP packet to {dst} came out of the TUN");
+}
+
+#[test]
+fn netlink_errors_name_the_operation() {
+    if !private_netns() {
+        return;
+    }
+    let mut nl = Netlink::open().unwrap();
+    let e = nl.set_mtu(9999, 1400).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SysError::Netlink {
+                code: libc::ENODEV,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("set mtu 1400 on ifindex 9999"),
+        "{e}"
+    );
+}
+
+#[test]
+fn frames_for_other_hosts_are_skipped_in_promiscuous_mode() {
+    if !private_netns() {
+        return;
+    }
+    let (a, b) = veth_pair();
+    ip("link set vb promisc on");
+    let stranger = MacAddr([0x02, 0, 0, 0, 0, 0x99]);
+    a.send(stranger, b"for someone else").unwrap();
+    let mut buf = [0u8; 64];
+    // The kernel hands the promiscuous socket the frame as PACKET_OTHERHOST: skipped.
+    assert_eq!(recv_one(&b, &mut buf), None);
+
+    a.send(stranger, b"again").unwrap();
+    a.send(b.mac(), b"mine").unwrap();
+    let mut inb = RecvBatch::new();
+    let mut got = Vec::new();
+    let mut consumed = 0;
+    while consumed < 2 {
+        assert!(wait_readable(b.as_raw_fd()));
+        consumed += b.recv_batch(&mut inb).unwrap();
+        got.extend(inb.iter().map(|(p, src)| (p.to_vec(), src)));
+    }
+    assert_eq!(got, vec![(b"mine".to_vec(), a.mac())]);
+}
