@@ -392,3 +392,82 @@ fn frames_for_other_hosts_are_skipped_in_promiscuous_mode() {
     }
     assert_eq!(got, vec![(b"mine".to_vec(), a.mac())]);
 }
+
+/// Removes capability `cap` from this thread's effective set (capabilities are per thread,
+/// so other tests keep theirs).
+fn drop_effective_capability(cap: u32) {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut header = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    }; // _LINUX_CAPABILITY_VERSION_3
+    let mut data = [Data::default(); 2];
+    // SAFETY: header and a 2-element data array are what capget/capset v3 read and write.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    assert_eq!(rc, 0, "capget");
+    data[(cap / 32) as usize].effective &= !(1 << (cap % 32));
+    // SAFETY: as above; pid 0 is this thread.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+    assert_eq!(rc, 0, "capset");
+}
+
+#[test]
+fn missing_capabilities_are_permission_errors_naming_them() {
+    if !private_netns() {
+        return;
+    }
+    ip("link add va type veth peer name vb");
+    ip("link set va up");
+    let index = Netlink::open().unwrap().link("va").unwrap().unwrap().index;
+    drop_effective_capability(13); // CAP_NET_RAW
+    let e = PacketSocket::open("va").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SysError::Permission {
+                capability: "CAP_NET_RAW",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(e.exit_code(), 77);
+    assert!(e
+        .to_string()
+        .starts_with("opening a raw packet socket on va needs CAP_NET_RAW"));
+
+    drop_effective_capability(12); // CAP_NET_ADMIN
+    let e = Netlink::open().unwrap().set_mtu(index, 1400).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SysError::Permission {
+                capability: "CAP_NET_ADMIN",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = Tun::open("veiltun1").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SysError::Permission {
+                capability: "CAP_NET_ADMIN",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}

@@ -94,7 +94,7 @@ pub(super) fn ifreq_named(name: &str) -> libc::ifreq {
         .iter_mut()
         .zip(name.bytes().take(libc::IFNAMSIZ - 1))
     {
-        *dst = src as libc::c_char;
+        *dst = libc::c_char::from_ne_bytes([src]);
     }
     req
 }
@@ -105,7 +105,7 @@ fn ifreq_name(req: &libc::ifreq) -> String {
         .ifr_name
         .iter()
         .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
+        .map(|&c| c.to_ne_bytes()[0])
         .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
