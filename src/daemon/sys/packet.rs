@@ -26,6 +26,7 @@ pub struct PacketSocket {
     socket: Socket,
     ifindex: u32,
     mac: MacAddr,
+    mtu: u32,
     name: String,
 }
 
@@ -64,6 +65,7 @@ impl PacketSocket {
             socket,
             ifindex: link.index,
             mac,
+            mtu: link.mtu,
             name: ifname.into(),
         })
     }
@@ -76,6 +78,12 @@ impl PacketSocket {
     /// Our MAC on that interface (read when the socket was opened).
     pub fn mac(&self) -> MacAddr {
         self.mac
+    }
+
+    /// The interface's MTU when the socket was opened: the longest payload `send` takes
+    /// (a longer one fails with EMSGSIZE).
+    pub fn mtu(&self) -> u32 {
+        self.mtu
     }
 
     /// The interface's name.

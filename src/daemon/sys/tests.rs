@@ -87,6 +87,7 @@ fn veth_frames_go_both_ways_with_the_right_source_mac() {
     let link = Netlink::open().unwrap().link("va").unwrap().unwrap();
     assert_eq!(Some(a.mac()), link.mac);
     assert_eq!(a.ifindex(), link.index);
+    assert_eq!(a.mtu(), 1500);
     assert_ne!(a.mac(), b.mac());
 
     let mut buf = [0u8; 2000];
