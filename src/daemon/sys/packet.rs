@@ -289,7 +289,7 @@ impl SendBatch {
     }
 
     /// Forgets the first `n` queued frames (they were sent or refused).
-    fn consume(&mut self, n: usize) {
+    pub(super) fn consume(&mut self, n: usize) {
         self.start = (self.start + n).min(self.end);
         if self.start == self.end {
             self.clear();
@@ -307,7 +307,7 @@ impl SendBatch {
     }
 
     /// The queued frames as (destination, payload).
-    fn queued(&self) -> impl Iterator<Item = (MacAddr, &[u8])> + '_ {
+    pub(super) fn queued(&self) -> impl Iterator<Item = (MacAddr, &[u8])> + '_ {
         self.bufs
             .iter()
             .zip(self.dsts.iter().zip(&self.lens))
@@ -318,7 +318,7 @@ impl SendBatch {
 }
 
 /// Whether the kernel's packet type says the frame was meant for this host.
-fn wanted(addr: &libc::sockaddr_ll) -> bool {
+pub(super) fn wanted(addr: &libc::sockaddr_ll) -> bool {
     !matches!(
         addr.sll_pkttype,
         libc::PACKET_OUTGOING | libc::PACKET_OTHERHOST
@@ -326,13 +326,13 @@ fn wanted(addr: &libc::sockaddr_ll) -> bool {
 }
 
 /// The source MAC the kernel put into a received `sockaddr_ll`.
-fn source_mac(addr: &libc::sockaddr_ll) -> MacAddr {
+pub(super) fn source_mac(addr: &libc::sockaddr_ll) -> MacAddr {
     let a = addr.sll_addr;
     MacAddr([a[0], a[1], a[2], a[3], a[4], a[5]])
 }
 
 /// A link-layer address for bind/sendto: our EtherType on `ifindex`, peer `mac`.
-fn sockaddr_ll(ifindex: u32, mac: MacAddr) -> libc::sockaddr_ll {
+pub(super) fn sockaddr_ll(ifindex: u32, mac: MacAddr) -> libc::sockaddr_ll {
     let m = mac.0;
     libc::sockaddr_ll {
         sll_family: libc::AF_PACKET as _,
@@ -480,42 +480,4 @@ fn send_mmsg(fd: RawFd, ifindex: u32, batch: &SendBatch) -> io::Result<usize> {
     // payload (only read) and at an initialised sockaddr_ll; all outlive the call.
     let rc = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), count as _, libc::MSG_DONTWAIT as _) };
     cvt(rc as isize)
-}
-
-/// Access to [`SendBatch`]'s private bookkeeping for the tests.
-#[cfg(test)]
-pub(super) mod test_hooks {
-    use super::{MacAddr, SendBatch};
-
-    /// Forgets the first `n` queued frames, as a partial send does.
-    pub fn consume(batch: &mut SendBatch, n: usize) {
-        batch.consume(n);
-    }
-
-    /// Calls `f` on every queued frame in order.
-    pub fn queued(batch: &SendBatch, f: &mut dyn FnMut(MacAddr, &[u8])) {
-        batch.queued().for_each(|(d, p)| f(d, p));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_frames_for_this_host_are_wanted() {
-        let mut addr = sockaddr_ll(1, MacAddr([1, 2, 3, 4, 5, 6]));
-        for (pkttype, want) in [
-            (libc::PACKET_HOST, true),
-            (libc::PACKET_BROADCAST, true),
-            (libc::PACKET_MULTICAST, true),
-            (libc::PACKET_OTHERHOST, false),
-            (libc::PACKET_OUTGOING, false),
-        ] {
-            addr.sll_pkttype = pkttype;
-            assert_eq!(wanted(&addr), want, "pkttype {pkttype}");
-        }
-        assert_eq!(source_mac(&addr), MacAddr([1, 2, 3, 4, 5, 6]));
-        assert_eq!(addr.sll_protocol, 0x88B5u16.to_be());
-    }
 }
