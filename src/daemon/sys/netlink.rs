@@ -160,7 +160,7 @@ impl Netlink {
 
     /// Sends one request with NLM_F_REQUEST | NLM_F_ACK | `flags` and collects the answers
     /// up to the ACK; a kernel error becomes [`SysError::from_netlink`] naming `op`.
-    fn request(
+    pub(super) fn request(
         &mut self,
         inner: RouteNetlinkMessage,
         flags: u16,

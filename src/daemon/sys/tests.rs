@@ -4,7 +4,14 @@
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
-use std::process::Command;
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
+};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::*;
 use crate::wire::MacAddr;
@@ -32,18 +39,97 @@ fn private_netns() -> bool {
     ok
 }
 
-/// Runs `ip ARGS` in this thread's namespace and returns its stdout; panics on failure.
-fn ip(args: &str) -> String {
-    let out = Command::new("ip")
-        .args(args.split_whitespace())
-        .output()
-        .expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {args}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+// The tests set up interfaces with netlink rather than by running `ip`: a fork from a test
+// thread copies every open fd of the process (other tests' flock'ed state directories, TUN
+// fds) into the child until its exec, which makes those tests flaky.
+
+/// Runs one rtnetlink request in this thread's namespace and returns the answers.
+fn rtnl(msg: RouteNetlinkMessage, flags: u16) -> Vec<RouteNetlinkMessage> {
+    Netlink::open()
+        .unwrap()
+        .request(msg, flags, "test request")
+        .unwrap()
+}
+
+/// The index of interface `name`.
+fn index(name: &str) -> u32 {
+    Netlink::open().unwrap().link(name).unwrap().unwrap().index
+}
+
+/// `ip link add NAME type veth peer name PEER`.
+fn add_veth(name: &str, peer: &str) {
+    let mut peer_msg = LinkMessage::default();
+    peer_msg.attributes.push(LinkAttribute::IfName(peer.into()));
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::IfName(name.into()));
+    msg.attributes.push(LinkAttribute::LinkInfo(vec![
+        NlLinkInfo::Kind(InfoKind::Veth),
+        NlLinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_msg))),
+    ]));
+    rtnl(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL);
+}
+
+/// `ip link set NAME up`.
+fn set_up(name: &str) {
+    Netlink::open().unwrap().set_up(index(name)).unwrap();
+}
+
+/// `ip link set NAME promisc on`.
+fn set_promisc(name: &str) {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index(name);
+    msg.header.flags = LinkFlags::Promisc;
+    msg.header.change_mask = LinkFlags::Promisc;
+    rtnl(RouteNetlinkMessage::SetLink(msg), 0);
+}
+
+/// `ip -6 addr show dev INDEX`: (address, prefix length, flags).
+fn addresses(index: u32) -> Vec<(IpAddr, u8, AddressFlags)> {
+    let mut msg = AddressMessage::default();
+    msg.header.family = AddressFamily::Inet6;
+    let all = rtnl(RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP);
+    all.into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewAddress(a) if a.header.index == index => {
+                let attrs = &a.attributes;
+                let addr = attrs.iter().find_map(|x| match x {
+                    AddressAttribute::Address(ip) => Some(*ip),
+                    _ => None,
+                })?;
+                let flags = attrs.iter().find_map(|x| match x {
+                    AddressAttribute::Flags(f) => Some(*f),
+                    _ => None,
+                });
+                Some((
+                    addr,
+                    a.header.prefix_len,
+                    flags.unwrap_or(AddressFlags::empty()),
+                ))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// `ip -6 route show dev INDEX`: (destination, prefix length).
+fn routes(index: u32) -> Vec<(IpAddr, u8)> {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = AddressFamily::Inet6;
+    let all = rtnl(RouteNetlinkMessage::GetRoute(msg), NLM_F_DUMP);
+    all.into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewRoute(r)
+                if r.attributes.contains(&RouteAttribute::Oif(index)) =>
+            {
+                let dst = r.attributes.iter().find_map(|x| match x {
+                    RouteAttribute::Destination(RouteAddress::Inet6(a)) => Some(IpAddr::V6(*a)),
+                    _ => None,
+                })?;
+                Some((dst, r.header.destination_prefix_length))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Waits (poll(2), no sleep) up to one second for `fd` to become readable.
@@ -59,9 +145,9 @@ fn wait_readable(fd: RawFd) -> bool {
 
 /// A veth pair va <-> vb, both up, with a packet socket on each.
 fn veth_pair() -> (PacketSocket, PacketSocket) {
-    ip("link add va type veth peer name vb");
-    ip("link set va up");
-    ip("link set vb up");
+    add_veth("va", "vb");
+    set_up("va");
+    set_up("vb");
     (
         PacketSocket::open("va").unwrap(),
         PacketSocket::open("vb").unwrap(),
@@ -263,7 +349,7 @@ fn a_down_interface_is_interface_down() {
     if !private_netns() {
         return;
     }
-    ip("link add vdown type veth peer name vdown2");
+    add_veth("vdown", "vdown2");
     let e = PacketSocket::open("vdown").unwrap_err();
     assert!(
         matches!(e, SysError::InterfaceDown { ref name } if name == "vdown"),
@@ -306,19 +392,19 @@ fn tun_with_mtu_address_and_route_and_their_removal() {
     let now = nl.link("veiltun0").unwrap().unwrap();
     assert!(now.up);
     assert_eq!(now.mtu, 1400);
-    let addrs = ip("-6 addr show dev veiltun0");
-    assert!(addrs.contains("inet6 fd00:5e11::1/64"), "{addrs}");
-    // Only our address: the kernel's own link-local one does run DAD.
-    let ours = addrs
-        .lines()
-        .find(|l| l.contains("fd00:5e11::1"))
-        .unwrap_or("");
+    let ours: Vec<_> = addresses(link.index)
+        .into_iter()
+        .filter(|(a, _, _)| *a == addr)
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    let (_, prefix_len, flags) = ours[0];
+    assert_eq!(prefix_len, 64);
+    assert!(flags.contains(AddressFlags::Nodad), "{flags:?}");
     assert!(
-        !ours.contains("tentative"),
-        "NODAD: usable at once: {addrs}"
+        !flags.contains(AddressFlags::Tentative),
+        "NODAD: usable at once: {flags:?}"
     );
-    let routes = ip("-6 route show dev veiltun0");
-    assert!(routes.contains("fd00:abcd::/32"), "{routes}");
+    assert!(routes(link.index).contains(&(net, 32)));
 
     read_the_kernels_packet(&tun, addr);
 
@@ -326,11 +412,12 @@ fn tun_with_mtu_address_and_route_and_their_removal() {
         nl.del_route(link.index, net, 32).unwrap(); // the second time is ESRCH: fine
         nl.del_address(link.index, addr, 64).unwrap();
     }
-    assert!(!ip("-6 addr show dev veiltun0").contains("fd00:5e11::1"));
-    assert!(!ip("-6 route show dev veiltun0").contains("fd00:abcd::"));
+    assert!(!addresses(link.index).iter().any(|(a, _, _)| *a == addr));
+    assert!(!routes(link.index).contains(&(net, 32)));
 
-    // Another test thread's fork (for `ip`) may hold a copy of the fd until its exec, so
-    // wait for the kernel's link event rather than expecting the removal at once.
+    // Another test's fork (the crate's other tests may spawn processes) can hold a copy of
+    // the fd until its exec, so wait for the kernel's link event rather than expect the
+    // removal at once.
     let monitor = link_monitor();
     drop(tun);
     for _ in 0..8 {
@@ -406,7 +493,7 @@ fn frames_for_other_hosts_are_skipped_in_promiscuous_mode() {
         return;
     }
     let (a, b) = veth_pair();
-    ip("link set vb promisc on");
+    set_promisc("vb");
     let stranger = MacAddr([0x02, 0, 0, 0, 0, 0x99]);
     a.send(stranger, b"for someone else").unwrap();
     let mut buf = [0u8; 64];
@@ -460,9 +547,9 @@ fn missing_capabilities_are_permission_errors_naming_them() {
     if !private_netns() {
         return;
     }
-    ip("link add va type veth peer name vb");
-    ip("link set va up");
-    let index = Netlink::open().unwrap().link("va").unwrap().unwrap().index;
+    add_veth("va", "vb");
+    set_up("va");
+    let index = index("va");
     drop_effective_capability(13); // CAP_NET_RAW
     let e = PacketSocket::open("va").unwrap_err();
     assert!(
