@@ -3,3 +3,5 @@
 
 pub mod config;
 pub mod state;
+#[allow(unsafe_code)] // the one place: raw sockets, TUNSETIFF, recvmmsg (see sys/mod.rs)
+pub mod sys;

@@ -1,0 +1,18 @@
+//! The OS-facing pieces of the daemon: the raw packet socket, the TUN device and rtnetlink.
+//!
+//! Synchronous and tokio-free: every handle is non-blocking and exposes its fd, so the
+//! daemon wraps it in `tokio::io::unix::AsyncFd`. All `unsafe` of the daemon lives in this
+//! folder, in small functions with a `// SAFETY:` comment each.
+
+mod error;
+mod netlink;
+mod packet;
+mod tun;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{SysError, CAP_NET_ADMIN, CAP_NET_RAW};
+pub use netlink::{disable_ipv6_autoconf, LinkInfo, Netlink};
+pub use packet::{PacketSocket, RecvBatch, SendBatch, BATCH, ETHERTYPE, FRAME_CAP};
+pub use tun::Tun;

@@ -1,0 +1,133 @@
+//! The TUN device: IPv6 packets between the kernel and the overlay.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+
+use super::error::{check_ifname, SysError, CAP_NET_ADMIN};
+
+/// Path of the TUN clone device.
+const TUN_PATH: &str = "/dev/net/tun";
+
+/// A non-blocking layer-3 TUN device without packet information header (IFF_TUN |
+/// IFF_NO_PI): every read returns one bare IP packet, every write takes one.
+///
+/// The device is not persistent: it disappears, with its addresses and routes, when this
+/// value (its only file descriptor) is dropped.
+#[derive(Debug)]
+pub struct Tun {
+    file: File,
+    name: String,
+}
+
+impl Tun {
+    /// Creates the TUN device `name` (or attaches to an existing non-persistent one of that
+    /// name owned by us); a name with `%d` lets the kernel pick the number.
+    pub fn open(name: &str) -> Result<Tun, SysError> {
+        check_ifname(name)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(TUN_PATH)
+            .map_err(|source| match source.kind() {
+                io::ErrorKind::NotFound => SysError::NoTunDevice,
+                _ => SysError::from_io(source, format!("opening {TUN_PATH}"), CAP_NET_ADMIN),
+            })?;
+        let flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+        let name = set_iff(&file, name, flags).map_err(|source| {
+            SysError::from_io(source, format!("creating TUN device {name}"), CAP_NET_ADMIN)
+        })?;
+        Ok(Tun { file, name })
+    }
+
+    /// The device's name as the kernel gave it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Reads one IP packet; `WouldBlock` when none is queued. A packet longer than `buf`
+    /// is truncated to `buf.len()` (size `buf` for the TUN's MTU).
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        fd_read(self.file.as_raw_fd(), buf)
+    }
+
+    /// Writes one IP packet; `WouldBlock` when the device queue is full.
+    pub fn write(&self, packet: &[u8]) -> io::Result<usize> {
+        fd_write(self.file.as_raw_fd(), packet)
+    }
+}
+
+impl AsRawFd for Tun {
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+impl AsFd for Tun {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+/// TUNSETIFF on `file`: creates/attaches the interface and returns the name the kernel chose.
+fn set_iff(file: &File, name: &str, flags: libc::c_short) -> io::Result<String> {
+    let mut req = ifreq_named(name);
+    req.ifr_ifru.ifru_flags = flags;
+    // SAFETY: `req` is a valid, initialised `ifreq` that outlives the call; TUNSETIFF reads
+    // and writes only within it, and the fd is a live /dev/net/tun descriptor.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF as _, &mut req) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ifreq_name(&req))
+}
+
+/// A zeroed `ifreq` whose name is `name` (already checked to fit with its NUL).
+pub(super) fn ifreq_named(name: &str) -> libc::ifreq {
+    // SAFETY: `ifreq` is plain old data (a char array and a union of integers, sockaddrs
+    // and a pointer); all-zero is a valid value of every member.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req
+        .ifr_name
+        .iter_mut()
+        .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+    {
+        *dst = libc::c_char::from_ne_bytes([src]);
+    }
+    req
+}
+
+/// The NUL-terminated name in an `ifreq`.
+fn ifreq_name(req: &libc::ifreq) -> String {
+    let bytes: Vec<u8> = req
+        .ifr_name
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c.to_ne_bytes()[0])
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// read(2) on a raw fd.
+pub(super) fn fd_read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid writable region of `buf.len()` bytes for the whole call.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// write(2) on a raw fd.
+pub(super) fn fd_write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid readable region of `buf.len()` bytes for the whole call.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
