@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use veilmesh::cli::commands::{self, PingArgs, QueryArgs, RunArgs, TracerouteArgs};
 use veilmesh::cli::identity;
 use veilmesh::sim::{self, mock, SimArgs};
 
@@ -24,6 +25,27 @@ enum Command {
     Keygen(IdArgs),
     /// Show a node identity: public keys, node id and overlay address on a mesh.
     Id(IdArgs),
+    /// Run the daemon on mesh interfaces (needs CAP_NET_RAW and CAP_NET_ADMIN).
+    Run(RunArgs),
+    /// The local node: id, overlay addresses, interfaces, counts.
+    Status(QueryArgs),
+    /// Neighbours: interface, MAC, node, link quality both ways, cost, last seen.
+    Neighbors(QueryArgs),
+    /// Originators: every node known, its addresses, metric, next hop and backup.
+    Originators(QueryArgs),
+    /// Routes: overlay destinations and the neighbour they are sent to.
+    Routes(QueryArgs),
+    /// Counters: traffic, and drops by reason.
+    Stats(QueryArgs),
+    /// Ping an overlay address (or node id) over the mesh.
+    Ping(PingArgs),
+    /// Show the relays on the path to an overlay address (or node id).
+    Traceroute(TracerouteArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Options of `veil keygen` and `veil id`.
@@ -48,6 +70,18 @@ fn main() -> ExitCode {
         Command::Sim(args) => run_sim(&args),
         Command::Keygen(args) => run_identity(&args, true),
         Command::Id(args) => run_identity(&args, false),
+        Command::Run(args) => commands::run_daemon(&args),
+        Command::Status(args) => commands::query(commands::Query::Status, &args),
+        Command::Neighbors(args) => commands::query(commands::Query::Neighbors, &args),
+        Command::Originators(args) => commands::query(commands::Query::Originators, &args),
+        Command::Routes(args) => commands::query(commands::Query::Routes, &args),
+        Command::Stats(args) => commands::query(commands::Query::Stats, &args),
+        Command::Ping(args) => commands::ping(&args),
+        Command::Traceroute(args) => commands::traceroute(&args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "veil", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -1,7 +1,14 @@
-//! The daemon shell (`veil run`, issue 3): configuration today; sockets, TUN and the
-//! control socket come next. Everything here is IO around the sans-IO `node::Node`.
+//! The daemon shell (`veil run`): the OS around the sans-IO `node::Node` — packet sockets,
+//! the TUN device, netlink, the control socket, signals and state on disk.
 
 pub mod config;
+pub mod control;
+pub mod control_server;
+pub mod event_loop;
+pub mod logging;
+pub mod ping;
+pub mod report;
+pub mod run;
 pub mod state;
 #[allow(unsafe_code)] // the one place: raw sockets, TUNSETIFF, recvmmsg (see sys/mod.rs)
 pub mod sys;

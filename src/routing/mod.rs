@@ -97,6 +97,8 @@ pub struct NeighborInfo {
     pub tx_quality: u16,
     /// Link cost (ETX + hop penalty, INFINITY unless Up).
     pub cost: u16,
+    /// When anything was last heard from it.
+    pub last_heard: Instant,
 }
 
 /// A route as shown to the CLI and simulator.
@@ -244,6 +246,7 @@ impl Routing {
             rx_quality: n.rx_quality(),
             tx_quality: n.tx_quality(),
             cost: n.cost(),
+            last_heard: n.last_heard,
         })
     }
 

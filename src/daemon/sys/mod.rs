@@ -4,6 +4,7 @@
 //! daemon wraps it in `tokio::io::unix::AsyncFd`. All `unsafe` of the daemon lives in this
 //! folder, in small functions with a `// SAFETY:` comment each.
 
+mod async_fd;
 mod error;
 mod netlink;
 mod packet;
@@ -12,6 +13,7 @@ mod tun;
 #[cfg(test)]
 mod tests;
 
+pub use async_fd::{register, OwnsFd};
 pub use error::{SysError, CAP_NET_ADMIN, CAP_NET_RAW};
 pub use netlink::{disable_ipv6_autoconf, LinkInfo, Netlink};
 pub use packet::{PacketSocket, RecvBatch, SendBatch, BATCH, ETHERTYPE, FRAME_CAP};

@@ -1,0 +1,736 @@
+//! The daemon's event loop: one task that waits on the mesh sockets, the TUN device, the
+//! node's next deadline, signals and control requests, and moves bytes between them and the
+//! sans-IO node. Everything that touches the OS is in `sys`; this file only wires it up.
+
+use std::future::poll_fn;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::task::Poll;
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Duration, Instant as TokioInstant, MissedTickBehavior};
+
+use super::config::Config;
+use super::control::{InterfaceReport, Request, Response, StatusReport};
+use super::control_server::{self, Job};
+use super::ping::Pings;
+use super::report;
+use super::run::DaemonError;
+use super::sys::{self, Netlink, PacketSocket, RecvBatch, SendBatch, SysError, Tun};
+use crate::node::{Event, IfaceId, Node, MAX_IFACES};
+use crate::overlay::icmp::{build_echo_request4, build_echo_request6};
+use crate::routing::Event as RoutingEvent;
+use crate::time::Instant;
+use crate::wire::{MacAddr, MAX_DATA_PACKET_LEN, MAX_FRAME_LEN};
+
+/// How often interfaces are checked (down, back up, gone) and the IPv4 claim re-applied.
+const LINK_CHECK: Duration = Duration::from_secs(1);
+/// Receive batches taken from one source before others get a turn.
+const MAX_BATCHES_PER_WAKE: usize = 8;
+/// TUN packets read before others get a turn.
+const MAX_TUN_READS_PER_WAKE: usize = 64;
+/// The TUN MTU: an overlay packet must fit one fixed-size frame.
+pub const TUN_MTU: u32 = MAX_DATA_PACKET_LEN as u32;
+const _: () = assert!(TUN_MTU >= 1280, "IPv6 needs an MTU of at least 1280");
+
+/// The daemon's own counters, next to the node's in `veil stats`.
+#[derive(Debug, Default)]
+struct IoCounters {
+    tx_busy: u64,
+    tx_errors: u64,
+    rx_errors: u64,
+    tun_write_dropped: u64,
+    tun_read_errors: u64,
+    interface_down: u64,
+    control_requests: u64,
+}
+
+/// One configured mesh interface; its index is its `IfaceId`.
+struct Iface {
+    name: String,
+    sock: Option<AsyncFd<PacketSocket>>,
+    mac: Option<MacAddr>,
+    tx: SendBatch,
+    /// False once a reload removed it from the config (the slot keeps its id).
+    configured: bool,
+}
+
+/// Maps the node's microsecond clock onto tokio's.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: TokioInstant,
+}
+
+impl Clock {
+    /// A clock whose zero is now.
+    pub fn new() -> Clock {
+        Clock {
+            start: TokioInstant::now(),
+        }
+    }
+
+    /// The node's time now.
+    pub fn now(&self) -> Instant {
+        Instant::from_micros(u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+
+    fn to_tokio(self, t: Instant) -> TokioInstant {
+        self.start + Duration::from_micros(t.as_micros())
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// What woke the loop.
+enum Wake {
+    Stop(&'static str),
+    Reload,
+    LinkCheck,
+    Io,
+    Timer,
+    Job(Job),
+    Connection(io::Result<tokio::net::UnixStream>),
+}
+
+/// The running daemon.
+pub struct Daemon {
+    cfg: Config,
+    config_path: Option<PathBuf>,
+    clock: Clock,
+    node: Node,
+    ifaces: Vec<Iface>,
+    tun: AsyncFd<Tun>,
+    tun_index: u32,
+    netlink: Netlink,
+    ipv4: Option<Ipv4Addr>,
+    rx: RecvBatch,
+    buf: Box<[u8; MAX_FRAME_LEN]>,
+    pings: Pings,
+    counters: IoCounters,
+}
+
+/// The OS side opened before the node exists: sockets, TUN, netlink.
+pub struct Opened {
+    ifaces: Vec<Iface>,
+    tun: AsyncFd<Tun>,
+    tun_index: u32,
+    netlink: Netlink,
+}
+
+impl Opened {
+    /// Open every interface and the TUN device; errors name what to fix.
+    pub fn open(cfg: &Config) -> Result<Opened, DaemonError> {
+        let mut netlink = Netlink::open()?;
+        let mut ifaces = Vec::new();
+        for name in cfg.interfaces.iter().take(MAX_IFACES) {
+            let sock = PacketSocket::open(name)?;
+            let mac = sock.mac();
+            ifaces.push(Iface {
+                name: name.clone(),
+                sock: Some(sys::register(sock).map_err(io_err("registering the packet socket"))?),
+                mac: Some(mac),
+                tx: SendBatch::new(),
+                configured: true,
+            });
+        }
+        let tun = Tun::open(&cfg.tun)?;
+        let tun_name = tun.name().to_string();
+        let tun_index =
+            netlink
+                .link(&tun_name)?
+                .map(|l| l.index)
+                .ok_or(SysError::NoSuchInterface {
+                    name: tun_name.clone(),
+                })?;
+        // Router solicitations and friends would only be dropped by the node.
+        let _ = sys::disable_ipv6_autoconf(&tun_name);
+        netlink.set_mtu(tun_index, TUN_MTU)?;
+        netlink.set_up(tun_index)?;
+        let tun = sys::register(tun).map_err(io_err("registering the TUN device"))?;
+        Ok(Opened {
+            ifaces,
+            tun,
+            tun_index,
+            netlink,
+        })
+    }
+}
+
+fn io_err(what: &'static str) -> impl Fn(io::Error) -> DaemonError {
+    move |source| {
+        DaemonError::Sys(SysError::Io {
+            what: what.to_string(),
+            source,
+        })
+    }
+}
+
+impl Daemon {
+    /// Put the node on the opened interfaces and give the TUN device its overlay address.
+    pub fn start(
+        cfg: Config,
+        config_path: Option<PathBuf>,
+        clock: Clock,
+        mut node: Node,
+        opened: Opened,
+    ) -> Result<Daemon, DaemonError> {
+        let now = clock.now();
+        for (i, iface) in opened.ifaces.iter().enumerate() {
+            if let Some(mac) = iface.mac {
+                node.add_interface(now, iface_id(i), mac);
+            }
+        }
+        let mut netlink = opened.netlink;
+        let prefix_len = 48;
+        netlink.add_address(
+            opened.tun_index,
+            IpAddr::V6(node.overlay_ipv6()),
+            prefix_len,
+        )?;
+        let ident = u16::from_le_bytes([node.node_id().0[0], node.node_id().0[1]]);
+        tracing::info!(
+            node = %node.node_id(),
+            ipv6 = %node.overlay_ipv6(),
+            epoch = node.epoch(),
+            "started on {}",
+            cfg.interfaces.join(", ")
+        );
+        Ok(Daemon {
+            cfg,
+            config_path,
+            clock,
+            node,
+            ifaces: opened.ifaces,
+            tun: opened.tun,
+            tun_index: opened.tun_index,
+            netlink,
+            ipv4: None,
+            rx: RecvBatch::new(),
+            buf: Box::new([0u8; MAX_FRAME_LEN]),
+            pings: Pings::new(ident),
+            counters: IoCounters::default(),
+        })
+    }
+
+    /// Run until SIGTERM or SIGINT.
+    pub async fn serve(&mut self, listener: UnixListener) -> Result<(), DaemonError> {
+        let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Runtime)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Runtime)?;
+        let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Runtime)?;
+        let (jobs_tx, mut jobs) = mpsc::channel::<Job>(16);
+        let open = Arc::new(AtomicUsize::new(0));
+        let mut link_check = tokio::time::interval(LINK_CHECK);
+        link_check.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        loop {
+            self.flush();
+            let deadline = self.deadline();
+            let wake = tokio::select! {
+                _ = term.recv() => Wake::Stop("SIGTERM"),
+                _ = int.recv() => Wake::Stop("SIGINT"),
+                _ = hup.recv() => Wake::Reload,
+                _ = link_check.tick() => Wake::LinkCheck,
+                _ = io_ready(&self.ifaces, &self.tun) => Wake::Io,
+                _ = tokio::time::sleep_until(deadline) => Wake::Timer,
+                Some(job) = jobs.recv() => Wake::Job(job),
+                conn = listener.accept() => Wake::Connection(conn.map(|(s, _)| s)),
+            };
+            match wake {
+                Wake::Stop(why) => {
+                    tracing::info!("{why}: stopping");
+                    return Ok(());
+                }
+                Wake::Reload => self.reload(),
+                Wake::LinkCheck => self.check_links(),
+                Wake::Io => self.drain_io(),
+                Wake::Timer => self.on_timer(),
+                Wake::Job((request, reply)) => self.handle_request(request, reply),
+                Wake::Connection(Ok(stream)) => {
+                    control_server::spawn_connection(stream, jobs_tx.clone(), open.clone())
+                }
+                Wake::Connection(Err(e)) => tracing::warn!("control socket accept: {e}"),
+            }
+        }
+    }
+
+    /// Remove what the daemon configured (closing the TUN device removes it with its
+    /// addresses and routes).
+    pub fn shutdown(self) {
+        let mut netlink = self.netlink;
+        let _ = netlink.del_address(self.tun_index, IpAddr::V6(self.node.overlay_ipv6()), 48);
+        if let Some(v4) = self.ipv4 {
+            let _ = netlink.del_address(self.tun_index, IpAddr::V4(v4), 0);
+        }
+        drop(self.tun);
+    }
+
+    fn deadline(&self) -> TokioInstant {
+        let far = TokioInstant::now() + Duration::from_secs(3600);
+        let node = self
+            .node
+            .poll_timeout()
+            .map(|t| self.clock.to_tokio(t))
+            .unwrap_or(far);
+        let ping = self
+            .pings
+            .next_deadline()
+            .map(TokioInstant::from_std)
+            .unwrap_or(far);
+        node.min(ping)
+    }
+
+    fn on_timer(&mut self) {
+        let now = self.clock.now();
+        self.node.handle_timeout(now);
+        self.pings.expire(std::time::Instant::now());
+    }
+
+    /// Read what is waiting on every interface and the TUN device, a bounded amount each.
+    fn drain_io(&mut self) {
+        for i in 0..self.ifaces.len() {
+            self.drain_iface(i);
+        }
+        self.drain_tun();
+    }
+
+    fn drain_iface(&mut self, i: usize) {
+        for _ in 0..MAX_BATCHES_PER_WAKE {
+            let Some(sock) = self.ifaces.get(i).and_then(|f| f.sock.as_ref()) else {
+                return;
+            };
+            let rx = &mut self.rx;
+            match sock.try_io(Interest::READABLE, |s| s.recv_batch(rx)) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    self.counters.rx_errors += 1;
+                    self.interface_failed(i, &e);
+                    return;
+                }
+            }
+            let now = self.clock.now();
+            for (payload, src) in self.rx.iter() {
+                self.node.handle_frame(now, iface_id(i), src, payload);
+            }
+            self.flush();
+        }
+    }
+
+    fn drain_tun(&mut self) {
+        let now = self.clock.now();
+        for _ in 0..MAX_TUN_READS_PER_WAKE {
+            let buf = &mut self.buf[..];
+            match self.tun.try_io(Interest::READABLE, |t| t.read(buf)) {
+                Ok(len) => {
+                    if let Some(packet) = self.buf.get(..len) {
+                        self.node.handle_ip_packet(now, packet);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.counters.tun_read_errors += 1;
+                    tracing::warn!("reading {}: {e}", self.cfg.tun);
+                    break;
+                }
+            }
+        }
+        self.flush();
+    }
+
+    /// Hand the node's frames to the sockets, its packets to the TUN device (or to a waiting
+    /// ping), and log its events.
+    fn flush(&mut self) {
+        while let Some(t) = self.node.poll_transmit(&mut self.buf[..]) {
+            let Some(iface) = self.ifaces.get_mut(usize::from(t.iface.0)) else {
+                continue;
+            };
+            let Some(frame) = self.buf.get(..t.len) else {
+                continue;
+            };
+            if iface.sock.is_none() {
+                continue;
+            }
+            if !iface.tx.push(t.dst, frame) {
+                send_pending(iface, &mut self.counters);
+                let _ = iface.tx.push(t.dst, frame);
+            }
+        }
+        for iface in &mut self.ifaces {
+            send_pending(iface, &mut self.counters);
+        }
+        let now = std::time::Instant::now();
+        while let Some(len) = self.node.poll_deliver(&mut self.buf[..]) {
+            let Some(packet) = self.buf.get(..len) else {
+                continue;
+            };
+            if self.pings.intercept(packet, now) {
+                continue;
+            }
+            match self.tun.get_ref().write(packet) {
+                Ok(_) => {}
+                Err(_) => self.counters.tun_write_dropped += 1,
+            }
+        }
+        while let Some(event) = self.node.poll_event() {
+            self.log_event(event);
+        }
+    }
+
+    fn log_event(&self, event: Event) {
+        let name = |i: IfaceId| {
+            self.ifaces
+                .get(usize::from(i.0))
+                .map_or("?", |f| f.name.as_str())
+        };
+        match event {
+            Event::SessionUp { iface, mac, node } => {
+                tracing::debug!("link session with {node} ({mac} on {})", name(iface))
+            }
+            Event::Routing(RoutingEvent::NeighborUp { iface, mac, node }) => {
+                tracing::info!("neighbour up: {node} ({mac} on {})", name(iface))
+            }
+            Event::Routing(RoutingEvent::NeighborDown {
+                iface,
+                mac,
+                node,
+                reason,
+            }) => {
+                let who = node.map_or_else(|| "unauthenticated".to_string(), |n| n.to_string());
+                tracing::info!(
+                    "neighbour down: {who} ({mac} on {}): {reason:?}",
+                    name(iface)
+                )
+            }
+            Event::Routing(RoutingEvent::RouteChanged {
+                node,
+                next_hop,
+                metric,
+            }) => match next_hop {
+                Some((iface, mac)) => tracing::info!(
+                    "route to {node}: via {mac} on {}, metric {metric}",
+                    name(iface)
+                ),
+                None => tracing::info!("route to {node}: unreachable"),
+            },
+        }
+    }
+
+    /// Interfaces that went down are closed; ones that came (back) up are opened; the IPv4
+    /// claim is applied to the TUN device when it changes.
+    fn check_links(&mut self) {
+        for i in 0..self.ifaces.len() {
+            self.check_link(i);
+        }
+        self.apply_ipv4();
+    }
+
+    fn check_link(&mut self, i: usize) {
+        let Some(iface) = self.ifaces.get(i) else {
+            return;
+        };
+        let state = self.netlink.link(&iface.name);
+        let usable = matches!(&state, Ok(Some(l)) if l.up);
+        match (usable, iface.sock.is_some(), iface.configured) {
+            (false, true, _) | (true, true, false) => {
+                let why = if usable {
+                    "removed from the config"
+                } else {
+                    "down or gone"
+                };
+                self.close_iface(i, why);
+            }
+            (true, false, true) => self.open_iface(i),
+            _ => {}
+        }
+    }
+
+    fn open_iface(&mut self, i: usize) {
+        let Some(iface) = self.ifaces.get_mut(i) else {
+            return;
+        };
+        match PacketSocket::open(&iface.name) {
+            Ok(sock) => {
+                let mac = sock.mac();
+                match sys::register(sock) {
+                    Ok(fd) => {
+                        iface.sock = Some(fd);
+                        iface.mac = Some(mac);
+                        self.node.add_interface(self.clock.now(), iface_id(i), mac);
+                        tracing::warn!("{} is up again ({mac})", iface.name);
+                    }
+                    Err(e) => tracing::warn!("{}: cannot register: {e}", iface.name),
+                }
+            }
+            Err(e) => tracing::debug!("{}: not yet usable: {e}", iface.name),
+        }
+    }
+
+    fn close_iface(&mut self, i: usize, why: &str) {
+        let Some(iface) = self.ifaces.get_mut(i) else {
+            return;
+        };
+        if iface.sock.take().is_some() {
+            self.counters.interface_down += 1;
+            iface.tx.clear();
+            self.node.remove_interface(self.clock.now(), iface_id(i));
+            tracing::warn!(
+                "{}: {why}; will use it again when it comes back",
+                iface.name
+            );
+        }
+    }
+
+    fn interface_failed(&mut self, i: usize, e: &io::Error) {
+        let name = self
+            .ifaces
+            .get(i)
+            .map(|f| f.name.clone())
+            .unwrap_or_default();
+        tracing::debug!("{name}: {e}");
+        if matches!(
+            e.raw_os_error(),
+            Some(libc::ENETDOWN | libc::ENXIO | libc::ENODEV)
+        ) {
+            self.close_iface(i, "went down");
+        }
+    }
+
+    fn apply_ipv4(&mut self) {
+        let want = self.node.overlay_ipv4();
+        if want == self.ipv4 {
+            return;
+        }
+        let len = self
+            .node
+            .address_book()
+            .claims()
+            .map_or(32, |c| c.pool().prefix_len());
+        if let Some(old) = self.ipv4.take() {
+            let _ = self
+                .netlink
+                .del_address(self.tun_index, IpAddr::V4(old), len);
+        }
+        if let Some(new) = want {
+            match self
+                .netlink
+                .add_address(self.tun_index, IpAddr::V4(new), len)
+            {
+                Ok(()) => {
+                    tracing::info!("IPv4 address {new}/{len} on {}", self.cfg.tun);
+                    self.ipv4 = Some(new);
+                }
+                Err(e) => tracing::warn!("cannot set IPv4 {new} on {}: {e}", self.cfg.tun),
+            }
+        } else {
+            tracing::info!("IPv4 claim lost (address conflict); choosing another");
+        }
+    }
+
+    /// SIGHUP: re-read the config; interfaces are added and removed live, other changes
+    /// need a restart (logged).
+    fn reload(&mut self) {
+        let Some(path) = self.config_path.clone() else {
+            tracing::warn!("SIGHUP: no config file to reload");
+            return;
+        };
+        let new = match Config::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("SIGHUP: keeping the running config: {e}");
+                return;
+            }
+        };
+        let mut fixed = new.clone();
+        fixed.interfaces = self.cfg.interfaces.clone();
+        if fixed != self.cfg {
+            tracing::warn!("SIGHUP: only `interfaces` changes apply live; restart for the rest");
+        }
+        for iface in &mut self.ifaces {
+            iface.configured = new.interfaces.contains(&iface.name);
+        }
+        for name in &new.interfaces {
+            if !self.ifaces.iter().any(|f| &f.name == name) && self.ifaces.len() < MAX_IFACES {
+                self.ifaces.push(Iface {
+                    name: name.clone(),
+                    sock: None,
+                    mac: None,
+                    tx: SendBatch::new(),
+                    configured: true,
+                });
+            }
+        }
+        self.cfg.interfaces = new.interfaces;
+        tracing::info!("SIGHUP: interfaces now {}", self.cfg.interfaces.join(", "));
+        self.check_links();
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.ifaces.iter().map(|f| f.name.clone()).collect()
+    }
+
+    fn handle_request(&mut self, request: Request, reply: oneshot::Sender<Response>) {
+        self.counters.control_requests += 1;
+        let names = self.names();
+        let now = self.clock.now();
+        let response = match request {
+            Request::Status => Response::ok(self.status()),
+            Request::Neighbors => Response::ok(report::neighbors(&self.node, &names, now)),
+            Request::Originators => Response::ok(report::originators(&self.node, &names)),
+            Request::Routes => Response::ok(report::routes(&self.node, &names)),
+            Request::Stats => Response::ok(report::stats(&self.node, &self.extra_counters())),
+            Request::Ping {
+                addr,
+                seq,
+                hop_limit,
+                size,
+                timeout_ms,
+            } => {
+                return self.ping(addr, seq, hop_limit, size, timeout_ms, reply);
+            }
+        };
+        let _ = reply.send(response);
+    }
+
+    fn ping(
+        &mut self,
+        dst: IpAddr,
+        seq: u16,
+        hop_limit: u8,
+        size: u16,
+        timeout_ms: u32,
+        reply: oneshot::Sender<Response>,
+    ) {
+        let ident = self.pings.ident();
+        let payload = usize::from(size);
+        let built = match dst {
+            IpAddr::V6(d) => build_echo_request6(
+                &mut self.buf[..],
+                self.node.overlay_ipv6(),
+                d,
+                hop_limit,
+                ident,
+                seq,
+                payload,
+            ),
+            IpAddr::V4(d) => match self.node.overlay_ipv4() {
+                Some(src) => {
+                    build_echo_request4(&mut self.buf[..], src, d, hop_limit, ident, seq, payload)
+                }
+                None => {
+                    let _ = reply.send(Response::error("this node has no IPv4 address"));
+                    return;
+                }
+            },
+        };
+        let Some(len) = built else {
+            let _ = reply.send(Response::error(format!(
+                "size {size} does not fit one packet"
+            )));
+            return;
+        };
+        if self.node.lookup(&dst).is_none() {
+            let _ = reply.send(Response::error(format!(
+                "{dst} is not a known overlay address"
+            )));
+            return;
+        }
+        let timeout = Duration::from_millis(u64::from(timeout_ms.clamp(10, 60_000)));
+        if self
+            .pings
+            .register(dst, seq, timeout, std::time::Instant::now(), reply)
+        {
+            if let Some(packet) = self.buf.get(..len) {
+                let now = self.clock.now();
+                self.node.handle_ip_packet(now, packet);
+            }
+        }
+    }
+
+    fn status(&self) -> StatusReport {
+        StatusReport {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            node_id: report::node_hex(&self.node.node_id()),
+            mesh: self.cfg.mesh_name.clone(),
+            epoch: self.node.epoch(),
+            ipv6: IpAddr::V6(self.node.overlay_ipv6()),
+            ipv4: self.node.overlay_ipv4().map(IpAddr::V4),
+            tun: self.cfg.tun.clone(),
+            interfaces: self
+                .ifaces
+                .iter()
+                .filter(|f| f.configured)
+                .map(|f| InterfaceReport {
+                    name: f.name.clone(),
+                    mac: f.mac.map(|m| m.to_string()),
+                    up: f.sock.is_some(),
+                })
+                .collect(),
+            neighbors: report::neighbors_up(&self.node),
+            originators: self.node.routing().originator_count(),
+            sessions: self.node.sessions(),
+            uptime_secs: self.clock.start.elapsed().as_secs(),
+        }
+    }
+
+    fn extra_counters(&self) -> Vec<(&'static str, u64)> {
+        let c = &self.counters;
+        vec![
+            ("tx_busy", c.tx_busy),
+            ("tx_errors", c.tx_errors),
+            ("rx_errors", c.rx_errors),
+            ("tun_write_dropped", c.tun_write_dropped),
+            ("tun_read_errors", c.tun_read_errors),
+            ("interface_down", c.interface_down),
+            ("control_requests", c.control_requests),
+        ]
+    }
+}
+
+fn iface_id(i: usize) -> IfaceId {
+    IfaceId(u8::try_from(i).unwrap_or(u8::MAX))
+}
+
+/// Send an interface's queued frames; what the kernel will not take now is dropped and
+/// counted (a full socket buffer means the radio is saturated: queueing more only adds delay).
+fn send_pending(iface: &mut Iface, counters: &mut IoCounters) {
+    if iface.tx.is_empty() {
+        return;
+    }
+    if let Some(sock) = &iface.sock {
+        // Sent frames leave the batch; a refused one is dropped by send_batch itself.
+        if let Err(e) = sock.get_ref().send_batch(&mut iface.tx) {
+            if e.kind() != io::ErrorKind::WouldBlock {
+                counters.tx_errors += 1;
+            }
+        }
+    }
+    counters.tx_busy += iface.tx.len() as u64;
+    iface.tx.clear();
+}
+
+/// Resolves when any open interface socket or the TUN device is readable.
+async fn io_ready(ifaces: &[Iface], tun: &AsyncFd<Tun>) {
+    poll_fn(|cx| {
+        for fd in ifaces.iter().filter_map(|f| f.sock.as_ref()) {
+            if fd.poll_read_ready(cx).is_ready() {
+                return Poll::Ready(());
+            }
+        }
+        match tun.poll_read_ready(cx) {
+            Poll::Ready(_) => Poll::Ready(()),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}

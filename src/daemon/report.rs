@@ -1,0 +1,179 @@
+//! What the control socket reports, read off the sans-IO node (no IO here, so it is tested
+//! with plain nodes).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::node::{IfaceId, Node};
+use crate::overlay::ipv6_for;
+use crate::routing::{NeighborState, RouteInfo};
+use crate::time::Instant;
+use crate::wire::{MacAddr, NodeId};
+
+use super::control::{HopReport, NeighborReport, OriginatorReport, RouteReport, StatsReport};
+
+/// The name of `iface` in `names` (indexed by interface id), or "?" for an unknown one.
+pub fn name_of(names: &[String], iface: IfaceId) -> String {
+    names
+        .get(usize::from(iface.0))
+        .cloned()
+        .unwrap_or_else(|| "?".to_string())
+}
+
+/// Full node id in hex (the `Display` form is shortened for logs).
+pub fn node_hex(node: &NodeId) -> String {
+    node.0.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hop(names: &[String], hop: Option<(IfaceId, MacAddr)>) -> Option<HopReport> {
+    hop.map(|(iface, mac)| HopReport {
+        iface: name_of(names, iface),
+        mac: mac.to_string(),
+    })
+}
+
+fn quality(q: u16) -> f64 {
+    f64::from(q) / f64::from(u16::MAX)
+}
+
+/// Neighbours, sorted by interface and MAC.
+pub fn neighbors(node: &Node, names: &[String], now: Instant) -> Vec<NeighborReport> {
+    let mut rows: Vec<NeighborReport> = node
+        .routing()
+        .neighbors()
+        .map(|n| NeighborReport {
+            iface: name_of(names, n.iface),
+            mac: n.mac.to_string(),
+            node_id: n.node.as_ref().map(node_hex),
+            state: match n.state {
+                NeighborState::Up => "up",
+                NeighborState::Down => "down",
+                NeighborState::Unauthenticated => "unauthenticated",
+            }
+            .to_string(),
+            rx_quality: quality(n.rx_quality),
+            tx_quality: quality(n.tx_quality),
+            cost: n.cost,
+            last_seen_ms: now.saturating_since(n.last_heard).as_millis(),
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.iface, &a.mac).cmp(&(&b.iface, &b.mac)));
+    rows
+}
+
+fn ipv4_of(node: &Node, id: &NodeId) -> Option<IpAddr> {
+    let claims = node.address_book().claims()?;
+    let claim = claims.claim_of(id)?;
+    (claims.holder(&claim.addr).map(|c| c.node) == Some(*id)).then_some(IpAddr::V4(claim.addr))
+}
+
+fn originator(node: &Node, names: &[String], r: &RouteInfo) -> OriginatorReport {
+    OriginatorReport {
+        node_id: node_hex(&r.node),
+        ipv6: IpAddr::V6(ipv6_for(&node.mesh_prefix(), &r.node)),
+        ipv4: ipv4_of(node, &r.node),
+        metric: r.metric,
+        next_hop: hop(names, r.next_hop),
+        backup: hop(names, r.backup),
+        epoch: r.latest.epoch,
+        seqno: r.latest.seqno,
+    }
+}
+
+/// Originators, sorted by metric then id.
+pub fn originators(node: &Node, names: &[String]) -> Vec<OriginatorReport> {
+    let mut rows: Vec<OriginatorReport> = node
+        .routing()
+        .originators()
+        .map(|r| originator(node, names, &r))
+        .collect();
+    rows.sort_by(|a, b| (a.metric, &a.node_id).cmp(&(b.metric, &b.node_id)));
+    rows
+}
+
+/// Routes: one host route per reachable originator address.
+pub fn routes(node: &Node, names: &[String]) -> Vec<RouteReport> {
+    let mut rows = Vec::new();
+    for o in originators(node, names) {
+        let Some(via) = o.next_hop else { continue };
+        rows.push(RouteReport {
+            destination: format!("{}/128", o.ipv6),
+            node_id: o.node_id.clone(),
+            via: via.clone(),
+            metric: o.metric,
+        });
+        if let Some(v4) = o.ipv4 {
+            rows.push(RouteReport {
+                destination: format!("{v4}/32"),
+                node_id: o.node_id,
+                via,
+                metric: o.metric,
+            });
+        }
+    }
+    rows
+}
+
+/// Node counters plus the daemon's own (`extra`), and every drop reason.
+pub fn stats(node: &Node, extra: &[(&str, u64)]) -> StatsReport {
+    let s = node.stats();
+    let mut counters: BTreeMap<String, u64> = [
+        ("frames_in", s.frames_in),
+        ("frames_out", s.frames_out),
+        ("bytes_in", s.bytes_in),
+        ("bytes_out", s.bytes_out),
+        ("control_bytes_out", s.control_bytes_out),
+        ("packets_from_tun", s.packets_from_tun),
+        ("packets_to_tun", s.packets_to_tun),
+        ("forwarded", s.forwarded),
+        ("sessions_established", s.sessions_established),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    counters.extend(extra.iter().map(|(k, v)| (k.to_string(), *v)));
+    let drops = s.drop_counters().map(|(k, v)| (k.to_string(), v)).collect();
+    StatsReport { counters, drops }
+}
+
+/// Whether `state` counts as a neighbour that is up.
+pub fn neighbors_up(node: &Node) -> usize {
+    node.routing()
+        .neighbors()
+        .filter(|n| n.state == NeighborState::Up)
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Identity;
+    use crate::node::NodeConfig;
+    use rand_chacha::rand_core::SeedableRng;
+
+    fn node() -> Node {
+        let id = Identity::generate(&mut rand_chacha::ChaCha20Rng::from_seed([7; 32]));
+        Node::new(NodeConfig::default(), id, 1, [1; 32], Instant::ZERO).unwrap()
+    }
+
+    #[test]
+    fn a_lone_node_reports_empty_tables_and_every_drop_reason() {
+        let n = node();
+        let names = vec!["wlan0".to_string()];
+        assert!(neighbors(&n, &names, Instant::ZERO).is_empty());
+        assert!(routes(&n, &names).is_empty());
+        let s = stats(&n, &[("tun_write_errors", 3)]);
+        assert_eq!(s.counters.get("tun_write_errors"), Some(&3));
+        assert_eq!(s.counters.get("frames_in"), Some(&0));
+        assert_eq!(s.drops.len(), n.stats().drop_counters().count());
+        assert!(s.drops.contains_key("malformed_frame"));
+    }
+
+    #[test]
+    fn node_ids_print_in_full() {
+        assert_eq!(node_hex(&NodeId([0xab; 16])), "ab".repeat(16));
+        let names = vec!["wlan0".to_string()];
+        assert_eq!(name_of(&names, IfaceId(0)), "wlan0");
+        assert_eq!(name_of(&names, IfaceId(3)), "?");
+    }
+}
