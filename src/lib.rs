@@ -3,11 +3,12 @@
 //! The protocol core (`wire`, `crypto`, `routing`, `overlay`, `node`) is sans-IO: it never
 //! reads a clock, opens a socket or touches a global RNG. `sim` drives many nodes over a
 //! modelled radio medium. See `docs/architecture.md` for the walk of one packet.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod cli;
 pub mod crypto;
 pub mod daemon;
+pub mod lab;
 pub mod node;
 pub mod overlay;
 pub mod routing;
