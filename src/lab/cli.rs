@@ -300,10 +300,24 @@ fn up_and_leave(up: &UpArgs, veil_bin: &Path) -> Result<(), LabError> {
     };
     let state = lab.into_persistent();
     println!("\nlab {p:?} is up; files in {}/", state.run_dir.display());
-    println!("  veil lab status{flag}                  nodes, addresses, links");
-    println!("  veil lab exec{flag} 1 -- ping -6 ADDR    run a command in node 1");
-    println!("  veil lab cut{flag} 1 2 | heal{flag} 1 2 | loss{flag} 1 2 20");
-    println!("  veil lab down{flag}                    remove everything");
+    let hints = [
+        (format!("veil lab status{flag}"), "nodes, addresses, links"),
+        (
+            format!("veil lab exec{flag} 1 -- ping -6 ADDR"),
+            "run a command in node 1",
+        ),
+        (
+            format!("veil lab cut{flag} 1 2"),
+            "cut a link (heal / loss A B PCT)",
+        ),
+        (
+            format!("veil lab down{flag}"),
+            "stop the daemons, remove everything",
+        ),
+    ];
+    for (cmd, what) in hints {
+        println!("  {cmd:<48} {what}");
+    }
     Ok(())
 }
 

@@ -235,3 +235,88 @@ fn daemons_start_in_their_namespace_and_stop_on_signal_or_drop() {
     assert_eq!(lab_namespaces(&opts.prefix), Vec::<String>::new());
     let _ = std::fs::remove_file(fake);
 }
+
+#[test]
+fn tcp_transfer_runs_inside_the_namespaces() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::up(&options("t", "line:2")).unwrap();
+    let lo = "[::1]:5201".parse().unwrap();
+    let t = tcp_throughput(&lab, 2, 2, lo, Duration::from_millis(300)).unwrap();
+    assert!(t.bytes > 1_000_000, "{t:?}");
+    assert!(t.elapsed >= Duration::from_millis(300));
+    assert!(t.mbit_per_s() > 1.0);
+    // Node 1's loopback is not node 2's: nobody listens there.
+    let err = tcp_throughput(
+        &lab,
+        1,
+        2,
+        "[fd00::9]:5201".parse().unwrap(),
+        Duration::ZERO,
+    );
+    assert!(err.is_err());
+}
+
+/// A stand-in for `veil` that answers `run`, `originators` and `status` like the daemon.
+fn fake_veil(nodes: usize) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("fake-veil-cli-{}", std::process::id()));
+    let origs = vec!["{}"; nodes - 1].join(",");
+    let script = format!(
+        "#!/bin/bash\ncase \"$1\" in\n\
+         run) echo \"fake veil $*\"; exec -a \"veil run --config $3\" sleep 600 ;;\n\
+         originators) echo '[{origs}]' ;;\n\
+         status) echo '{{\"node_id\":\"00aa\",\"ipv6\":\"::1\",\"ipv4\":null,\"neighbors\":1,\"originators\":{}}}' ;;\n\
+         *) exit 2 ;;\nesac\n",
+        nodes - 1
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn cli_up_status_cut_down_and_the_demo_run() {
+    use clap::Parser;
+    #[derive(Debug, Parser)]
+    struct Top {
+        #[command(flatten)]
+        lab: cli::LabArgs,
+    }
+    if !can_run() {
+        return;
+    }
+    let veil = fake_veil(3);
+    let p = prefix("c");
+    let run = |args: &[&str]| {
+        let mut argv = vec!["veil-lab"];
+        argv.extend_from_slice(args);
+        let top = Top::try_parse_from(argv).unwrap();
+        cli::run(&top.lab, &veil)
+    };
+    let ok = std::process::ExitCode::SUCCESS;
+    assert_eq!(run(&["up", "-n", "3", "--prefix", &p]), ok);
+    assert_eq!(lab_namespaces(&p).len(), 4);
+    let pids = LabState::load(&names::run_dir(&p)).unwrap().pids;
+    assert!(pids.iter().all(Option::is_some), "{pids:?}");
+    assert_eq!(run(&["status", "--prefix", &p]), ok);
+    assert_eq!(run(&["cut", "2", "3", "--prefix", &p]), ok);
+    assert!(LabState::load(&names::run_dir(&p)).unwrap().links[1].cut);
+    assert_ne!(run(&["cut", "1", "3", "--prefix", &p]), ok);
+    assert_eq!(run(&["exec", "2", "--prefix", &p, "--", "true"]), ok);
+    assert_ne!(run(&["exec", "2", "--prefix", &p, "--", "false"]), ok);
+    assert_ne!(run(&["up", "-n", "3", "--prefix", &p]), ok);
+    assert_eq!(run(&["down", "--prefix", &p]), ok);
+    assert_eq!(lab_namespaces(&p), Vec::<String>::new());
+    for pid in pids.into_iter().flatten() {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            stat.is_empty() || stat.contains(") Z"),
+            "daemon {pid} survived: {stat}"
+        );
+    }
+    // The demonstration run: up, converge, table, ping, TCP, tear down after --duration.
+    assert_eq!(run(&["-n", "3", "--prefix", &p, "--duration", "100ms"]), ok);
+    assert_eq!(lab_namespaces(&p), Vec::<String>::new());
+    let _ = std::fs::remove_file(veil);
+}
