@@ -182,7 +182,9 @@ fn up_converged(up: &UpArgs, veil_bin: &Path, stop: &dyn Fn() -> bool) -> Result
         Ok(t) => println!("converged after {:.1} s", t.as_secs_f64()),
         Err(e) => {
             eprintln!("veil lab: {e}");
-            print_logs(&lab);
+            if !stop() {
+                print_logs(&lab);
+            }
             return Err(LabError::State {
                 path: lab.state().run_dir.clone(),
                 problem: format!("the mesh did not converge ({e})"),
