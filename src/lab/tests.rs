@@ -204,11 +204,6 @@ fn daemons_start_in_their_namespace_and_stop_on_signal_or_drop() {
     };
     let mut lab = Lab::up(&opts).unwrap();
     let pid = lab.daemon_pid(1).unwrap();
-    let ns_of = |p: &Path| std::fs::metadata(p).unwrap().ino();
-    assert_eq!(
-        ns_of(Path::new(&format!("/proc/{pid}/ns/net"))),
-        ns_of(&Path::new(netns::NETNS_DIR).join(lab.ns_name(1)))
-    );
     assert!(matches!(
         lab.start_daemon(1),
         Err(LabError::DaemonRunning { node: 1, .. })
@@ -219,10 +214,22 @@ fn daemons_start_in_their_namespace_and_stop_on_signal_or_drop() {
         .unwrap()
         .contains("darknet"));
 
+    // The fake writes its log line before it sleeps: wait for it (bounded) so SIGTERM
+    // does not race the shell's start.
+    let logged = (0..250).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        lab.log_tail(1, 5).contains("fake veil run --config")
+    });
+    assert!(logged, "log: {:?}", lab.log_tail(1, 5));
+    // Once it logs, the daemon has entered node 1's namespace.
+    let ns_of = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    assert_eq!(
+        ns_of(Path::new(&format!("/proc/{pid}/ns/net"))),
+        ns_of(&Path::new(netns::NETNS_DIR).join(lab.ns_name(1)))
+    );
     lab.kill_daemon(1, Signal::Term).unwrap();
     assert_eq!(lab.daemon_pid(1), None);
     assert!(!Path::new(&format!("/proc/{pid}")).exists());
-    assert!(lab.log_tail(1, 5).contains("fake veil run --config"));
     let pid1 = lab.start_daemon(1).unwrap();
     let pid2 = lab.daemon_pid(2).unwrap();
     drop(lab);
