@@ -17,18 +17,22 @@ use super::{tcp_throughput, Lab, LabError, LabOptions, DEFAULT_PREFIX};
 const TCP_PORT: u16 = 5201;
 /// How long the built-in TCP transfer sends.
 const TCP_SECS: u64 = 5;
+/// Shown after the options of `veil lab --help`.
+const AFTER_HELP: &str = "\
+Each node is a network namespace with one interface, wlan0, on a shared medium (a bridge \
+with an nftables filter) that carries a veilmesh frame only between nodes in radio range \
+of the topology, with per-link loss.
+
+Without a subcommand: bring the lab up, wait until every node knows every other, print \
+the nodes, ping and measure TCP across the longest path, then wait for Ctrl-C (or \
+--duration) and remove everything. See docs/lab.md.";
 /// Log lines shown per node when something fails.
 const LOG_TAIL: usize = 15;
 
-/// Build an emulated airspace: one network namespace per node (one interface `wlan0`
-/// each) on a shared medium that carries a frame only between nodes in radio range, with
-/// a real `veil run` daemon in every node. Needs root.
-///
-/// Without a subcommand: bring the lab up, wait until every node knows every other,
-/// print the nodes, ping and measure TCP across the longest path, then wait for Ctrl-C
-/// (or --duration) and remove everything.
+/// Build an emulated airspace (needs root): one network namespace per node, a real
+/// `veil run` daemon in each.
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true, after_help = AFTER_HELP)]
 pub struct LabArgs {
     /// What to do (default: a complete demonstration run, see above).
     #[command(subcommand)]
@@ -450,6 +454,29 @@ mod tests {
         );
         assert!(parse(&["exec", "2"]).is_err());
         assert!(parse(&["cut", "1"]).is_err());
+    }
+
+    #[test]
+    fn help_describes_the_plain_run_even_under_a_variant_doc_comment() {
+        use clap::CommandFactory;
+        #[derive(Debug, Parser)]
+        struct Veil {
+            #[command(subcommand)]
+            cmd: Sub,
+        }
+        #[derive(Debug, clap::Subcommand)]
+        enum Sub {
+            /// Lab.
+            Lab(LabArgs),
+        }
+        let mut c = Veil::command();
+        let help = c.find_subcommand_mut("lab").unwrap().render_long_help();
+        let help = help.to_string();
+        assert!(help.contains("wait for Ctrl-C"), "{help}");
+        assert!(
+            help.contains("--duration <TIME>") && help.contains("exec"),
+            "{help}"
+        );
     }
 
     #[test]
