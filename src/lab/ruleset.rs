@@ -14,7 +14,7 @@ use super::names::{port, TABLE};
 use super::state::LinkState;
 
 /// EtherType of veilmesh frames (docs/protocol.md); the only one the medium carries.
-pub const ETHERTYPE: u16 = 0x88b5;
+pub use crate::wire::ETHERTYPE;
 
 /// The complete ruleset (delete-and-recreate, applied atomically by `nft -f`).
 pub fn ruleset(links: &[LinkState]) -> String {
