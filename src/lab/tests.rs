@@ -47,6 +47,23 @@ fn lab_namespaces(prefix: &str) -> Vec<String> {
     v
 }
 
+/// A file removed when dropped (also when the test panics).
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Writes an executable script.
+fn script(name: &str, text: &str) -> TempFile {
+    let path = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    TempFile(path)
+}
+
 fn mac(i: usize) -> [u8; 6] {
     [2, 0x76, 0x6c, 0, 0, i as u8]
 }
@@ -192,11 +209,12 @@ fn daemons_start_in_their_namespace_and_stop_on_signal_or_drop() {
     if !can_run() {
         return;
     }
-    let fake = std::env::temp_dir().join(format!("fake-veil-{}", std::process::id()));
-    std::fs::write(&fake, "#!/bin/sh\necho \"fake veil $*\"\nexec sleep 600\n").unwrap();
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let fake = script(
+        "fake-veil",
+        "#!/bin/sh\necho \"fake veil $*\"\nexec sleep 600\n",
+    );
     let opts = LabOptions {
-        veil_bin: fake.clone(),
+        veil_bin: fake.0.clone(),
         start_daemons: true,
         extra_config: vec!["ipv4 = false".to_string()],
         node_config: vec![(2, vec!["mode = \"darknet\"".to_string()])],
@@ -240,7 +258,6 @@ fn daemons_start_in_their_namespace_and_stop_on_signal_or_drop() {
         );
     }
     assert_eq!(lab_namespaces(&opts.prefix), Vec::<String>::new());
-    let _ = std::fs::remove_file(fake);
 }
 
 #[test]
@@ -266,10 +283,9 @@ fn tcp_transfer_runs_inside_the_namespaces() {
 }
 
 /// A stand-in for `veil` that answers `run`, `originators` and `status` like the daemon.
-fn fake_veil(nodes: usize) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("fake-veil-cli-{}", std::process::id()));
+fn fake_veil(nodes: usize) -> TempFile {
     let origs = vec!["{}"; nodes - 1].join(",");
-    let script = format!(
+    let text = format!(
         "#!/bin/bash\ncase \"$1\" in\n\
          run) echo \"fake veil $*\"; exec -a \"veil run --config $3\" sleep 600 ;;\n\
          originators) echo '[{origs}]' ;;\n\
@@ -277,9 +293,7 @@ fn fake_veil(nodes: usize) -> std::path::PathBuf {
          *) exit 2 ;;\nesac\n",
         nodes - 1
     );
-    std::fs::write(&path, script).unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    path
+    script("fake-veil-cli", &text)
 }
 
 #[test]
@@ -299,7 +313,7 @@ fn cli_up_status_cut_down_and_the_demo_run() {
         let mut argv = vec!["veil-lab"];
         argv.extend_from_slice(args);
         let top = Top::try_parse_from(argv).unwrap();
-        cli::run(&top.lab, &veil)
+        cli::run(&top.lab, &veil.0)
     };
     let ok = std::process::ExitCode::SUCCESS;
     assert_eq!(run(&["up", "-n", "3", "--prefix", &p]), ok);
@@ -325,5 +339,4 @@ fn cli_up_status_cut_down_and_the_demo_run() {
     // The demonstration run: up, converge, table, ping, TCP, tear down after --duration.
     assert_eq!(run(&["-n", "3", "--prefix", &p, "--duration", "100ms"]), ok);
     assert_eq!(lab_namespaces(&p), Vec::<String>::new());
-    let _ = std::fs::remove_file(veil);
 }
