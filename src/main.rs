@@ -41,6 +41,8 @@ enum Command {
     Ping(PingArgs),
     /// Show the relays on the path to an overlay address (or node id).
     Traceroute(TracerouteArgs),
+    /// Run a real mesh of daemons in network namespaces on this machine (needs root).
+    Lab(veilmesh::lab::cli::LabArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -78,6 +80,10 @@ fn main() -> ExitCode {
         Command::Stats(args) => commands::query(commands::Query::Stats, &args),
         Command::Ping(args) => commands::ping(&args),
         Command::Traceroute(args) => commands::traceroute(&args),
+        Command::Lab(args) => {
+            let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("veil"));
+            veilmesh::lab::cli::run(&args, &me)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "veil", &mut std::io::stdout());
             ExitCode::SUCCESS

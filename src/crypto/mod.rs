@@ -1,5 +1,7 @@
 //! Identity keys, link sessions, group keys, hash chains and signed announcements.
 
+#![forbid(unsafe_code)]
+
 use blake2::digest::{Update, VariableOutput};
 use blake2::Blake2sVar;
 

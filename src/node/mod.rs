@@ -6,6 +6,8 @@
 //! `None`, then call `handle_timeout` at `poll_timeout`. The node never reads a clock,
 //! opens a socket or uses a global RNG: randomness comes from the seed given to `new`.
 
+#![forbid(unsafe_code)]
+
 mod announcements;
 mod config;
 mod control;

@@ -6,6 +6,8 @@
 //! destination address to node (`book`), test-traffic builders (`build`), and ICMP echo
 //! requests, Time Exceeded errors and answers for ping and traceroute (`icmp`).
 
+#![forbid(unsafe_code)]
+
 pub mod address;
 pub mod book;
 pub mod build;

@@ -7,6 +7,8 @@
 //! `poll_timeout` for the next deadline. Randomness comes from a seeded RNG given at
 //! construction; origin authentication from the node through [`OgmAuth`].
 
+#![forbid(unsafe_code)]
+
 mod auth;
 mod ctx;
 mod estimator;

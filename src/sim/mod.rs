@@ -78,6 +78,8 @@
 //! assert!(sim.flow_stats(flow).unwrap().delivery_ratio() > 0.8);
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod cli;
 pub mod convergence;
 pub mod counters;

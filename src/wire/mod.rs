@@ -3,6 +3,8 @@
 //! Layouts are specified in `docs/protocol.md`. Everything here parses untrusted bytes:
 //! no function in this module may panic on any input.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 /// EtherType of every veilmesh frame (IEEE 802 local experimental 2).
