@@ -23,7 +23,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 pub use error::LabError;
 pub use names::{DEFAULT_PREFIX, MAX_NODES, RUN_ROOT};
-pub use netns::in_netns;
+pub use netns::{in_netns, require_root};
 pub use ruleset::ETHERTYPE;
 pub use show::{farthest_pair, node_status, query, render_table, wait_converged, NodeStatus};
 pub use state::{LabState, LinkState};
