@@ -326,7 +326,8 @@ mod tests {
             }
         );
         assert!(serde_json::from_str::<Request>(r#"{"cmd":"reboot"}"#).is_err());
-        assert!(serde_json::from_str::<Request>(r#"{"cmd":"status","x":1}"#).is_err());
+        let typo = r#"{"cmd":"ping","addr":"fd00::1","hoplimit":3}"#;
+        assert!(serde_json::from_str::<Request>(typo).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod async_fd;
 mod error;
 mod netlink;
 mod packet;
+mod rtnl;
 mod tun;
 
 #[cfg(test)]

@@ -5,14 +5,22 @@ use std::io;
 use std::net::{IpAddr, Ipv6Addr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
-use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
 };
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
+use super::rtnl::{self, RequestBuf};
 use super::*;
 use crate::wire::MacAddr;
 
@@ -43,12 +51,105 @@ fn private_netns() -> bool {
 // thread copies every open fd of the process (other tests' flock'ed state directories, TUN
 // fds) into the child until its exec, which makes those tests flaky.
 
-/// Runs one rtnetlink request in this thread's namespace and returns the answers.
+/// Runs one rtnetlink request, encoded by `netlink-packet-route` (a dev-dependency: an
+/// independent encoder), through our `Netlink::request`, and decodes the answers with it.
 fn rtnl(msg: RouteNetlinkMessage, flags: u16) -> Vec<RouteNetlinkMessage> {
-    Netlink::open()
+    let seq = 4242;
+    let out = encode(msg, NLM_F_REQUEST | NLM_F_ACK | flags, seq);
+    let replies = Netlink::open()
         .unwrap()
-        .request(msg, flags, "test request")
-        .unwrap()
+        .request(&out, seq, "test request")
+        .unwrap();
+    replies
+        .into_iter()
+        .map(|(kind, payload)| {
+            let mut bytes = RequestBuf::new(kind, 0, seq, &payload).finish();
+            bytes.truncate(16 + payload.len());
+            NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes)
+                .unwrap()
+                .payload
+        })
+        .filter_map(|p| match p {
+            NetlinkPayload::InnerMessage(m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `msg` as netlink-packet-route serializes it.
+fn encode(msg: RouteNetlinkMessage, flags: u16, seq: u32) -> Vec<u8> {
+    let mut header = NetlinkHeader::default();
+    header.flags = flags;
+    header.sequence_number = seq;
+    let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+    packet.finalize();
+    let mut out = vec![0u8; packet.buffer_len()];
+    packet.serialize(&mut out);
+    out
+}
+
+#[test]
+fn our_address_and_route_requests_match_netlink_packet_route_byte_for_byte() {
+    for (addr, len) in [
+        ("fd00::1".parse::<IpAddr>().unwrap(), 48u8),
+        ("10.77.0.5".parse().unwrap(), 24),
+    ] {
+        let mut msg = AddressMessage::default();
+        msg.header.family = if addr.is_ipv6() {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
+        msg.header.prefix_len = len;
+        msg.header.index = 7;
+        msg.header.scope = AddressScope::Universe;
+        msg.attributes.push(AddressAttribute::Local(addr));
+        msg.attributes.push(AddressAttribute::Address(addr));
+        if addr.is_ipv6() {
+            msg.header.flags = AddressHeaderFlags::Nodad;
+            msg.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+        let theirs = encode(RouteNetlinkMessage::NewAddress(msg), flags, 9);
+        assert_eq!(
+            rtnl::address(libc::RTM_NEWADDR, flags, 9, 7, addr, len),
+            theirs,
+            "{addr}"
+        );
+
+        let mut route = RouteMessage::default();
+        route.header.address_family = msg_family(addr);
+        route.header.destination_prefix_length = len;
+        route.header.table = RouteHeader::RT_TABLE_MAIN;
+        route.header.protocol = RouteProtocol::Static;
+        route.header.scope = if addr.is_ipv4() {
+            RouteScope::Link
+        } else {
+            RouteScope::Universe
+        };
+        route.header.kind = RouteType::Unicast;
+        let dst = match addr {
+            IpAddr::V4(a) => RouteAddress::Inet(a),
+            IpAddr::V6(a) => RouteAddress::Inet6(a),
+        };
+        route.attributes.push(RouteAttribute::Destination(dst));
+        route.attributes.push(RouteAttribute::Oif(7));
+        let theirs = encode(RouteNetlinkMessage::NewRoute(route), flags, 9);
+        assert_eq!(
+            rtnl::route(libc::RTM_NEWROUTE, flags, 9, 7, addr, len),
+            theirs,
+            "{addr}"
+        );
+    }
+}
+
+fn msg_family(addr: IpAddr) -> AddressFamily {
+    if addr.is_ipv6() {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    }
 }
 
 /// The index of interface `name`.
