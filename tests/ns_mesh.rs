@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use veilmesh::cli::table::parse_rendered;
-use veilmesh::daemon::control::{query_as, OriginatorReport, Request, StatsReport, StatusReport};
+use veilmesh::daemon::control::{
+    query_as, NeighborReport, OriginatorReport, Request, StatsReport, StatusReport,
+};
 use veilmesh::lab::{in_netns, tcp_throughput, Lab, Signal};
 
 const CONVERGE: Duration = Duration::from_secs(30);
@@ -440,8 +442,10 @@ fn compare_rows(
     }
 }
 
+/// A node id as the tables show it: its first 16 hex digits, or "-".
 fn short(v: &Value) -> String {
-    v.as_str().unwrap_or("").chars().take(16).collect()
+    v.as_str()
+        .map_or_else(|| "-".to_string(), |s| s.chars().take(16).collect())
 }
 
 #[test]
@@ -645,19 +649,33 @@ fn interface_down_and_up_recovers_without_restart() {
     };
     set("down");
     let down_at = Instant::now();
-    let lost = nslab::eventually(Duration::from_secs(20), || {
-        let ours = originators(&lab, 2)
-            .into_iter()
-            .find(|o| o.node_id == n1.node_id && o.next_hop.is_some());
-        ours.is_none().then_some(())
+    let own = nslab::eventually(Duration::from_secs(5), || {
+        let s = nslab::status(&lab, 1);
+        s.interfaces.iter().all(|f| !f.up).then_some(())
     });
     eprintln!(
-        "n2 lost its route to n1 after {:.2} s",
+        "n1 reports wlan0 down after {:.2} s",
+        down_at.elapsed().as_secs_f64()
+    );
+    assert!(own.is_some(), "n1 still reports wlan0 up after 5 s");
+    let n1_mac = n1.interfaces[0].mac.clone().unwrap_or_default();
+    // n2 loses n1: no neighbour entry for it that is up, or no route to it any more.
+    let lost = nslab::eventually(Duration::from_secs(20), || {
+        let nbrs: Vec<NeighborReport> =
+            query_as(&lab.control_socket(2), &Request::Neighbors).ok()?;
+        let nbr_up = nbrs.iter().any(|n| n.mac == n1_mac && n.state == "up");
+        let routed = originators(&lab, 2)
+            .iter()
+            .any(|o| o.node_id == n1.node_id && o.next_hop.is_some());
+        (!nbr_up || !routed).then_some((nbr_up, routed))
+    });
+    eprintln!(
+        "n2 lost n1 after {:.2} s (neighbour up, routed): {lost:?}",
         down_at.elapsed().as_secs_f64()
     );
     assert!(
         lost.is_some(),
-        "n2 still routes to n1 20 s after n1's wlan0 went down\n{}",
+        "n2 still has n1 as an up neighbour with a route 20 s after n1's wlan0 went down\n{}",
         nslab::logs(&lab)
     );
     set("up");
