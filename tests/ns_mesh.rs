@@ -1,0 +1,709 @@
+//! Namespace mesh tests: real daemons in `veil lab`, kernel traffic over the overlay,
+//! rerouting around a cut link, a crash and restart, the CLI's tables against its JSON, and
+//! an interface going down and up. Each test has its own lab prefix, so they run in parallel.
+//! Measured numbers are printed (see them with `--nocapture`).
+
+mod nslab;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use veilmesh::cli::table::parse_rendered;
+use veilmesh::daemon::control::{
+    query_as, NeighborReport, OriginatorReport, Request, StatsReport, StatusReport,
+};
+use veilmesh::lab::{in_netns, tcp_throughput, Lab, Signal};
+
+const CONVERGE: Duration = Duration::from_secs(30);
+
+/// Node `i`'s originator table.
+fn originators(lab: &Lab, i: usize) -> Vec<OriginatorReport> {
+    match query_as(&lab.control_socket(i), &Request::Originators) {
+        Ok(o) => o,
+        Err(e) => panic!("originators of n{i}: {e}\n{}", nslab::logs(lab)),
+    }
+}
+
+/// The MAC of node `i`'s mesh interface, from its status.
+fn mac_of(lab: &Lab, i: usize) -> String {
+    let s = nslab::status(lab, i);
+    match s.interfaces.first().and_then(|f| f.mac.clone()) {
+        Some(m) => m,
+        None => panic!("n{i} reports no interface MAC: {s:?}"),
+    }
+}
+
+/// The MAC n`from` currently sends to for `to_id`, if it has a route.
+fn next_hop_mac(lab: &Lab, from: usize, to_id: &str) -> Option<String> {
+    originators(lab, from)
+        .into_iter()
+        .find(|o| o.node_id == to_id)
+        .and_then(|o| o.next_hop)
+        .map(|h| h.mac)
+}
+
+/// `veil ping -n 1` from node `from` to `addr` succeeds.
+fn veil_ping_once(lab: &Lab, from: usize, addr: &IpAddr) -> bool {
+    nslab::veil(
+        lab,
+        from,
+        &["ping", "-n", "1", "-W", "0.5", &addr.to_string()],
+    )
+    .status
+    .success()
+}
+
+/// Parses a `--json` output line.
+fn json_of(out: &std::process::Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    match serde_json::from_str(text.trim()) {
+        Ok(v) => v,
+        Err(e) => panic!("not JSON ({e}): {text}"),
+    }
+}
+
+/// Kernel `ping` (IPv4 or IPv6) from node `from`; its output, asserting success.
+fn kernel_ping(lab: &Lab, from: usize, addr: IpAddr) -> String {
+    let family = if addr.is_ipv6() { "-6" } else { "-4" };
+    let a = addr.to_string();
+    let out = match lab.exec(
+        from,
+        &["ping", family, "-c", "3", "-i", "0.2", "-W", "2", &a],
+    ) {
+        Ok(o) => o,
+        Err(e) => panic!("cannot run ping: {e}"),
+    };
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && text.contains("3 received"),
+        "ping {a} from n{from} failed:\n{text}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        nslab::logs(lab)
+    );
+    text
+}
+
+#[test]
+fn line_of_five_carries_ipv6_and_ipv4_end_to_end() {
+    if !nslab::can_run() {
+        return;
+    }
+    let lab = nslab::up(&nslab::options("tml5", "line:5"));
+    let took = nslab::converge(&lab, CONVERGE);
+    eprintln!("line:5 converged in {:.1} s", took.as_secs_f64());
+    let v4 = nslab::eventually(Duration::from_secs(20), || {
+        let all: Vec<Option<IpAddr>> = (1..=5).map(|i| nslab::status(&lab, i).ipv4).collect();
+        all.iter().all(Option::is_some).then_some(all)
+    });
+    let v4 = v4.unwrap_or_else(|| panic!("not every node got IPv4\n{}", nslab::logs(&lab)));
+    let mut unique = v4.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 5, "IPv4 addresses are not distinct: {v4:?}");
+    let far = nslab::status(&lab, 5);
+    let far4 = far.ipv4.unwrap_or_else(|| panic!("n5 lost its IPv4"));
+
+    eprintln!("{}", kernel_ping(&lab, 1, far.ipv6));
+    eprintln!("{}", kernel_ping(&lab, 1, far4));
+
+    for (addr, port) in [(far.ipv6, 5201), (far4, 5202)] {
+        let t = tcp_throughput(
+            &lab,
+            1,
+            5,
+            SocketAddr::new(addr, port),
+            Duration::from_secs(2),
+        )
+        .unwrap_or_else(|e| panic!("TCP n1 -> n5 {addr}: {e}\n{}", nslab::logs(&lab)));
+        eprintln!(
+            "TCP n1 -> n5 over {}: {:.1} Mbit/s ({} bytes in {:.2} s)",
+            if addr.is_ipv6() { "IPv6" } else { "IPv4" },
+            t.mbit_per_s(),
+            t.bytes,
+            t.elapsed.as_secs_f64()
+        );
+        assert!(t.bytes > 0, "no bytes arrived over {addr}");
+    }
+
+    let target = far.ipv6.to_string();
+    let out = nslab::veil(
+        &lab,
+        1,
+        &["ping", "-n", "3", "-i", "0.1", "--json", &target],
+    );
+    let ping = json_of(&out);
+    eprintln!("veil ping n1 -> n5: {ping}");
+    assert!(out.status.success(), "{ping}");
+    assert_eq!(ping["received"], 3, "{ping}");
+
+    let out = nslab::veil(
+        &lab,
+        1,
+        &["traceroute", "-q", "1", "-W", "1", "--json", &target],
+    );
+    let trace = json_of(&out);
+    eprintln!("veil traceroute n1 -> n5: {trace}");
+    assert!(out.status.success(), "{trace}");
+    assert_eq!(trace["reached"], true, "{trace}");
+    let hops: Vec<String> = trace["hops"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no hops: {trace}"))
+        .iter()
+        .map(|h| h["from"].as_str().unwrap_or("*").to_string())
+        .collect();
+    let expected: Vec<String> = (2..=5)
+        .map(|i| nslab::status(&lab, i).ipv6.to_string())
+        .collect();
+    assert_eq!(hops, expected, "traceroute hops are not n2, n3, n4, n5");
+}
+
+/// Arrival times of the datagrams of a steady UDP flow.
+struct Flow {
+    stop: Arc<AtomicBool>,
+    arrivals: Arc<Mutex<Vec<(u32, Instant)>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Flow {
+    /// Sends a numbered datagram every 5 ms from node `from` to `to_addr`:`port`, received
+    /// in node `to`.
+    fn start(lab: &Lab, from: usize, to: usize, to_addr: IpAddr, port: u16) -> Flow {
+        let rx = in_netns(&lab.ns_name(to), move || {
+            UdpSocket::bind(SocketAddr::new(to_addr, port))
+        });
+        let rx = match rx {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => panic!("bind in n{to}: {e}"),
+            Err(e) => panic!("namespace of n{to}: {e}"),
+        };
+        let unspecified: IpAddr = if to_addr.is_ipv6() {
+            "::".parse().unwrap()
+        } else {
+            "0.0.0.0".parse().unwrap()
+        };
+        let tx = match in_netns(&lab.ns_name(from), move || {
+            UdpSocket::bind(SocketAddr::new(unspecified, 0))
+        }) {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => panic!("bind in n{from}: {e}"),
+            Err(e) => panic!("namespace of n{from}: {e}"),
+        };
+        rx.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let (s1, s2, got) = (stop.clone(), stop.clone(), arrivals.clone());
+        let dest = SocketAddr::new(to_addr, port);
+        let sender = std::thread::spawn(move || {
+            let mut seq: u32 = 0;
+            while !s1.load(Ordering::Relaxed) {
+                // Errors (no route for a moment) are part of what is measured: ignore them.
+                let _ = tx.send_to(&seq.to_be_bytes(), dest);
+                seq += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let receiver = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            while !s2.load(Ordering::Relaxed) {
+                if let Ok(4) = rx.recv(&mut buf) {
+                    let seq = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                    got.lock().unwrap().push((seq, Instant::now()));
+                }
+            }
+        });
+        Flow {
+            stop,
+            arrivals,
+            threads: vec![sender, receiver],
+        }
+    }
+
+    /// Datagrams received after `t`.
+    fn received_after(&self, t: Instant) -> usize {
+        self.arrivals
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, at)| *at > t)
+            .count()
+    }
+
+    /// Stops both threads; returns the arrivals.
+    fn finish(mut self) -> Vec<(u32, Instant)> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        std::mem::take(&mut *self.arrivals.lock().unwrap())
+    }
+}
+
+#[test]
+fn diamond_reroutes_around_a_cut_link_quickly() {
+    if !nslab::can_run() {
+        return;
+    }
+    // diamond: A=n1, B=n2, C=n3, D=n4; links n1-n2, n1-n3, n2-n4, n3-n4.
+    let (source, far, middles) = (1, 4, [2, 3]);
+    let mut lab = nslab::up(&nslab::options("tmdia", "diamond"));
+    nslab::converge(&lab, CONVERGE);
+    let far_status = nslab::status(&lab, far);
+    let macs = middles.map(|m| mac_of(&lab, m));
+    let hop = next_hop_mac(&lab, source, &far_status.node_id)
+        .unwrap_or_else(|| panic!("n1 has no route to n4\n{}", nslab::logs(&lab)));
+    let used = match macs.iter().position(|m| *m == hop) {
+        Some(k) => k,
+        None => panic!("n1's next hop {hop} to n4 is neither middle node {macs:?}"),
+    };
+    let (used_node, other_node) = (middles[used], middles[1 - used]);
+    eprintln!("n1 -> n4 goes via n{used_node}; cutting n1-n{used_node}");
+
+    let flow = Flow::start(&lab, source, far, far_status.ipv6, 6000);
+    let warm = Instant::now();
+    let flowing = nslab::eventually(Duration::from_secs(3), || {
+        (flow.received_after(warm) > 50).then_some(())
+    });
+    if flowing.is_none() {
+        let n = flow.finish().len();
+        panic!("the UDP flow does not arrive before the cut ({n} datagrams)");
+    }
+    let cut_at = Instant::now();
+    lab.cut(source, used_node)
+        .unwrap_or_else(|e| panic!("cut: {e}"));
+    // Wait until the flow has been back for a second (or give up after 10 s).
+    let _ = nslab::eventually(Duration::from_secs(10), || {
+        (flow.received_after(cut_at + Duration::from_secs(1)) > 0
+            && flow.received_after(cut_at) > 150)
+            .then_some(())
+    });
+    let arrivals = flow.finish();
+    let resumed = arrivals.iter().filter(|(_, at)| *at > cut_at).count();
+    let gap = arrivals
+        .windows(2)
+        .map(|w| w[1].1.duration_since(w[0].1))
+        .max()
+        .unwrap_or_default();
+    let seqs: Vec<u32> = arrivals.iter().map(|(s, _)| *s).collect();
+    let last_seq = seqs.last().copied().unwrap_or(0);
+    eprintln!(
+        "diamond reroute: longest gap {:.0} ms, {} datagrams received of {}, {} after the cut",
+        gap.as_secs_f64() * 1000.0,
+        arrivals.len(),
+        last_seq + 1,
+        resumed
+    );
+    assert!(
+        resumed > 0,
+        "the flow never resumed after the cut\n{}",
+        nslab::logs(&lab)
+    );
+    assert!(
+        gap <= Duration::from_secs(3),
+        "reroute gap {gap:?} > 3 s\n{}",
+        nslab::logs(&lab)
+    );
+    let other_mac = mac_of(&lab, other_node);
+    let now = nslab::eventually(Duration::from_secs(5), || {
+        next_hop_mac(&lab, source, &far_status.node_id).filter(|m| *m == other_mac)
+    });
+    assert!(
+        now.is_some(),
+        "n1's route to n4 is not via n{other_node} ({other_mac}) after the cut: {:?}",
+        next_hop_mac(&lab, source, &far_status.node_id)
+    );
+}
+
+#[test]
+fn sigkill_and_restart_keep_the_identity() {
+    if !nslab::can_run() {
+        return;
+    }
+    let mut lab = nslab::up(&nslab::options("tmrst", "line:3"));
+    nslab::converge(&lab, CONVERGE);
+    let before = nslab::status(&lab, 3);
+    lab.kill_daemon(3, Signal::Kill)
+        .unwrap_or_else(|e| panic!("kill n3: {e}"));
+    assert!(lab.daemon_pid(3).is_none(), "n3's daemon survived SIGKILL");
+    let started = Instant::now();
+    lab.start_daemon(3)
+        .unwrap_or_else(|e| panic!("restart n3: {e}"));
+    let after = nslab::eventually(Duration::from_secs(10), || {
+        query_as::<StatusReport>(&lab.control_socket(3), &Request::Status).ok()
+    });
+    let after =
+        after.unwrap_or_else(|| panic!("restarted n3 does not answer\n{}", nslab::logs(&lab)));
+    eprintln!(
+        "n3 restarted: answers after {:.2} s, epoch {} -> {}",
+        started.elapsed().as_secs_f64(),
+        before.epoch,
+        after.epoch
+    );
+    assert_eq!(after.node_id, before.node_id, "node id changed on restart");
+    assert_eq!(after.ipv6, before.ipv6, "overlay IPv6 changed on restart");
+    assert!(
+        after.epoch > before.epoch,
+        "epoch did not grow: {} -> {}",
+        before.epoch,
+        after.epoch
+    );
+    let back = nslab::eventually(Duration::from_secs(15), || {
+        veil_ping_once(&lab, 1, &after.ipv6).then_some(())
+    });
+    eprintln!(
+        "n1 pings the restarted n3 after {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        back.is_some(),
+        "n1 cannot ping the restarted n3 within 15 s\n{}",
+        nslab::logs(&lab)
+    );
+}
+
+/// `veil <what> --json` of node `i`, parsed.
+fn cli_json(lab: &Lab, i: usize, what: &str) -> Value {
+    let out = nslab::veil(lab, i, &[what, "--json"]);
+    assert!(out.status.success(), "veil {what} --json failed");
+    json_of(&out)
+}
+
+/// `veil <what>` of node `i` as cells, the header row checked and removed.
+fn cli_table(lab: &Lab, i: usize, what: &str, header: &[&str]) -> Vec<Vec<String>> {
+    let out = nslab::veil(lab, i, &[what]);
+    assert!(out.status.success(), "veil {what} failed");
+    let mut rows = parse_rendered(&String::from_utf8_lossy(&out.stdout));
+    assert!(!rows.is_empty(), "veil {what} printed nothing");
+    let head = rows.remove(0);
+    assert_eq!(head, header, "veil {what} header");
+    rows
+}
+
+/// A JSON value as the tables print it.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// `cell` equals what either JSON snapshot shows, or (numbers) lies between them.
+fn agrees(cell: &str, a: &Value, b: &Value) -> bool {
+    if cell == shown(a) || cell == shown(b) {
+        return true;
+    }
+    match (cell.parse::<f64>(), a.as_f64(), b.as_f64()) {
+        (Ok(c), Some(x), Some(y)) => x.min(y) <= c && c <= x.max(y),
+        _ => false,
+    }
+}
+
+/// Rows of a JSON array keyed by `key(row)`.
+fn keyed(v: &Value, key: impl Fn(&Value) -> String) -> BTreeMap<String, Value> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|r| (key(r), r.clone()))
+        .collect()
+}
+
+/// A table column and how to get its value from a JSON row.
+type Column<'a> = (usize, &'a dyn Fn(&Value) -> Value);
+
+/// Checks a table against two JSON snapshots taken around it: same keys, and for each
+/// `(column, field)` the cell agrees with the field.
+fn compare_rows(
+    what: &str,
+    rows: &[Vec<String>],
+    key_col: usize,
+    (a, b): (&BTreeMap<String, Value>, &BTreeMap<String, Value>),
+    columns: &[Column<'_>],
+) {
+    let table_keys: Vec<&String> = rows.iter().map(|r| &r[key_col]).collect();
+    let json_keys: Vec<&String> = a.keys().collect();
+    let mut sorted = table_keys.clone();
+    sorted.sort();
+    assert_eq!(sorted, json_keys, "{what}: table rows and JSON rows differ");
+    for row in rows {
+        let (ja, jb) = (&a[&row[key_col]], &b[&row[key_col]]);
+        for (col, field) in columns {
+            let (x, y) = (field(ja), field(jb));
+            assert!(
+                agrees(&row[*col], &x, &y),
+                "{what} row {row:?} column {col}: table {:?}, JSON {x} / {y}",
+                row[*col]
+            );
+        }
+    }
+}
+
+/// A node id as the tables show it: its first 16 hex digits, or "-".
+fn short(v: &Value) -> String {
+    v.as_str()
+        .map_or_else(|| "-".to_string(), |s| s.chars().take(16).collect())
+}
+
+#[test]
+fn cli_tables_agree_with_json() {
+    if !nslab::can_run() {
+        return;
+    }
+    let lab = nslab::up(&nslab::options("tmcli", "line:3"));
+    nslab::converge(&lab, CONVERGE);
+    let n = 2; // the middle node: two neighbours, two originators
+               // neighbors: key MAC; iface, node, state, cost.
+    let nkey = |r: &Value| shown(&r["mac"]);
+    let a = keyed(&cli_json(&lab, n, "neighbors"), nkey);
+    let rows = cli_table(
+        &lab,
+        n,
+        "neighbors",
+        &[
+            "IFACE",
+            "MAC",
+            "NODE",
+            "STATE",
+            "RX",
+            "TX",
+            "COST",
+            "LAST-SEEN",
+        ],
+    );
+    let b = keyed(&cli_json(&lab, n, "neighbors"), nkey);
+    assert_eq!(rows.len(), 2, "n2 should list 2 neighbours: {rows:?}");
+    compare_rows(
+        "neighbors",
+        &rows,
+        1,
+        (&a, &b),
+        &[
+            (0, &|r: &Value| r["iface"].clone()),
+            (2, &|r: &Value| Value::String(short(&r["node_id"]))),
+            (3, &|r: &Value| r["state"].clone()),
+            (6, &|r: &Value| r["cost"].clone()),
+        ],
+    );
+
+    // originators: key short node id; IPv6, IPv4, metric, next hop.
+    let okey = |r: &Value| short(&r["node_id"]);
+    let a = keyed(&cli_json(&lab, n, "originators"), okey);
+    let rows = cli_table(
+        &lab,
+        n,
+        "originators",
+        &[
+            "NODE", "IPV6", "IPV4", "METRIC", "NEXT-HOP", "BACKUP", "SEQNO",
+        ],
+    );
+    let b = keyed(&cli_json(&lab, n, "originators"), okey);
+    assert_eq!(rows.len(), 2, "n2 should list 2 originators: {rows:?}");
+    compare_rows(
+        "originators",
+        &rows,
+        0,
+        (&a, &b),
+        &[
+            (1, &|r: &Value| r["ipv6"].clone()),
+            (2, &|r: &Value| r["ipv4"].clone()),
+            (3, &|r: &Value| r["metric"].clone()),
+            (4, &|r: &Value| {
+                Value::String(format!(
+                    "{} {}",
+                    shown(&r["next_hop"]["mac"]),
+                    shown(&r["next_hop"]["iface"])
+                ))
+            }),
+        ],
+    );
+
+    // routes: key destination; node, via MAC, iface, metric.
+    let rkey = |r: &Value| shown(&r["destination"]);
+    let a = keyed(&cli_json(&lab, n, "routes"), rkey);
+    let rows = cli_table(
+        &lab,
+        n,
+        "routes",
+        &["DESTINATION", "NODE", "VIA", "IFACE", "METRIC"],
+    );
+    let b = keyed(&cli_json(&lab, n, "routes"), rkey);
+    assert!(
+        rows.len() >= 2,
+        "n2 should have routes to 2 nodes: {rows:?}"
+    );
+    compare_rows(
+        "routes",
+        &rows,
+        0,
+        (&a, &b),
+        &[
+            (1, &|r: &Value| Value::String(short(&r["node_id"]))),
+            (2, &|r: &Value| r["via"]["mac"].clone()),
+            (3, &|r: &Value| r["via"]["iface"].clone()),
+            (4, &|r: &Value| r["metric"].clone()),
+        ],
+    );
+
+    // stats: every counter and drop.<reason>, values between two snapshots.
+    let flat = |v: Value| -> BTreeMap<String, Value> {
+        let s: StatsReport =
+            serde_json::from_value(v).unwrap_or_else(|e| panic!("stats JSON: {e}"));
+        let drops = s.drops.into_iter().map(|(k, v)| (format!("drop.{k}"), v));
+        s.counters
+            .into_iter()
+            .chain(drops)
+            .map(|(k, v)| (k, Value::from(v)))
+            .collect()
+    };
+    let a = flat(cli_json(&lab, n, "stats"));
+    let rows = cli_table(&lab, n, "stats", &["COUNTER", "VALUE"]);
+    let b = flat(cli_json(&lab, n, "stats"));
+    assert!(
+        a.contains_key("interface_down") && a.keys().any(|k| k.starts_with("drop.")),
+        "stats lack expected keys: {a:?}"
+    );
+    let as_rows = |m: &BTreeMap<String, Value>| -> BTreeMap<String, Value> {
+        m.iter()
+            .map(|(k, v)| (k.clone(), serde_json::json!({ "v": v })))
+            .collect()
+    };
+    compare_rows(
+        "stats",
+        &rows,
+        0,
+        (&as_rows(&a), &as_rows(&b)),
+        &[(1, &|r: &Value| r["v"].clone())],
+    );
+
+    // status: FIELD/VALUE.
+    let a = cli_json(&lab, n, "status");
+    let rows = cli_table(&lab, n, "status", &["FIELD", "VALUE"]);
+    let b = cli_json(&lab, n, "status");
+    let fields: BTreeMap<String, String> = rows
+        .iter()
+        .map(|r| (r[0].clone(), r.get(1).cloned().unwrap_or_default()))
+        .collect();
+    for field in [
+        "node_id",
+        "mesh",
+        "ipv6",
+        "ipv4",
+        "tun",
+        "neighbors",
+        "originators",
+        "sessions",
+        "epoch",
+        "uptime_secs",
+        "version",
+    ] {
+        let cell = fields
+            .get(field)
+            .unwrap_or_else(|| panic!("status table lacks {field}: {fields:?}"));
+        assert!(
+            agrees(cell, &a[field], &b[field]),
+            "status {field}: table {cell:?}, JSON {} / {}",
+            a[field],
+            b[field]
+        );
+    }
+    let iface = &a["interfaces"][0];
+    let shown_iface = format!(
+        "{}({},{})",
+        shown(&iface["name"]),
+        shown(&iface["mac"]),
+        if iface["up"] == true { "up" } else { "down" }
+    );
+    assert_eq!(fields["interfaces"], shown_iface);
+
+    let out = std::process::Command::new(nslab::veil_bin())
+        .args(["completions", "bash"])
+        .output()
+        .unwrap_or_else(|e| panic!("veil completions: {e}"));
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && script.contains("traceroute"),
+        "bash completions do not mention traceroute"
+    );
+}
+
+#[test]
+fn interface_down_and_up_recovers_without_restart() {
+    if !nslab::can_run() {
+        return;
+    }
+    let mut lab = nslab::up(&nslab::options("tmifd", "line:2"));
+    nslab::converge(&lab, CONVERGE);
+    let pid = lab.daemon_pid(1);
+    assert!(pid.is_some(), "n1's daemon is not running");
+    let n1 = nslab::status(&lab, 1);
+    let n2 = nslab::status(&lab, 2);
+    let set = |state: &str| {
+        let out = lab
+            .exec(1, &["ip", "link", "set", "wlan0", state])
+            .unwrap_or_else(|e| panic!("ip link set {state}: {e}"));
+        assert!(out.status.success(), "ip link set wlan0 {state} failed");
+    };
+    set("down");
+    let down_at = Instant::now();
+    let own = nslab::eventually(Duration::from_secs(5), || {
+        let s = nslab::status(&lab, 1);
+        s.interfaces.iter().all(|f| !f.up).then_some(())
+    });
+    eprintln!(
+        "n1 reports wlan0 down after {:.2} s",
+        down_at.elapsed().as_secs_f64()
+    );
+    assert!(own.is_some(), "n1 still reports wlan0 up after 5 s");
+    let n1_mac = n1.interfaces[0].mac.clone().unwrap_or_default();
+    // n2 loses n1: no neighbour entry for it that is up, or no route to it any more.
+    let lost = nslab::eventually(Duration::from_secs(20), || {
+        let nbrs: Vec<NeighborReport> =
+            query_as(&lab.control_socket(2), &Request::Neighbors).ok()?;
+        let nbr_up = nbrs.iter().any(|n| n.mac == n1_mac && n.state == "up");
+        let routed = originators(&lab, 2)
+            .iter()
+            .any(|o| o.node_id == n1.node_id && o.next_hop.is_some());
+        (!nbr_up || !routed).then_some((nbr_up, routed))
+    });
+    eprintln!(
+        "n2 lost n1 after {:.2} s (neighbour up, routed): {lost:?}",
+        down_at.elapsed().as_secs_f64()
+    );
+    assert!(
+        lost.is_some(),
+        "n2 still has n1 as an up neighbour with a route 20 s after n1's wlan0 went down\n{}",
+        nslab::logs(&lab)
+    );
+    set("up");
+    let up_at = Instant::now();
+    let back = nslab::eventually(Duration::from_secs(15), || {
+        veil_ping_once(&lab, 1, &n2.ipv6).then_some(())
+    });
+    eprintln!(
+        "n1 pings n2 again {:.2} s after wlan0 came up",
+        up_at.elapsed().as_secs_f64()
+    );
+    assert!(
+        back.is_some(),
+        "n1 cannot ping n2 within 15 s after wlan0 came up\n{}",
+        nslab::logs(&lab)
+    );
+    assert_eq!(
+        lab.daemon_pid(1),
+        pid,
+        "n1's daemon is not the same process"
+    );
+    let stats: StatsReport = query_as(&lab.control_socket(1), &Request::Stats)
+        .unwrap_or_else(|e| panic!("stats of n1: {e}"));
+    let downs = stats.counters.get("interface_down").copied().unwrap_or(0);
+    eprintln!("n1 interface_down = {downs}");
+    assert!(
+        downs >= 1,
+        "interface_down not counted: {:?}",
+        stats.counters
+    );
+}
