@@ -34,6 +34,25 @@ pub struct Config {
     pub ipv4_pool: String,
     /// Unix control socket (owner-only).
     pub control_socket: PathBuf,
+    /// Protocol timers.
+    pub timers: Timers,
+}
+
+/// `[timers]`: protocol timers an operator may tune.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timers {
+    /// Milliseconds between our hellos (500..=60000): shorter finds lost neighbours sooner
+    /// when idle and costs more airtime (loss under traffic is found by probes anyway).
+    pub hello_interval_ms: u64,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            hello_interval_ms: crate::routing::HELLO_INTERVAL.as_millis(),
+        }
+    }
 }
 
 /// Who may join.
@@ -59,6 +78,7 @@ impl Default for Config {
             ipv4: false,
             ipv4_pool: "10.77.0.0/16".to_string(),
             control_socket: PathBuf::from("/run/veilmesh/control.sock"),
+            timers: Timers::default(),
         }
     }
 }
@@ -148,11 +168,19 @@ impl Config {
         } else {
             None
         };
+        let hello = self.timers.hello_interval_ms;
+        if !(500..=60_000).contains(&hello) {
+            return Err((
+                "timers.hello_interval_ms",
+                "must be 500 to 60000".to_string(),
+            ));
+        }
         Ok(NodeConfig {
             mesh_name: self.mesh_name.clone(),
             mesh_secret,
             policy,
             ipv4_pool,
+            hello_interval: crate::time::Duration::from_millis(hello),
             ..NodeConfig::default()
         })
     }
@@ -202,6 +230,24 @@ mod tests {
         let node = cfg.node_config().unwrap();
         assert_eq!(node.mesh_name, "veilmesh");
         assert!(node.ipv4_pool.is_none());
+    }
+
+    #[test]
+    fn timers_are_read_and_checked() {
+        let cfg = parse("[timers]\nhello_interval_ms = 1000\n").unwrap();
+        let node = cfg.node_config().unwrap();
+        assert_eq!(
+            node.hello_interval,
+            crate::time::Duration::from_millis(1000)
+        );
+        let err = parse("[timers]\nhello_interval_ms = 100\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("timers.hello_interval_ms") && err.contains("500"),
+            "{err}"
+        );
+        assert!(parse("[timers]\nhello_ms = 1000\n").is_err());
     }
 
     #[test]

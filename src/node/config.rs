@@ -20,6 +20,8 @@ pub struct NodeConfig {
     pub deliver_queue: usize,
     /// Handshakes (started or answered) per second over all neighbours.
     pub handshakes_per_sec: u32,
+    /// Interval between our hellos (neighbour loss detection scales with it).
+    pub hello_interval: crate::time::Duration,
 }
 
 impl Default for NodeConfig {
@@ -32,6 +34,7 @@ impl Default for NodeConfig {
             tx_queue: 256,
             deliver_queue: 128,
             handshakes_per_sec: 20,
+            hello_interval: crate::routing::HELLO_INTERVAL,
         }
     }
 }

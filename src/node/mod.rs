@@ -171,7 +171,8 @@ impl Node {
         let prefix = mesh_prefix(cfg.mesh_name.as_bytes());
         let mut routing_seed = [0u8; 32];
         rng.fill_bytes(&mut routing_seed);
-        let routing = Routing::new(id, epoch, now, ChaCha20Rng::from_seed(routing_seed));
+        let mut routing = Routing::new(id, epoch, now, ChaCha20Rng::from_seed(routing_seed));
+        routing.set_hello_interval(cfg.hello_interval);
         let group = GroupSender::generate(&mut rng);
         let mut anns = Announcements::default();
         // Our own announcement answers AnnounceRequests for us like any other.

@@ -329,3 +329,30 @@ fn a_fast_originator_cannot_make_us_flood_faster_than_4_per_second() {
     r.handle_ogm(t, IF0, mac(1), &ogm(5, 1, 21, 0), &mut auth);
     assert_eq!(r.counters().ogm_forwarded, 5);
 }
+
+#[test]
+fn a_configured_hello_interval_sets_the_gaps_and_is_advertised() {
+    let mut r = Routing::new(id(0), 1, T0, ChaCha20Rng::seed_from_u64(3));
+    r.set_hello_interval(Duration::from_millis(1000));
+    assert_eq!(r.hello_interval(), Duration::from_millis(1000));
+    r.add_interface(T0, IF0, mac(0));
+    let mut sent = Vec::new();
+    let mut now = T0;
+    while now < T0 + Duration::from_secs(10) {
+        // Step at least 1 ms: a deadline already due must not spin the loop.
+        let next = r.poll_timeout().unwrap_or(now + Duration::from_millis(100));
+        now = next.max(now + Duration::from_millis(1));
+        r.handle_timeout(now);
+        while let Some(a) = r.poll_action() {
+            if let Action::SendHello { hello, .. } = a {
+                assert_eq!(hello.interval_10ms, 100);
+                sent.push(now);
+            }
+        }
+        while r.poll_ogm_batch().is_some() {}
+    }
+    // 10 s at gaps in [0.75, 1) s: 10 to 14 hellos (4 s default would give 2 or 3).
+    assert!((10..=14).contains(&sent.len()), "{} hellos", sent.len());
+    r.set_hello_interval(Duration::from_millis(1));
+    assert_eq!(r.hello_interval(), Duration::from_millis(500), "clamped");
+}

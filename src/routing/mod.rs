@@ -135,9 +135,22 @@ pub struct Routing {
     announce_bucket: TokenBucket,
     request_recent: RecentSet<(NodeId, SeqKey), 64>,
     request_bucket: TokenBucket,
+    hello_interval: Duration,
 }
 
 impl Routing {
+    /// Use `interval` between our hellos (clamped to `HELLO_INTERVAL_CLAMP`; advertised in
+    /// every hello, so neighbours time their loss detection by it). Default `HELLO_INTERVAL`.
+    pub fn set_hello_interval(&mut self, interval: Duration) {
+        let (lo, hi) = neighbor::HELLO_INTERVAL_CLAMP;
+        self.hello_interval = interval.max(lo).min(hi);
+    }
+
+    /// The interval between our hellos.
+    pub fn hello_interval(&self) -> Duration {
+        self.hello_interval
+    }
+
     /// A router for node `own` in restart epoch `epoch`, starting at `now`.
     pub fn new(own: NodeId, epoch: u32, now: Instant, mut rng: ChaCha20Rng) -> Self {
         let trickle = Trickle::new(OGM_TRICKLE, now, &mut rng);
@@ -164,6 +177,7 @@ impl Routing {
                 requests::SEQNO_REQUEST_RATE.0,
                 requests::SEQNO_REQUEST_RATE.1,
             ),
+            hello_interval: HELLO_INTERVAL,
         }
     }
 

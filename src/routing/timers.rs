@@ -7,9 +7,7 @@ use super::ctx::Action;
 use super::flood::settle;
 use super::neighbor::NeighborState;
 use super::requests::request_seqno;
-use super::{
-    Routing, HELLO_INTERVAL, HELLO_INTERVAL_MIN, ORIGINATOR_GC, ROUTE_EXPIRY, SWEEP_INTERVAL,
-};
+use super::{Routing, ORIGINATOR_GC, ROUTE_EXPIRY, SWEEP_INTERVAL};
 
 impl Routing {
     /// The earliest instant at which `handle_timeout` has work.
@@ -48,7 +46,9 @@ impl Routing {
             if self.ifaces.get(k).is_none_or(|i| now < i.next_hello) {
                 continue;
             }
-            let gap = self.ctx.jitter(HELLO_INTERVAL_MIN, HELLO_INTERVAL);
+            // Uniform in [3/4, 1) of the interval: HELLO_INTERVAL_MIN..HELLO_INTERVAL by default.
+            let iv = self.hello_interval;
+            let gap = self.ctx.jitter(iv.mul_div(3, 4), iv);
             let Some(i) = self.ifaces.get_mut(k) else {
                 continue;
             };
@@ -56,7 +56,7 @@ impl Routing {
             i.next_hello = now + gap;
             let hello = HelloRepr {
                 seq: i.hello_seq,
-                interval_10ms: (HELLO_INTERVAL.as_millis() / 10) as u16,
+                interval_10ms: u16::try_from(iv.as_millis() / 10).unwrap_or(u16::MAX),
             };
             let iface = i.id;
             self.ctx.action(Action::SendHello { iface, hello });

@@ -19,6 +19,8 @@ pub const ETHERTYPE: u16 = crate::wire::ETHERTYPE;
 pub const BATCH: usize = 32;
 /// Largest payload a batch buffer holds (the longest frame we build or accept).
 pub const FRAME_CAP: usize = crate::wire::MAX_FRAME_LEN;
+/// Receive buffer asked for: about 450 frames (kernel memory, used only while frames queue).
+pub const RECV_BUFFER: usize = 1 << 20;
 
 /// An AF_PACKET SOCK_DGRAM socket bound to one interface and [`ETHERTYPE`], non-blocking.
 #[derive(Debug)]
@@ -54,6 +56,13 @@ impl PacketSocket {
         socket
             .set_nonblocking(true)
             .map_err(|e| SysError::from_io(e, what(), CAP_NET_RAW))?;
+        // The default ~208 KB (≈ 90 frames) overflows whenever a busy relay is scheduled
+        // late, and every dropped frame costs TCP a retransmission (docs/benchmarks.md §6).
+        // SO_RCVBUFFORCE (CAP_NET_ADMIN, which the daemon has) ignores net.core.rmem_max;
+        // without the capability fall back to what rmem_max allows.
+        if force_recv_buffer(socket.as_raw_fd(), RECV_BUFFER).is_err() {
+            let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+        }
         bind_ll(socket.as_raw_fd(), link.index).map_err(|e| {
             SysError::from_io(
                 e,
@@ -68,6 +77,11 @@ impl PacketSocket {
             mtu: link.mtu,
             name: ifname.into(),
         })
+    }
+
+    /// The receive buffer the kernel gave the socket (it doubles what was asked for).
+    pub fn recv_buffer(&self) -> io::Result<usize> {
+        self.socket.recv_buffer_size()
     }
 
     /// The interface index the socket is bound to.
@@ -480,4 +494,25 @@ fn send_mmsg(fd: RawFd, ifindex: u32, batch: &SendBatch) -> io::Result<usize> {
     // payload (only read) and at an initialised sockaddr_ll; all outlive the call.
     let rc = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), count as _, libc::MSG_DONTWAIT as _) };
     cvt(rc as isize)
+}
+
+/// SO_RCVBUFFORCE: a receive buffer of `bytes` regardless of net.core.rmem_max.
+fn force_recv_buffer(fd: RawFd, bytes: usize) -> io::Result<()> {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: fd is an open socket owned by the caller; the option value is a c_int on the
+    // stack whose size is passed, as setsockopt(2) requires.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }

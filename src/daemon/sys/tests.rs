@@ -276,6 +276,12 @@ fn veth_frames_go_both_ways_with_the_right_source_mac() {
     assert_eq!(a.ifindex(), link.index);
     assert_eq!(a.mtu(), 1500);
     assert_ne!(a.mac(), b.mac());
+    // As root SO_RCVBUFFORCE applies whatever net.core.rmem_max says (the kernel doubles it).
+    assert!(
+        a.recv_buffer().unwrap() >= RECV_BUFFER,
+        "{:?}",
+        a.recv_buffer()
+    );
 
     let mut buf = [0u8; 2000];
     a.send(b.mac(), b"hello from a").unwrap();
