@@ -233,6 +233,40 @@ fn others_cpu(before: [u64; 5], after: [u64; 5], ours: f64) -> f64 {
     (d(0) + d(1) + d(3)) as f64 / hz - ours
 }
 
+/// CPU seconds of every process on the machine, by pid, with its name.
+fn all_processes_cpu() -> std::collections::HashMap<u32, (String, f64)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Default::default();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .map(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let (u, s) = cpu_split(pid);
+            (pid, (comm.trim().to_string(), u + s))
+        })
+        .collect()
+}
+
+/// The processes that used the most CPU between two snapshots, except `ours`.
+fn top_others(
+    before: &std::collections::HashMap<u32, (String, f64)>,
+    after: &std::collections::HashMap<u32, (String, f64)>,
+    ours: &[u32],
+) -> Value {
+    let mut used: Vec<(String, f64)> = after
+        .iter()
+        .filter(|(pid, _)| !ours.contains(pid))
+        .map(|(pid, (comm, cpu))| {
+            let was = before.get(pid).map_or(0.0, |b| b.1);
+            (format!("{comm}[{pid}]"), cpu - was)
+        })
+        .filter(|(_, d)| *d >= 0.05)
+        .collect();
+    used.sort_by(|a, b| b.1.total_cmp(&a.1));
+    used.truncate(5);
+    Value::Array(used.into_iter().map(|(p, d)| json!([p, d])).collect())
+}
+
 /// Peak resident set (VmHWM) of `pid` in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -282,9 +316,12 @@ fn path_bench(bin: &std::path::Path, prefix: &str, topology: &str) -> BenchResul
     let ping = ping_rtt(&lab, 1, dst)?;
     let pids = daemon_pids(&mut lab)?;
     let busy_before = wait_quiet();
+    let mut ours = pids.clone();
+    ours.push(std::process::id());
     let before: Vec<(f64, f64)> = pids.iter().map(|&p| cpu_split(p)).collect();
     let machine_before = machine_cpu();
     let self_before = self_cpu_secs();
+    let procs_before = all_processes_cpu();
     let tp = tcp_throughput(
         &lab,
         1,
@@ -295,6 +332,7 @@ fn path_bench(bin: &std::path::Path, prefix: &str, topology: &str) -> BenchResul
     .map_err(|e| format!("{topology}: tcp: {e}\n{}", logs(&lab)))?;
     let after: Vec<(f64, f64)> = pids.iter().map(|&p| cpu_split(p)).collect();
     let machine_after = machine_cpu();
+    let procs_after = all_processes_cpu();
     let endpoints_cpu = self_cpu_secs() - self_before;
     let machine = machine_busy(machine_before, machine_after);
     if tp.bytes == 0 {
@@ -328,6 +366,7 @@ fn path_bench(bin: &std::path::Path, prefix: &str, topology: &str) -> BenchResul
         "machine_cpu_during_tcp": machine,
         "machine_busy_before": busy_before,
         "endpoints_cpu_secs": endpoints_cpu,
+        "top_other_processes": top_others(&procs_before, &procs_after, &ours),
         "others_cpu_secs": others_cpu(machine_before, machine_after, cpu + endpoints_cpu),
         "peak_rss_kib": rss,
         "peak_rss_kib_max": rss.iter().copied().max().unwrap_or(0),

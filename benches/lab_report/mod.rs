@@ -71,6 +71,22 @@ pub fn print_table(r: &Value) {
             f(v, "others_cpu_secs"),
             f(v, "endpoints_cpu_secs")
         );
+        if let Some(top) = v["top_other_processes"]
+            .as_array()
+            .filter(|t| !t.is_empty())
+        {
+            let parts: Vec<String> = top
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} {:.2} s",
+                        p[0].as_str().unwrap_or("?"),
+                        p[1].as_f64().unwrap_or(0.0)
+                    )
+                })
+                .collect();
+            println!("    busiest other processes: {}", parts.join(", "));
+        }
         let m = &v["machine_cpu_during_tcp"];
         println!(
             "    machine during TCP: busy {:.0} % (user {:.0}, sys {:.0}, irq+softirq {:.0}, steal {:.0})",
