@@ -267,6 +267,38 @@ fn top_others(
     Value::Array(used.into_iter().map(|(p, d)| json!([p, d])).collect())
 }
 
+/// Absolute values of kernel SNMP counters in node `i`'s namespace (`nstat -asz`).
+fn nstat(lab: &Lab, i: usize, names: &[&str]) -> Vec<u64> {
+    let mut args = vec!["nstat", "-asz"];
+    args.extend_from_slice(names);
+    let text = lab
+        .exec(i, &args)
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    names
+        .iter()
+        .map(|n| {
+            text.lines()
+                .filter_map(|l| l.split_once(char::is_whitespace))
+                .find(|(k, _)| k == n)
+                .and_then(|(_, v)| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+/// Frames the kernel dropped at node `i`'s packet socket (receive queue full): the `d`
+/// field of `ss -0 -a -m`.
+fn packet_socket_drops(lab: &Lab, i: usize) -> u64 {
+    let text = lab
+        .exec(i, &["ss", "-0", "-a", "-m"])
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    text.split([',', '(', ')'])
+        .filter_map(|f| f.strip_prefix('d')?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Peak resident set (VmHWM) of `pid` in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -315,6 +347,8 @@ fn path_bench(bin: &std::path::Path, prefix: &str, topology: &str) -> BenchResul
     let dst = ipv6_of(&lab, last)?;
     let ping = ping_rtt(&lab, 1, dst)?;
     let pids = daemon_pids(&mut lab)?;
+    let tcp_before = nstat(&lab, 1, &["TcpOutSegs", "TcpRetransSegs"]);
+    let drops_before: Vec<u64> = (1..=last).map(|i| packet_socket_drops(&lab, i)).collect();
     let busy_before = wait_quiet();
     let mut ours = pids.clone();
     ours.push(std::process::id());
@@ -335,6 +369,13 @@ fn path_bench(bin: &std::path::Path, prefix: &str, topology: &str) -> BenchResul
     let procs_after = all_processes_cpu();
     let endpoints_cpu = self_cpu_secs() - self_before;
     let machine = machine_busy(machine_before, machine_after);
+    let tcp_after = nstat(&lab, 1, &["TcpOutSegs", "TcpRetransSegs"]);
+    let drops: Vec<u64> = (1..=last)
+        .zip(&drops_before)
+        .map(|(i, b)| packet_socket_drops(&lab, i).saturating_sub(*b))
+        .collect();
+    let segs = tcp_after[0].saturating_sub(tcp_before[0]);
+    let retrans = tcp_after[1].saturating_sub(tcp_before[1]);
     if tp.bytes == 0 {
         return Err(format!("{topology}: tcp carried nothing\n{}", logs(&lab)));
     }
@@ -360,6 +401,9 @@ fn path_bench(bin: &std::path::Path, prefix: &str, topology: &str) -> BenchResul
         "tcp_bytes": tp.bytes,
         "tcp_secs": tp.elapsed.as_secs_f64(),
         "ping": ping,
+        "tcp_segments_out": segs,
+        "tcp_retransmitted": retrans,
+        "packet_socket_rx_drops": drops,
         "daemon_cpu_secs": cpu,
         "cpu_secs_per_gb": cpu / gb,
         "cpu_per_daemon": per_daemon,

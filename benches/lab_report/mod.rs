@@ -25,6 +25,12 @@ pub fn print_table(r: &Value) {
             target,
             ok
         );
+        println!(
+            "    TCP segments {} of which retransmitted {}; frames dropped at the daemons' packet sockets (rx queue full): {}",
+            v["tcp_segments_out"],
+            v["tcp_retransmitted"],
+            v["packet_socket_rx_drops"]
+        );
         let p = &v["ping"];
         println!(
             "{:<38} {:>12} {:>18}",
