@@ -126,7 +126,7 @@ fn ipv6_of(lab: &Lab, i: usize) -> BenchResult<IpAddr> {
         .map_err(|e| format!("status of n{i}: {e}"))
 }
 
-/// The pids of the real `veil` processes (`ip netns exec` execs into veil; checked).
+/// The pids of the daemons themselves (`ip netns exec` execs into veil; checked).
 fn daemon_pids(lab: &mut Lab) -> BenchResult<Vec<u32>> {
     (1..=lab.len())
         .map(|i| {
@@ -134,7 +134,7 @@ fn daemon_pids(lab: &mut Lab) -> BenchResult<Vec<u32>> {
                 .daemon_pid(i)
                 .ok_or_else(|| format!("n{i}: daemon not running"))?;
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if comm.trim() == "veil" {
+            if comm.trim() != "ip" {
                 return Ok(pid);
             }
             // Not exec'd (yet): take its veil child.
@@ -144,9 +144,9 @@ fn daemon_pids(lab: &mut Lab) -> BenchResult<Vec<u32>> {
                 .filter_map(|k| k.parse::<u32>().ok())
                 .find(|k| {
                     std::fs::read_to_string(format!("/proc/{k}/comm"))
-                        .is_ok_and(|c| c.trim() == "veil")
+                        .is_ok_and(|c| c.trim() != "ip")
                 })
-                .ok_or_else(|| format!("n{i}: pid {pid} is {comm:?}, no veil child"))
+                .ok_or_else(|| format!("n{i}: pid {pid} is `ip`, with no daemon child"))
         })
         .collect()
 }
