@@ -1,0 +1,135 @@
+//! The lab benchmark's table: every value next to its target.
+
+use serde_json::Value;
+
+/// Prints the results of `run_all` as a table with the targets.
+pub fn print_table(r: &Value) {
+    let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!(
+        "\n{:<38} {:>12} {:>18} {:>8}",
+        "lab benchmark", "value", "target", "verdict"
+    );
+    for (key, name) in [("line2", "line:2 (1 hop)"), ("line4", "line:4 (3 hops)")] {
+        let v = &r[key];
+        let mbit = f(v, "tcp_mbit_per_s");
+        let (target, ok) = if key == "line4" {
+            ("≥ 500 Mbit/s", verdict(mbit >= 500.0))
+        } else {
+            ("-", "")
+        };
+        println!(
+            "{:<38} {:>7.0} Mbit/s {:>18} {:>8}",
+            format!("{name} TCP"),
+            mbit,
+            target,
+            ok
+        );
+        println!(
+            "    TCP segments {} of which retransmitted {}; frames dropped at the daemons' packet sockets (rx queue full): {}",
+            v["tcp_segments_out"],
+            v["tcp_retransmitted"],
+            v["packet_socket_rx_drops"]
+        );
+        let p = &v["ping"];
+        println!(
+            "{:<38} {:>12} {:>18}",
+            format!("{name} ping min/avg/max ms"),
+            format!(
+                "{:.2}/{:.2}/{:.2}",
+                f(p, "min_ms"),
+                f(p, "avg_ms"),
+                f(p, "max_ms")
+            ),
+            "-"
+        );
+        println!(
+            "{:<38} {:>9.2} s/GB {:>18}",
+            format!("{name} daemon CPU per GB"),
+            f(v, "cpu_secs_per_gb"),
+            "-"
+        );
+        let rss = f(v, "peak_rss_kib_max") / 1024.0;
+        println!(
+            "{:<38} {:>9.2} MiB {:>18} {:>8}",
+            format!("{name} peak RSS (max daemon)"),
+            rss,
+            "≤ 8 MB",
+            verdict(rss * 1.048_576 <= 8.0)
+        );
+        if let Some(split) = v["cpu_per_daemon"].as_array() {
+            let parts: Vec<String> = split
+                .iter()
+                .map(|d| {
+                    format!(
+                        "n{} {:.2}u+{:.2}s",
+                        d["node"],
+                        f(d, "user_s"),
+                        f(d, "sys_s")
+                    )
+                })
+                .collect();
+            println!("    daemon cpu during TCP: {}", parts.join(", "));
+        }
+        println!(
+            "    machine before TCP: {:.0} % busy; during TCP: others' CPU {:.2} s, bench endpoints {:.2} s",
+            100.0 * f(v, "machine_busy_before"),
+            f(v, "others_cpu_secs"),
+            f(v, "endpoints_cpu_secs")
+        );
+        if let Some(top) = v["top_other_processes"]
+            .as_array()
+            .filter(|t| !t.is_empty())
+        {
+            let parts: Vec<String> = top
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} {:.2} s",
+                        p[0].as_str().unwrap_or("?"),
+                        p[1].as_f64().unwrap_or(0.0)
+                    )
+                })
+                .collect();
+            println!("    busiest other processes: {}", parts.join(", "));
+        }
+        let m = &v["machine_cpu_during_tcp"];
+        println!(
+            "    machine during TCP: busy {:.0} % (user {:.0}, sys {:.0}, irq+softirq {:.0}, steal {:.0})",
+            100.0 * f(m, "busy"),
+            100.0 * f(m, "user"),
+            100.0 * f(m, "system"),
+            100.0 * f(m, "irq_softirq"),
+            100.0 * f(m, "steal")
+        );
+    }
+    let idle = &r["idle_line5"];
+    let (mean, max) = (
+        f(idle, "bytes_out_per_s_mean"),
+        f(idle, "bytes_out_per_s_max"),
+    );
+    println!(
+        "{:<38} {:>12} {:>18} {:>8}",
+        "line:5 idle B/s per node mean/max",
+        format!("{mean:.1}/{max:.1}"),
+        "≤ 50 B/s",
+        verdict(max <= 50.0)
+    );
+    let rr = &r["reroute_diamond"];
+    let gap = f(rr, "longest_gap_ms");
+    println!(
+        "{:<38} {:>9.0} ms {:>18} {:>8}",
+        "diamond reroute longest gap",
+        gap,
+        "≤ 1 s",
+        verdict(gap <= 1000.0)
+    );
+    println!(
+        "    reroute: cut {}, now via {}, {} sent, {} received",
+        rr["cut_link"].as_str().unwrap_or("?"),
+        rr["new_next_hop"].as_str().unwrap_or("?"),
+        rr["sent"],
+        rr["received"]
+    );
+    println!("wall time {:.0} s", f(r, "wall_secs"));
+}
