@@ -82,6 +82,7 @@ impl Lab {
         cmd.args(["netns", "exec", &self.ns_name(i)])
             .arg(&self.state.veil_bin)
             .arg("run")
+            .arg("-v")
             .arg("--config")
             .arg(self.config_path(i))
             .stdin(Stdio::null())
