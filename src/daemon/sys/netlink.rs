@@ -154,10 +154,7 @@ impl Netlink {
             prefix_len,
         );
         let op = format!("delete address {addr}/{prefix_len} on ifindex {index}");
-        ignore(
-            self.request(&msg, seq, &op),
-            &[libc::ENOENT, libc::ESRCH, libc::EADDRNOTAVAIL, libc::ENODEV],
-        )
+        ignore(self.request(&msg, seq, &op), &ALREADY_GONE)
     }
 
     /// Adds an on-link route `dst/prefix_len` via interface `index` (no gateway) to the main
@@ -182,10 +179,7 @@ impl Netlink {
             prefix_len,
         );
         let op = format!("delete route {dst}/{prefix_len} dev ifindex {index}");
-        ignore(
-            self.request(&msg, seq, &op),
-            &[libc::ENOENT, libc::ESRCH, libc::EADDRNOTAVAIL, libc::ENODEV],
-        )
+        ignore(self.request(&msg, seq, &op), &ALREADY_GONE)
     }
 
     /// Sends one request (built with sequence number `seq`) and collects the answers
@@ -229,6 +223,9 @@ impl Netlink {
         })
     }
 }
+
+/// Errnos of a delete whose target is already gone (idempotent delete).
+const ALREADY_GONE: [i32; 4] = [libc::ENOENT, libc::ESRCH, libc::EADDRNOTAVAIL, libc::ENODEV];
 
 /// Treats the listed errnos of `result` as success (idempotent add/delete).
 fn ignore<T>(result: Result<T, SysError>, ok: &[i32]) -> Result<(), SysError> {
