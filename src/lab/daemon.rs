@@ -64,7 +64,7 @@ impl Lab {
         std::fs::write(&path, config_text(&dir, extra)).map_err(|e| LabError::io(&path, e))
     }
 
-    /// Starts `veil run --config <config_path(i)>` in node `i`'s namespace, output appended
+    /// Starts `veil run -v --config <config_path(i)>` in node `i`'s namespace, output appended
     /// to `log_path(i)`; records the pid in lab.json.
     pub fn start_daemon(&mut self, i: usize) -> Result<u32, LabError> {
         self.check_node(i)?;

@@ -236,7 +236,7 @@ fn daemons_start_in_their_namespace_and_stop_on_signal_or_drop() {
     // does not race the shell's start.
     let logged = (0..250).any(|_| {
         std::thread::sleep(Duration::from_millis(20));
-        lab.log_tail(1, 5).contains("fake veil run --config")
+        lab.log_tail(1, 5).contains("fake veil run -v --config")
     });
     assert!(logged, "log: {:?}", lab.log_tail(1, 5));
     // Once it logs, the daemon has entered node 1's namespace.
@@ -287,7 +287,7 @@ fn fake_veil(nodes: usize) -> TempFile {
     let origs = vec!["{}"; nodes - 1].join(",");
     let text = format!(
         "#!/bin/bash\ncase \"$1\" in\n\
-         run) echo \"fake veil $*\"; exec -a \"veil run --config $3\" sleep 600 ;;\n\
+         run) echo \"fake veil $*\"; exec -a \"veil run -v --config $4\" sleep 600 ;;\n\
          originators) echo '[{origs}]' ;;\n\
          status) echo '{{\"node_id\":\"00aa\",\"ipv6\":\"::1\",\"ipv4\":null,\"neighbors\":1,\"originators\":{}}}' ;;\n\
          *) exit 2 ;;\nesac\n",
