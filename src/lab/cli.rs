@@ -231,12 +231,58 @@ fn demo(up: &UpArgs, duration: Option<Duration>, veil_bin: &Path) -> Result<(), 
         None => println!("lab running; Ctrl-C to tear it down"),
     }
     let deadline = duration.map(|d| std::time::Instant::now() + d);
+    let mut live = LiveTable::new(&lab);
     while !is_stopped() && deadline.is_none_or(|d| std::time::Instant::now() < d) {
+        live.refresh(&lab);
         std::thread::sleep(Duration::from_millis(100));
     }
     println!("tearing down lab {:?}", lab.prefix());
     lab.down();
     Ok(())
+}
+
+/// The node table redrawn in place every 2 s while the lab runs (only on a terminal: a log
+/// or a pipe gets the table once, above).
+struct LiveTable {
+    on: bool,
+    drawn_lines: usize,
+    next: std::time::Instant,
+}
+
+impl LiveTable {
+    fn new(lab: &Lab) -> LiveTable {
+        use std::io::IsTerminal;
+        let on = std::io::stdout().is_terminal();
+        if on {
+            println!("\nlive view of the {} daemons (every 2 s):", lab.len());
+        }
+        LiveTable {
+            on,
+            drawn_lines: 0,
+            next: std::time::Instant::now(),
+        }
+    }
+
+    fn refresh(&mut self, lab: &Lab) {
+        if !self.on || std::time::Instant::now() < self.next {
+            return;
+        }
+        self.next = std::time::Instant::now() + Duration::from_secs(2);
+        let rows: Vec<_> = (1..=lab.len()).map(|i| node_status(lab, i)).collect();
+        let table = render_table(&rows);
+        // Move up over the previous drawing and overwrite it line by line.
+        let mut out = String::new();
+        if self.drawn_lines > 0 {
+            out += &format!("\x1b[{}A", self.drawn_lines);
+        }
+        for line in table.lines() {
+            out += &format!("\x1b[2K{line}\n");
+        }
+        self.drawn_lines = table.lines().count();
+        print!("{out}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
 }
 
 fn demo_traffic(lab: &Lab, a: usize, b: usize, addr: IpAddr) {
