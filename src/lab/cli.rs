@@ -304,7 +304,15 @@ fn demo_traffic(lab: &Lab, a: usize, b: usize, addr: IpAddr) {
             t.bytes,
             t.elapsed.as_secs_f64()
         ),
-        Err(e) => eprintln!("  TCP transfer failed: {e}"),
+        Err(e) => {
+            eprintln!("  TCP transfer failed: {e}");
+            if lab.state().links.iter().any(|l| l.loss_permille > 0) {
+                eprintln!(
+                    "  (the lab drops frames on lossy links without link-layer retries, which \
+                     real wifi does for unicast: TCP stalls and backs off at high loss)"
+                );
+            }
+        }
     }
 }
 
