@@ -46,6 +46,7 @@ struct IoCounters {
     tx_busy: u64,
     tx_errors: u64,
     rx_errors: u64,
+    rx_oversized: u64,
     tun_write_dropped: u64,
     tun_read_errors: u64,
     interface_down: u64,
@@ -258,7 +259,11 @@ impl Daemon {
                 Wake::Connection(Ok(stream)) => {
                     control_server::spawn_connection(stream, jobs_tx.clone(), open.clone())
                 }
-                Wake::Connection(Err(e)) => tracing::warn!("control socket accept: {e}"),
+                Wake::Connection(Err(e)) => {
+                    // Out of fds and the like: do not spin on a listener that stays ready.
+                    tracing::warn!("control socket accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
         }
     }
@@ -319,6 +324,7 @@ impl Daemon {
                     return;
                 }
             }
+            self.counters.rx_oversized += self.rx.truncated() as u64;
             let now = self.clock.now();
             for (payload, src) in self.rx.iter() {
                 self.node.handle_frame(now, iface_id(i), src, payload);
@@ -689,6 +695,7 @@ impl Daemon {
             ("tx_busy", c.tx_busy),
             ("tx_errors", c.tx_errors),
             ("rx_errors", c.rx_errors),
+            ("rx_oversized", c.rx_oversized),
             ("tun_write_dropped", c.tun_write_dropped),
             ("tun_read_errors", c.tun_read_errors),
             ("interface_down", c.interface_down),
