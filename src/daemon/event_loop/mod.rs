@@ -1,6 +1,7 @@
 //! The daemon's event loop: one task that waits on the mesh sockets, the TUN device, the
 //! node's next deadline, signals and control requests, and moves bytes between them and the
-//! sans-IO node. Everything that touches the OS is in `sys`; this file only wires it up.
+//! sans-IO node. Everything that touches the OS is in `sys`; interfaces over time are in
+//! `links.rs`, control requests in `requests.rs`.
 
 use std::future::poll_fn;
 use std::io;
@@ -14,18 +15,18 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant as TokioInstant, MissedTickBehavior};
 
+mod links;
+mod requests;
+
 use super::config::Config;
-use super::control::{InterfaceReport, Request, Response, StatusReport};
 use super::control_server::{self, Job};
 use super::ping::Pings;
-use super::report;
 use super::run::DaemonError;
 use super::sys::{self, Netlink, PacketSocket, RecvBatch, SendBatch, SysError, Tun};
 use crate::node::{Event, IfaceId, Node, MAX_IFACES};
-use crate::overlay::icmp::{build_echo_request4, build_echo_request6};
 use crate::routing::Event as RoutingEvent;
 use crate::time::Instant;
 use crate::wire::{MacAddr, MAX_DATA_PACKET_LEN, MAX_FRAME_LEN};
@@ -430,277 +431,6 @@ impl Daemon {
                 None => tracing::info!("route to {node}: unreachable"),
             },
         }
-    }
-
-    /// Interfaces that went down are closed; ones that came (back) up are opened; the IPv4
-    /// claim is applied to the TUN device when it changes.
-    fn check_links(&mut self) {
-        for i in 0..self.ifaces.len() {
-            self.check_link(i);
-        }
-        self.apply_ipv4();
-    }
-
-    fn check_link(&mut self, i: usize) {
-        let Some(iface) = self.ifaces.get(i) else {
-            return;
-        };
-        let state = self.netlink.link(&iface.name);
-        let usable = matches!(&state, Ok(Some(l)) if l.up);
-        match (usable, iface.sock.is_some(), iface.configured) {
-            (false, true, _) | (true, true, false) => {
-                let why = if usable {
-                    "removed from the config"
-                } else {
-                    "down or gone"
-                };
-                self.close_iface(i, why);
-            }
-            (true, false, true) => self.open_iface(i),
-            _ => {}
-        }
-    }
-
-    fn open_iface(&mut self, i: usize) {
-        let Some(iface) = self.ifaces.get_mut(i) else {
-            return;
-        };
-        match PacketSocket::open(&iface.name) {
-            Ok(sock) => {
-                let mac = sock.mac();
-                match sys::register(sock) {
-                    Ok(fd) => {
-                        iface.sock = Some(fd);
-                        iface.mac = Some(mac);
-                        self.node.add_interface(self.clock.now(), iface_id(i), mac);
-                        tracing::warn!("{} is up again ({mac})", iface.name);
-                    }
-                    Err(e) => tracing::warn!("{}: cannot register: {e}", iface.name),
-                }
-            }
-            Err(e) => tracing::debug!("{}: not yet usable: {e}", iface.name),
-        }
-    }
-
-    fn close_iface(&mut self, i: usize, why: &str) {
-        let Some(iface) = self.ifaces.get_mut(i) else {
-            return;
-        };
-        if iface.sock.take().is_some() {
-            self.counters.interface_down += 1;
-            iface.tx.clear();
-            self.node.remove_interface(self.clock.now(), iface_id(i));
-            tracing::warn!(
-                "{}: {why}; will use it again when it comes back",
-                iface.name
-            );
-        }
-    }
-
-    fn interface_failed(&mut self, i: usize, e: &io::Error) {
-        let name = self
-            .ifaces
-            .get(i)
-            .map(|f| f.name.clone())
-            .unwrap_or_default();
-        tracing::debug!("{name}: {e}");
-        if matches!(
-            e.raw_os_error(),
-            Some(libc::ENETDOWN | libc::ENXIO | libc::ENODEV)
-        ) {
-            self.close_iface(i, "went down");
-        }
-    }
-
-    fn apply_ipv4(&mut self) {
-        let want = self.node.overlay_ipv4();
-        if want == self.ipv4 {
-            return;
-        }
-        let len = self
-            .node
-            .address_book()
-            .claims()
-            .map_or(32, |c| c.pool().prefix_len());
-        if let Some(old) = self.ipv4.take() {
-            let _ = self
-                .netlink
-                .del_address(self.tun_index, IpAddr::V4(old), len);
-        }
-        if let Some(new) = want {
-            match self
-                .netlink
-                .add_address(self.tun_index, IpAddr::V4(new), len)
-            {
-                Ok(()) => {
-                    tracing::info!("IPv4 address {new}/{len} on {}", self.cfg.tun);
-                    self.ipv4 = Some(new);
-                }
-                Err(e) => tracing::warn!("cannot set IPv4 {new} on {}: {e}", self.cfg.tun),
-            }
-        } else {
-            tracing::info!("IPv4 claim lost (address conflict); choosing another");
-        }
-    }
-
-    /// SIGHUP: re-read the config; interfaces are added and removed live, other changes
-    /// need a restart (logged).
-    fn reload(&mut self) {
-        let Some(path) = self.config_path.clone() else {
-            tracing::warn!("SIGHUP: no config file to reload");
-            return;
-        };
-        let new = match Config::load(&path) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!("SIGHUP: keeping the running config: {e}");
-                return;
-            }
-        };
-        let mut fixed = new.clone();
-        fixed.interfaces = self.cfg.interfaces.clone();
-        if fixed != self.cfg {
-            tracing::warn!("SIGHUP: only `interfaces` changes apply live; restart for the rest");
-        }
-        for iface in &mut self.ifaces {
-            iface.configured = new.interfaces.contains(&iface.name);
-        }
-        for name in &new.interfaces {
-            if !self.ifaces.iter().any(|f| &f.name == name) && self.ifaces.len() < MAX_IFACES {
-                self.ifaces.push(Iface {
-                    name: name.clone(),
-                    sock: None,
-                    mac: None,
-                    tx: SendBatch::new(),
-                    configured: true,
-                });
-            }
-        }
-        self.cfg.interfaces = new.interfaces;
-        tracing::info!("SIGHUP: interfaces now {}", self.cfg.interfaces.join(", "));
-        self.check_links();
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.ifaces.iter().map(|f| f.name.clone()).collect()
-    }
-
-    fn handle_request(&mut self, request: Request, reply: oneshot::Sender<Response>) {
-        self.counters.control_requests += 1;
-        let names = self.names();
-        let now = self.clock.now();
-        let response = match request {
-            Request::Status => Response::ok(self.status()),
-            Request::Neighbors => Response::ok(report::neighbors(&self.node, &names, now)),
-            Request::Originators => Response::ok(report::originators(&self.node, &names)),
-            Request::Routes => Response::ok(report::routes(&self.node, &names)),
-            Request::Stats => Response::ok(report::stats(&self.node, &self.extra_counters())),
-            Request::Ping {
-                addr,
-                seq,
-                hop_limit,
-                size,
-                timeout_ms,
-            } => {
-                return self.ping(addr, seq, hop_limit, size, timeout_ms, reply);
-            }
-        };
-        let _ = reply.send(response);
-    }
-
-    fn ping(
-        &mut self,
-        dst: IpAddr,
-        seq: u16,
-        hop_limit: u8,
-        size: u16,
-        timeout_ms: u32,
-        reply: oneshot::Sender<Response>,
-    ) {
-        let ident = self.pings.ident();
-        let payload = usize::from(size);
-        let built = match dst {
-            IpAddr::V6(d) => build_echo_request6(
-                &mut self.buf[..],
-                self.node.overlay_ipv6(),
-                d,
-                hop_limit,
-                ident,
-                seq,
-                payload,
-            ),
-            IpAddr::V4(d) => match self.node.overlay_ipv4() {
-                Some(src) => {
-                    build_echo_request4(&mut self.buf[..], src, d, hop_limit, ident, seq, payload)
-                }
-                None => {
-                    let _ = reply.send(Response::error("this node has no IPv4 address"));
-                    return;
-                }
-            },
-        };
-        let Some(len) = built else {
-            let _ = reply.send(Response::error(format!(
-                "size {size} does not fit one packet"
-            )));
-            return;
-        };
-        if self.node.lookup(&dst).is_none() {
-            let _ = reply.send(Response::error(format!(
-                "{dst} is not a known overlay address"
-            )));
-            return;
-        }
-        let timeout = Duration::from_millis(u64::from(timeout_ms.clamp(10, 60_000)));
-        if self
-            .pings
-            .register(dst, seq, timeout, std::time::Instant::now(), reply)
-        {
-            if let Some(packet) = self.buf.get(..len) {
-                let now = self.clock.now();
-                self.node.handle_ip_packet(now, packet);
-            }
-        }
-    }
-
-    fn status(&self) -> StatusReport {
-        StatusReport {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            node_id: report::node_hex(&self.node.node_id()),
-            mesh: self.cfg.mesh_name.clone(),
-            epoch: self.node.epoch(),
-            ipv6: IpAddr::V6(self.node.overlay_ipv6()),
-            ipv4: self.node.overlay_ipv4().map(IpAddr::V4),
-            tun: self.cfg.tun.clone(),
-            interfaces: self
-                .ifaces
-                .iter()
-                .filter(|f| f.configured)
-                .map(|f| InterfaceReport {
-                    name: f.name.clone(),
-                    mac: f.mac.map(|m| m.to_string()),
-                    up: f.sock.is_some(),
-                })
-                .collect(),
-            neighbors: report::neighbors_up(&self.node),
-            originators: self.node.routing().originator_count(),
-            sessions: self.node.sessions(),
-            uptime_secs: self.clock.start.elapsed().as_secs(),
-        }
-    }
-
-    fn extra_counters(&self) -> Vec<(&'static str, u64)> {
-        let c = &self.counters;
-        vec![
-            ("tx_busy", c.tx_busy),
-            ("tx_errors", c.tx_errors),
-            ("rx_errors", c.rx_errors),
-            ("rx_oversized", c.rx_oversized),
-            ("tun_write_dropped", c.tun_write_dropped),
-            ("tun_read_errors", c.tun_read_errors),
-            ("interface_down", c.interface_down),
-            ("control_requests", c.control_requests),
-        ]
     }
 }
 
