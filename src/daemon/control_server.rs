@@ -17,6 +17,9 @@ use super::control::{Request, Response, MAX_REQUEST_LEN};
 /// Most control connections served at once; more are answered with an error and closed.
 pub const MAX_CONNECTIONS: usize = 16;
 
+/// A connection with no request for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A request and where its response goes.
 pub type Job = (Request, oneshot::Sender<Response>);
 
@@ -83,23 +86,26 @@ pub fn spawn_connection(stream: UnixStream, jobs: mpsc::Sender<Job>, open: Arc<A
 
 async fn serve(stream: UnixStream, jobs: mpsc::Sender<Job>) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read.take(64 * 1024));
+    let mut reader = BufReader::new(read);
     let mut line = String::new();
     loop {
         line.clear();
-        let read = tokio::time::timeout(Duration::from_secs(30), lines.read_line(&mut line)).await;
+        // At most one byte more than a request may have: enough to tell it is too long.
+        let mut limited = (&mut reader).take(MAX_REQUEST_LEN as u64 + 1);
+        let read = tokio::time::timeout(IDLE_TIMEOUT, limited.read_line(&mut line)).await;
         match read {
             Ok(Ok(0)) | Err(_) => return Ok(()),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e),
         }
-        let response = if line.len() > MAX_REQUEST_LEN {
-            Response::error(format!("request longer than {MAX_REQUEST_LEN} bytes"))
-        } else {
-            match serde_json::from_str::<Request>(line.trim()) {
-                Ok(request) => dispatch(request, &jobs).await,
-                Err(e) => Response::error(format!("not a request: {e}")),
-            }
+        if line.len() > MAX_REQUEST_LEN {
+            // The rest of that line is still unread: answer and hang up.
+            let too_long = format!("request longer than {MAX_REQUEST_LEN} bytes");
+            return write_response(&mut write, &Response::error(too_long)).await;
+        }
+        let response = match serde_json::from_str::<Request>(line.trim()) {
+            Ok(request) => dispatch(request, &jobs).await,
+            Err(e) => Response::error(format!("not a request: {e}")),
         };
         write_response(&mut write, &response).await?;
     }
@@ -121,4 +127,108 @@ async fn write_response(
     let mut text = serde_json::to_string(response).map_err(io::Error::other)?;
     text.push('\n');
     w.write_all(text.as_bytes()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::control::{query, ClientError};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn socket_path(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("veil-ctl-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("sub").join("control.sock")
+    }
+
+    /// Serve `listener` with a loop that answers every request with its own JSON.
+    fn serve_echo(listener: UnixListener) {
+        let (jobs_tx, mut jobs) = mpsc::channel::<Job>(4);
+        let open = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Ok((stream, _)) = listener.accept() => {
+                        spawn_connection(stream, jobs_tx.clone(), open.clone());
+                    }
+                    Some((request, reply)) = jobs.recv() => {
+                        let _ = reply.send(Response::ok(request));
+                    }
+                }
+            }
+        });
+    }
+
+    async fn ask(path: &Path, request: Request) -> Result<serde_json::Value, ClientError> {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || query(&path, &request))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn requests_round_trip_and_the_socket_is_owner_only() {
+        let path = socket_path("rt");
+        let listener = bind(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        serve_echo(listener);
+        let v = ask(&path, Request::Status).await.unwrap();
+        assert_eq!(v, serde_json::json!({"cmd": "status"}));
+        // A second daemon on the same path is refused while this one listens.
+        assert!(matches!(bind(&path), Err(ControlError::InUse(_))));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_bad_line_gets_an_error_and_an_oversized_one_ends_the_connection() {
+        let path = socket_path("bad");
+        serve_echo(bind(&path).unwrap());
+        let p = path.clone();
+        let lines = tokio::task::spawn_blocking(move || {
+            use std::io::{BufRead, BufReader, Write};
+            let mut s = std::os::unix::net::UnixStream::connect(&p).unwrap();
+            let long = format!("{{\"cmd\":\"status\",\"pad\":\"{}\"}}\n", "x".repeat(5000));
+            for line in ["not json\n", "{\"cmd\":\"stats\"}\n", long.as_str()] {
+                s.write_all(line.as_bytes()).unwrap();
+            }
+            let mut r = BufReader::new(s);
+            let mut answers: Vec<Response> = (0..3)
+                .map(|_| {
+                    let mut l = String::new();
+                    r.read_line(&mut l).unwrap();
+                    serde_json::from_str::<Response>(&l).unwrap()
+                })
+                .collect();
+            // After the oversized request the daemon hangs up.
+            let mut rest = String::new();
+            assert_eq!(r.read_line(&mut rest).unwrap(), 0, "{rest}");
+            answers.swap(1, 2);
+            answers
+        })
+        .await
+        .unwrap();
+        assert!(lines[0].error.as_deref().unwrap().contains("not a request"));
+        assert!(lines[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("longer than 4096"));
+        assert_eq!(lines[2].result, Some(serde_json::json!({"cmd": "stats"})));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap());
+    }
+
+    #[test]
+    fn a_stale_socket_file_is_replaced() {
+        let path = socket_path("stale");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        // A socket file nobody listens on, as a crashed daemon leaves it.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async { assert!(bind(&path).is_ok()) });
+        let _ = std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap());
+    }
 }

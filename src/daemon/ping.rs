@@ -117,3 +117,94 @@ impl Pings {
         self.pending.iter().map(|p| p.deadline).min()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::overlay::build::{build_echo6, Echo, EchoKind};
+    use crate::overlay::icmp::{build_echo_request6, build_time_exceeded6};
+    use std::net::Ipv6Addr;
+
+    const ME: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
+    const FAR: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 3);
+    const RELAY: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2);
+
+    fn reply(from: Ipv6Addr, ident: u16, seq: u16) -> Vec<u8> {
+        let mut buf = vec![0u8; 200];
+        let echo = Echo {
+            kind: EchoKind::Reply,
+            ident,
+            seq,
+        };
+        let n = build_echo6(&mut buf, &from, &ME, echo, &[7; 8]).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    fn answer(rx: &mut oneshot::Receiver<Response>) -> PingReport {
+        let r = rx.try_recv().expect("answered");
+        serde_json::from_value(r.result.expect("ok")).unwrap()
+    }
+
+    #[test]
+    fn a_reply_answers_its_request_with_an_rtt_and_is_kept_from_the_tun() {
+        let mut pings = Pings::new(0x4242);
+        let t0 = Instant::now();
+        let (tx, mut rx) = oneshot::channel();
+        assert!(pings.register(IpAddr::V6(FAR), 5, Duration::from_secs(1), t0, tx));
+        // Someone else's reply (another ident) goes to the TUN device.
+        assert!(!pings.intercept(&reply(FAR, 0x1111, 5), t0));
+        // A reply from another address with our ident and seq is ours but answers nothing.
+        assert!(pings.intercept(&reply(RELAY, 0x4242, 5), t0));
+        assert!(rx.try_recv().is_err());
+        assert!(pings.intercept(&reply(FAR, 0x4242, 5), t0 + Duration::from_millis(3)));
+        let r = answer(&mut rx);
+        assert_eq!(
+            (r.kind.as_str(), r.seq, r.from),
+            ("echo_reply", 5, Some(IpAddr::V6(FAR)))
+        );
+        assert!((r.rtt_ms.unwrap() - 3.0).abs() < 0.01, "{r:?}");
+        assert_eq!(pings.next_deadline(), None);
+    }
+
+    #[test]
+    fn time_exceeded_from_a_relay_answers_a_traceroute_probe() {
+        let mut pings = Pings::new(9);
+        let t0 = Instant::now();
+        let (tx, mut rx) = oneshot::channel();
+        pings.register(IpAddr::V6(FAR), 1, Duration::from_secs(1), t0, tx);
+        let mut probe = vec![0u8; 200];
+        let n = build_echo_request6(&mut probe, ME, FAR, 1, 9, 1, 16).unwrap();
+        let mut err = vec![0u8; 400];
+        let m = build_time_exceeded6(&mut err, RELAY, ME, &probe[..n]).unwrap();
+        assert!(pings.intercept(&err[..m], t0));
+        let r = answer(&mut rx);
+        assert_eq!(
+            (r.kind.as_str(), r.from),
+            ("time_exceeded", Some(IpAddr::V6(RELAY)))
+        );
+    }
+
+    #[test]
+    fn unanswered_requests_time_out_and_the_table_is_bounded() {
+        let mut pings = Pings::new(1);
+        let t0 = Instant::now();
+        let mut receivers = Vec::new();
+        for seq in 0..MAX_PENDING_PINGS as u16 {
+            let (tx, rx) = oneshot::channel();
+            assert!(pings.register(IpAddr::V6(FAR), seq, Duration::from_millis(50), t0, tx));
+            receivers.push(rx);
+        }
+        let (tx, mut full) = oneshot::channel();
+        assert!(!pings.register(IpAddr::V6(FAR), 999, Duration::from_millis(50), t0, tx));
+        assert!(!full.try_recv().unwrap().ok, "refused when full");
+        assert_eq!(pings.next_deadline(), Some(t0 + Duration::from_millis(50)));
+        pings.expire(t0 + Duration::from_millis(49));
+        assert!(receivers[0].try_recv().is_err(), "not yet");
+        pings.expire(t0 + Duration::from_millis(50));
+        for rx in &mut receivers {
+            assert_eq!(answer(rx).kind, "timeout");
+        }
+        assert_eq!(pings.next_deadline(), None);
+    }
+}
