@@ -10,7 +10,9 @@ use super::requests::request_seqno;
 use super::{Routing, ORIGINATOR_GC, ROUTE_EXPIRY, SWEEP_INTERVAL};
 
 impl Routing {
-    /// The earliest instant at which `handle_timeout` has work.
+    /// The earliest instant at which `handle_timeout` has work. A due OGM batch stays due
+    /// until `poll_ogm_batch` has taken it: drain every `poll_*` after each call, as `Node`
+    /// does, or this keeps returning the same instant.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = self.trickle.deadline().min(self.next_sweep);
         for i in &self.ifaces {
