@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod crypto;
 pub mod daemon;
+pub mod hexstr;
 pub mod lab;
 pub mod node;
 pub mod overlay;

@@ -100,9 +100,9 @@ pub fn info(identity: &Identity, mesh: &str) -> IdentityInfo {
     let public = identity.public();
     let id = identity.node_id();
     IdentityInfo {
-        ed25519: hex(&public.ed25519),
-        x25519: hex(&public.x25519),
-        node_id: hex(&id.0),
+        ed25519: crate::hexstr::encode(&public.ed25519),
+        x25519: crate::hexstr::encode(&public.x25519),
+        node_id: crate::hexstr::encode(&id.0),
         mesh: mesh.to_string(),
         ipv6: ipv6_for(&mesh_prefix(mesh.as_bytes()), &id),
     }
@@ -116,8 +116,4 @@ impl IdentityInfo {
             self.node_id, self.ed25519, self.x25519, self.mesh, self.ipv6
         )
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -56,15 +56,7 @@ pub fn resolve(target: &str, socket: &Path) -> Result<IpAddr, String> {
 }
 
 fn parse_node_id(s: &str) -> Option<NodeId> {
-    let s = s.trim();
-    if s.len() != 32 || !s.is_ascii() {
-        return None;
-    }
-    let mut id = [0u8; 16];
-    for (i, b) in id.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(NodeId(id))
+    crate::hexstr::decode_array(s.trim()).map(NodeId)
 }
 
 fn probe(

@@ -140,8 +140,8 @@ impl Identity {
     pub fn to_file_string(&self) -> String {
         format!(
             "{IDENTITY_FILE_HEADER}\n{ED_PREFIX}{}\n{X_PREFIX}{}\n",
-            to_hex(&self.ed25519.to_bytes()),
-            to_hex(&self.x25519.to_bytes())
+            crate::hexstr::encode(&self.ed25519.to_bytes()),
+            crate::hexstr::encode(&self.x25519.to_bytes())
         )
     }
 
@@ -200,25 +200,7 @@ fn secret_line(
     let hex = line
         .strip_prefix(prefix)
         .ok_or(IdentityError::UnexpectedLine { line: n, expected })?;
-    from_hex32(hex.trim()).ok_or(IdentityError::BadHex { line: n })
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn from_hex32(s: &str) -> Option<[u8; 32]> {
-    let digits = s.as_bytes();
-    if digits.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (o, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        *o = (hi * 16 + lo) as u8;
-    }
-    Some(out)
+    crate::hexstr::decode_array::<32>(hex.trim()).ok_or(IdentityError::BadHex { line: n })
 }
 
 #[cfg(test)]
@@ -289,9 +271,9 @@ mod tests {
     fn debug_never_prints_secrets() {
         let id = ident();
         let dbg = format!("{id:?}");
-        let ed_hex = to_hex(&id.ed25519.to_bytes());
+        let ed_hex = crate::hexstr::encode(&id.ed25519.to_bytes());
         assert!(!dbg.contains(&ed_hex[..16]));
-        assert!(!dbg.contains(&to_hex(&id.x25519_secret())[..16]));
+        assert!(!dbg.contains(&crate::hexstr::encode(&id.x25519_secret())[..16]));
         assert!(dbg.contains(&id.node_id().to_string()));
     }
 

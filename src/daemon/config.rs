@@ -147,10 +147,15 @@ impl Config {
         }
         let mesh_secret = match &self.mesh_secret {
             None => None,
-            Some(h) => Some(decode_hex(h).filter(|s| s.len() >= 16).ok_or((
-                "mesh_secret",
-                "must be at least 16 bytes of hex (e.g. `openssl rand -hex 32`)".to_string(),
-            ))?),
+            Some(h) => Some(
+                crate::hexstr::decode(h.trim())
+                    .filter(|s| s.len() >= 16)
+                    .ok_or((
+                        "mesh_secret",
+                        "must be at least 16 bytes of hex (e.g. `openssl rand -hex 32`)"
+                            .to_string(),
+                    ))?,
+            ),
         };
         let policy = match self.mode {
             Mode::Opennet if !self.allow.is_empty() => {
@@ -195,24 +200,13 @@ fn darknet_policy(allow: &[String]) -> Result<AcceptPolicy, (&'static str, Strin
     }
     let mut keys = Vec::with_capacity(allow.len());
     for (i, k) in allow.iter().enumerate() {
-        let key: [u8; 32] = decode_hex(k).and_then(|v| v.try_into().ok()).ok_or((
+        let key: [u8; 32] = crate::hexstr::decode_array::<32>(k.trim()).ok_or((
             "allow",
             format!("entry {} is not a 64-digit hex ed25519 public key", i + 1),
         ))?;
         keys.push(key);
     }
     AcceptPolicy::allow_list(keys).map_err(|e| ("allow", e.to_string()))
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim();
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
 }
 
 #[cfg(test)]

@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use crate::hexstr;
 use crate::node::{IfaceId, Node};
 use crate::overlay::ipv6_for;
 use crate::routing::{NeighborState, RouteInfo};
 use crate::time::Instant;
-use crate::wire::{MacAddr, NodeId};
+use crate::wire::MacAddr;
 
 use super::control::{HopReport, NeighborReport, OriginatorReport, RouteReport, StatsReport};
 
@@ -18,11 +19,6 @@ pub fn name_of(names: &[String], iface: IfaceId) -> String {
         .get(usize::from(iface.0))
         .cloned()
         .unwrap_or_else(|| "?".to_string())
-}
-
-/// Full node id in hex (the `Display` form is shortened for logs).
-pub fn node_hex(node: &NodeId) -> String {
-    node.0.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn hop(names: &[String], hop: Option<(IfaceId, MacAddr)>) -> Option<HopReport> {
@@ -44,7 +40,7 @@ pub fn neighbors(node: &Node, names: &[String], now: Instant) -> Vec<NeighborRep
         .map(|n| NeighborReport {
             iface: name_of(names, n.iface),
             mac: n.mac.to_string(),
-            node_id: n.node.as_ref().map(node_hex),
+            node_id: n.node.as_ref().map(|n| hexstr::encode(&n.0)),
             state: match n.state {
                 NeighborState::Up => "up",
                 NeighborState::Down => "down",
@@ -61,17 +57,15 @@ pub fn neighbors(node: &Node, names: &[String], now: Instant) -> Vec<NeighborRep
     rows
 }
 
-fn ipv4_of(node: &Node, id: &NodeId) -> Option<IpAddr> {
-    let claims = node.address_book().claims()?;
-    let claim = claims.claim_of(id)?;
-    (claims.holder(&claim.addr).map(|c| c.node) == Some(*id)).then_some(IpAddr::V4(claim.addr))
-}
-
 fn originator(node: &Node, names: &[String], r: &RouteInfo) -> OriginatorReport {
     OriginatorReport {
-        node_id: node_hex(&r.node),
+        node_id: hexstr::encode(&r.node.0),
         ipv6: IpAddr::V6(ipv6_for(&node.mesh_prefix(), &r.node)),
-        ipv4: ipv4_of(node, &r.node),
+        ipv4: node
+            .address_book()
+            .claims()
+            .and_then(|c| c.address_of(&r.node))
+            .map(IpAddr::V4),
         metric: r.metric,
         next_hop: hop(names, r.next_hop),
         backup: hop(names, r.backup),
@@ -170,8 +164,7 @@ mod tests {
     }
 
     #[test]
-    fn node_ids_print_in_full() {
-        assert_eq!(node_hex(&NodeId([0xab; 16])), "ab".repeat(16));
+    fn interface_names_by_id() {
         let names = vec!["wlan0".to_string()];
         assert_eq!(name_of(&names, IfaceId(0)), "wlan0");
         assert_eq!(name_of(&names, IfaceId(3)), "?");

@@ -11,9 +11,7 @@ use crate::wire::{Message, NodeId};
 impl Node {
     /// This node's IPv4 overlay address, if IPv4 is on and it holds one.
     pub fn overlay_ipv4(&self) -> Option<Ipv4Addr> {
-        let claims = self.book.claims()?;
-        let mine = claims.claim_of(&self.id)?;
-        (claims.holder(&mine.addr).map(|c| c.node) == Some(self.id)).then_some(mine.addr)
+        self.book.claims()?.address_of(&self.id)
     }
 
     /// Learn `node`'s addresses from its verified announcement, then check our own claim.

@@ -174,6 +174,12 @@ impl Ipv4Claims {
         self.by_node.get(node)
     }
 
+    /// The address `node` holds: its claim's, if no claim that outranks it took that address.
+    pub fn address_of(&self, node: &NodeId) -> Option<Ipv4Addr> {
+        let claim = self.claim_of(node)?;
+        (self.holder(&claim.addr).map(|c| c.node) == Some(*node)).then_some(claim.addr)
+    }
+
     /// Verifies and stores a claim (replacing the node's previous one) and ranks it.
     ///
     /// Freshness is the announcement layer's business: the latest verified announcement's

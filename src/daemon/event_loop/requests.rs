@@ -96,7 +96,7 @@ impl Daemon {
     fn status(&self) -> StatusReport {
         StatusReport {
             version: env!("CARGO_PKG_VERSION").to_string(),
-            node_id: report::node_hex(&self.node.node_id()),
+            node_id: crate::hexstr::encode(&self.node.node_id().0),
             mesh: self.cfg.mesh_name.clone(),
             epoch: self.node.epoch(),
             ipv6: IpAddr::V6(self.node.overlay_ipv6()),
