@@ -111,26 +111,17 @@ pub fn routes(node: &Node, names: &[String]) -> Vec<RouteReport> {
 /// Node counters plus the daemon's own (`extra`), and every drop reason.
 pub fn stats(node: &Node, extra: &[(&str, u64)]) -> StatsReport {
     let s = node.stats();
-    let mut counters: BTreeMap<String, u64> = [
-        ("frames_in", s.frames_in),
-        ("frames_out", s.frames_out),
-        ("bytes_in", s.bytes_in),
-        ("bytes_out", s.bytes_out),
-        ("control_bytes_out", s.control_bytes_out),
-        ("packets_from_tun", s.packets_from_tun),
-        ("packets_to_tun", s.packets_to_tun),
-        ("forwarded", s.forwarded),
-        ("sessions_established", s.sessions_established),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    // Every field of `Stats` (its Serialize skips only the drop array), so a counter added
+    // to the node shows up here without a second list to keep in step.
+    let mut counters: BTreeMap<String, u64> = serde_json::to_value(s)
+        .and_then(serde_json::from_value)
+        .unwrap_or_default();
     counters.extend(extra.iter().map(|(k, v)| (k.to_string(), *v)));
     let drops = s.drop_counters().map(|(k, v)| (k.to_string(), v)).collect();
     StatsReport { counters, drops }
 }
 
-/// Whether `state` counts as a neighbour that is up.
+/// How many neighbours are up.
 pub fn neighbors_up(node: &Node) -> usize {
     node.routing()
         .neighbors()
@@ -159,6 +150,11 @@ mod tests {
         let s = stats(&n, &[("tun_write_errors", 3)]);
         assert_eq!(s.counters.get("tun_write_errors"), Some(&3));
         assert_eq!(s.counters.get("frames_in"), Some(&0));
+        assert_eq!(
+            s.counters.get("icmp_errors_sent"),
+            Some(&0),
+            "every Stats field"
+        );
         assert_eq!(s.drops.len(), n.stats().drop_counters().count());
         assert!(s.drops.contains_key("malformed_frame"));
     }
