@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::{iface_id, Daemon, Iface};
 use crate::daemon::config::Config;
-use crate::daemon::sys::{self, PacketSocket, SendBatch};
+use crate::daemon::sys::{self, PacketSocket};
 use crate::node::MAX_IFACES;
 
 impl Daemon {
@@ -25,7 +25,11 @@ impl Daemon {
         };
         let state = self.netlink.link(&iface.name);
         let usable = matches!(&state, Ok(Some(l)) if l.up);
-        match (usable, iface.sock.is_some(), iface.configured) {
+        match (
+            usable,
+            iface.sock.is_some(),
+            self.cfg.interfaces.contains(&iface.name),
+        ) {
             (false, true, _) | (true, true, false) => {
                 let why = if usable {
                     "removed from the config"
@@ -140,18 +144,9 @@ impl Daemon {
         if fixed != self.cfg {
             tracing::warn!("SIGHUP: only `interfaces` changes apply live; restart for the rest");
         }
-        for iface in &mut self.ifaces {
-            iface.configured = new.interfaces.contains(&iface.name);
-        }
         for name in &new.interfaces {
             if !self.ifaces.iter().any(|f| &f.name == name) && self.ifaces.len() < MAX_IFACES {
-                self.ifaces.push(Iface {
-                    name: name.clone(),
-                    sock: None,
-                    mac: None,
-                    tx: SendBatch::new(),
-                    configured: true,
-                });
+                self.ifaces.push(Iface::new(name, None));
             }
         }
         self.cfg.interfaces = new.interfaces;

@@ -54,14 +54,26 @@ struct IoCounters {
     control_requests: u64,
 }
 
-/// One configured mesh interface; its index is its `IfaceId`.
+/// One mesh interface the daemon has had; its index is its `IfaceId` (a slot stays when a
+/// reload removes the interface from the config, so ids never move).
 struct Iface {
     name: String,
     sock: Option<AsyncFd<PacketSocket>>,
     mac: Option<MacAddr>,
     tx: SendBatch,
-    /// False once a reload removed it from the config (the slot keeps its id).
-    configured: bool,
+}
+
+impl Iface {
+    /// An interface slot, open on `sock` if given.
+    fn new(name: &str, sock: Option<AsyncFd<PacketSocket>>) -> Iface {
+        let mac = sock.as_ref().map(|s| s.get_ref().mac());
+        Iface {
+            name: name.to_string(),
+            sock,
+            mac,
+            tx: SendBatch::new(),
+        }
+    }
 }
 
 /// Maps the node's microsecond clock onto tokio's.
@@ -137,14 +149,8 @@ impl Opened {
         let mut ifaces = Vec::new();
         for name in cfg.interfaces.iter().take(MAX_IFACES) {
             let sock = PacketSocket::open(name)?;
-            let mac = sock.mac();
-            ifaces.push(Iface {
-                name: name.clone(),
-                sock: Some(sys::register(sock).map_err(io_err("registering the packet socket"))?),
-                mac: Some(mac),
-                tx: SendBatch::new(),
-                configured: true,
-            });
+            let fd = sys::register(sock).map_err(io_err("registering the packet socket"))?;
+            ifaces.push(Iface::new(name, Some(fd)));
         }
         let tun = Tun::open(&cfg.tun)?;
         let tun_name = tun.name().to_string();

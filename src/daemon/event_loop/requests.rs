@@ -105,7 +105,7 @@ impl Daemon {
             interfaces: self
                 .ifaces
                 .iter()
-                .filter(|f| f.configured)
+                .filter(|f| self.cfg.interfaces.contains(&f.name))
                 .map(|f| InterfaceReport {
                     name: f.name.clone(),
                     mac: f.mac.map(|m| m.to_string()),
