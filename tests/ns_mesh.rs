@@ -13,20 +13,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use veilmesh::cli::table::parse_rendered;
-use veilmesh::daemon::control::{
-    query_as, NeighborReport, OriginatorReport, Request, StatsReport, StatusReport,
-};
+use veilmesh::daemon::control::{query_as, NeighborReport, Request, StatsReport, StatusReport};
 use veilmesh::lab::{in_netns, tcp_throughput, Lab, Signal};
 
 const CONVERGE: Duration = Duration::from_secs(30);
-
-/// Node `i`'s originator table.
-fn originators(lab: &Lab, i: usize) -> Vec<OriginatorReport> {
-    match query_as(&lab.control_socket(i), &Request::Originators) {
-        Ok(o) => o,
-        Err(e) => panic!("originators of n{i}: {e}\n{}", nslab::logs(lab)),
-    }
-}
 
 /// The MAC of node `i`'s mesh interface, from its status.
 fn mac_of(lab: &Lab, i: usize) -> String {
@@ -39,7 +29,7 @@ fn mac_of(lab: &Lab, i: usize) -> String {
 
 /// The MAC n`from` currently sends to for `to_id`, if it has a route.
 fn next_hop_mac(lab: &Lab, from: usize, to_id: &str) -> Option<String> {
-    originators(lab, from)
+    nslab::originators(lab, from)
         .into_iter()
         .find(|o| o.node_id == to_id)
         .and_then(|o| o.next_hop)
@@ -664,7 +654,7 @@ fn interface_down_and_up_recovers_without_restart() {
         let nbrs: Vec<NeighborReport> =
             query_as(&lab.control_socket(2), &Request::Neighbors).ok()?;
         let nbr_up = nbrs.iter().any(|n| n.mac == n1_mac && n.state == "up");
-        let routed = originators(&lab, 2)
+        let routed = nslab::originators(&lab, 2)
             .iter()
             .any(|o| o.node_id == n1.node_id && o.next_hop.is_some());
         (!nbr_up || !routed).then_some((nbr_up, routed))

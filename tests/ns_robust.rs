@@ -7,10 +7,12 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use nslab::{neighbors, originators, stats};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use veilmesh::daemon::control::{query_as, NeighborReport, OriginatorReport, Request, StatsReport};
+use veilmesh::daemon::control::{query_as, OriginatorReport, Request, StatsReport};
 use veilmesh::lab::{in_netns, Lab};
+use veilmesh::wire::MacAddr;
 
 /// The veilmesh EtherType.
 const ETHERTYPE: u16 = 0x88B5;
@@ -25,37 +27,13 @@ fn lab_mac(i: usize) -> [u8; 6] {
 }
 
 fn mac_text(m: [u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-fn stats(lab: &Lab, i: usize) -> StatsReport {
-    match query_as(&lab.control_socket(i), &Request::Stats) {
-        Ok(s) => s,
-        Err(e) => panic!("stats of n{i}: {e}\n{}", nslab::logs(lab)),
-    }
+    MacAddr(m).to_string()
 }
 
 fn drops(s: &StatsReport, name: &str) -> u64 {
     match s.drops.get(name) {
         Some(v) => *v,
         None => panic!("no drop counter {name:?} in {:?}", s.drops.keys()),
-    }
-}
-
-fn neighbors(lab: &Lab, i: usize) -> Vec<NeighborReport> {
-    match query_as(&lab.control_socket(i), &Request::Neighbors) {
-        Ok(n) => n,
-        Err(e) => panic!("neighbors of n{i}: {e}\n{}", nslab::logs(lab)),
-    }
-}
-
-fn originators(lab: &Lab, i: usize) -> Vec<OriginatorReport> {
-    match query_as(&lab.control_socket(i), &Request::Originators) {
-        Ok(o) => o,
-        Err(e) => panic!("originators of n{i}: {e}\n{}", nslab::logs(lab)),
     }
 }
 

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use veilmesh::daemon::control::{query_as, Request, StatusReport};
+use veilmesh::daemon::control::{
+    query_as, NeighborReport, OriginatorReport, Request, StatsReport, StatusReport,
+};
 use veilmesh::lab::{wait_converged, Lab, LabOptions};
 
 /// The binary under test.
@@ -66,12 +68,32 @@ pub fn logs(lab: &Lab) -> String {
         .join("\n")
 }
 
+/// Node `i`'s answer to `request`; panics with the daemons' logs if there is none.
+pub fn ask<T: serde::de::DeserializeOwned>(lab: &Lab, i: usize, request: &Request) -> T {
+    match query_as(&lab.control_socket(i), request) {
+        Ok(v) => v,
+        Err(e) => panic!("{request:?} of n{i}: {e}\n{}", logs(lab)),
+    }
+}
+
 /// `veil status` of node `i`.
 pub fn status(lab: &Lab, i: usize) -> StatusReport {
-    match query_as(&lab.control_socket(i), &Request::Status) {
-        Ok(s) => s,
-        Err(e) => panic!("status of n{i}: {e}\n{}", logs(lab)),
-    }
+    ask(lab, i, &Request::Status)
+}
+
+/// `veil originators` of node `i`.
+pub fn originators(lab: &Lab, i: usize) -> Vec<OriginatorReport> {
+    ask(lab, i, &Request::Originators)
+}
+
+/// `veil neighbors` of node `i`.
+pub fn neighbors(lab: &Lab, i: usize) -> Vec<NeighborReport> {
+    ask(lab, i, &Request::Neighbors)
+}
+
+/// `veil stats` of node `i`.
+pub fn stats(lab: &Lab, i: usize) -> StatsReport {
+    ask(lab, i, &Request::Stats)
 }
 
 /// Run `veil ARGS --socket <n_i's socket>` and return its output.
