@@ -11,10 +11,12 @@ pub mod cli;
 pub mod crypto;
 pub mod daemon;
 pub mod hexstr;
+#[cfg(feature = "lab")]
 pub mod lab;
 pub mod node;
 pub mod overlay;
 pub mod routing;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod time;
 pub mod wire;

@@ -1,12 +1,16 @@
 //! The `veil` command.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use std::path::PathBuf;
-
-use clap::{Args, CommandFactory, Parser, Subcommand};
-use veilmesh::cli::commands::{self, PingArgs, QueryArgs, RunArgs, TracerouteArgs};
+#[cfg(feature = "completions")]
+use clap::CommandFactory;
+use clap::{Args, Parser, Subcommand};
+use veilmesh::cli::commands::{
+    self, CheckConfigArgs, PingArgs, QueryArgs, RunArgs, TracerouteArgs,
+};
 use veilmesh::cli::identity;
+#[cfg(feature = "sim")]
 use veilmesh::sim::{self, mock, SimArgs};
 
 /// veilmesh: anonymous layer-2 mesh routing.
@@ -20,6 +24,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Simulate a mesh of nodes over a modelled radio medium and report how it routes.
+    #[cfg(feature = "sim")]
     Sim(SimArgs),
     /// Create a node identity (ed25519 + x25519 keys) in a file only its owner can read.
     Keygen(IdArgs),
@@ -27,6 +32,8 @@ enum Command {
     Id(IdArgs),
     /// Run the daemon on mesh interfaces (needs CAP_NET_RAW and CAP_NET_ADMIN).
     Run(RunArgs),
+    /// Check a config file as `veil run` would, with no side effects (exit 0 when it is good).
+    CheckConfig(CheckConfigArgs),
     /// The local node: id, overlay addresses, interfaces, counts.
     Status(QueryArgs),
     /// Neighbours: interface, MAC, node, link quality both ways, cost, last seen.
@@ -42,8 +49,10 @@ enum Command {
     /// Show the relays on the path to an overlay address (or node id).
     Traceroute(TracerouteArgs),
     /// Run a real mesh of daemons in network namespaces on this machine (needs root).
+    #[cfg(feature = "lab")]
     Lab(veilmesh::lab::cli::LabArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[cfg(feature = "completions")]
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
@@ -68,11 +77,14 @@ struct IdArgs {
 }
 
 fn main() -> ExitCode {
+    veilmesh::cli::panic::abort_on_panic();
     match Cli::parse().command {
+        #[cfg(feature = "sim")]
         Command::Sim(args) => run_sim(&args),
         Command::Keygen(args) => run_identity(&args, true),
         Command::Id(args) => run_identity(&args, false),
         Command::Run(args) => commands::run_daemon(&args),
+        Command::CheckConfig(args) => commands::check_config(&args),
         Command::Status(args) => commands::query(commands::Query::Status, &args),
         Command::Neighbors(args) => commands::query(commands::Query::Neighbors, &args),
         Command::Originators(args) => commands::query(commands::Query::Originators, &args),
@@ -80,10 +92,12 @@ fn main() -> ExitCode {
         Command::Stats(args) => commands::query(commands::Query::Stats, &args),
         Command::Ping(args) => commands::ping(&args),
         Command::Traceroute(args) => commands::traceroute(&args),
+        #[cfg(feature = "lab")]
         Command::Lab(args) => {
             let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("veil"));
             veilmesh::lab::cli::run(&args, &me)
         }
+        #[cfg(feature = "completions")]
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "veil", &mut std::io::stdout());
             ExitCode::SUCCESS
@@ -120,6 +134,7 @@ fn run_identity(args: &IdArgs, create: bool) -> ExitCode {
     }
 }
 
+#[cfg(feature = "sim")]
 fn run_sim(args: &SimArgs) -> ExitCode {
     // The wall clock is read here, in the shell, never inside the simulator.
     let started = std::time::Instant::now();
@@ -149,6 +164,7 @@ fn run_sim(args: &SimArgs) -> ExitCode {
 }
 
 /// `veil sim` with the protocol node as the host.
+#[cfg(feature = "sim")]
 fn run_with_node(args: &SimArgs) -> Result<sim::SimReport, sim::CliError> {
     let factory = sim::node_factory(args.seed, veilmesh::node::NodeConfig::default());
     sim::run_cli(args, factory)

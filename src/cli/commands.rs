@@ -32,6 +32,16 @@ pub struct RunArgs {
     pub verbose: u8,
 }
 
+/// Options of `veil check-config`.
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// The TOML config file to check.
+    pub config: PathBuf,
+    /// Mesh interface `veil run -i` would be given (repeat); replaces the config's list.
+    #[arg(long = "interface", short = 'i', value_name = "IF")]
+    pub interfaces: Vec<String>,
+}
+
 /// Where to find the daemon, and the output format.
 #[derive(Debug, Args)]
 pub struct QueryArgs {
@@ -100,6 +110,26 @@ pub fn run_daemon(args: &RunArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("veil run: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `veil check-config`: the checks `veil run` makes of its configuration before it touches
+/// anything, with the same messages and exit codes, and nothing created or opened.
+pub fn check_config(args: &CheckConfigArgs) -> ExitCode {
+    let opts = run::RunOptions {
+        config: Some(args.config.clone()),
+        interfaces: args.interfaces.clone(),
+        ..run::RunOptions::default()
+    };
+    match run::effective_config(&opts) {
+        Ok(cfg) => {
+            println!("{}: ok ({})", args.config.display(), cfg.summary());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("veil check-config: error: {e}");
             ExitCode::from(e.exit_code())
         }
     }

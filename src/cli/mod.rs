@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod identity;
+pub mod panic;
 pub mod probe;
 pub mod query;
 pub mod table;

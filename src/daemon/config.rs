@@ -131,13 +131,54 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().replace('\n', " | "),
         })?;
-        cfg.node_config()
+        cfg.check_os_names()
+            .and_then(|()| cfg.node_config().map(drop))
             .map_err(|(key, problem)| ConfigError::Value {
                 path: path.to_path_buf(),
                 key,
                 problem,
             })?;
         Ok(cfg)
+    }
+
+    /// One line for `veil check-config`: what this configuration will run.
+    pub fn summary(&self) -> String {
+        let secret = if self.mesh_secret.is_some() {
+            "with a mesh secret"
+        } else {
+            "no mesh secret"
+        };
+        let mode = match self.mode {
+            Mode::Opennet => "opennet".to_string(),
+            Mode::Darknet => format!("darknet, {} allowed keys", self.allow.len()),
+        };
+        format!(
+            "mesh \"{}\", {mode}, {secret}, interfaces {}, state in {}, control socket {}",
+            self.mesh_name,
+            self.interfaces.join(" "),
+            self.state_dir.display(),
+            self.control_socket.display()
+        )
+    }
+
+    /// Names the kernel will be handed: interface names fit `IFNAMSIZ`, the control socket
+    /// path fits `sun_path`, paths are absolute (a daemon's working directory is arbitrary).
+    fn check_os_names(&self) -> Result<(), (&'static str, String)> {
+        for name in &self.interfaces {
+            check_ifname(name).map_err(|p| ("interfaces", format!("\"{name}\": {p}")))?;
+        }
+        check_ifname(&self.tun).map_err(|p| ("tun", format!("\"{}\": {p}", self.tun)))?;
+        if !self.state_dir.is_absolute() {
+            return Err(("state_dir", "must be an absolute path".to_string()));
+        }
+        let sock = self.control_socket.as_os_str().len();
+        if !self.control_socket.is_absolute() || sock > MAX_SOCKET_PATH {
+            return Err((
+                "control_socket",
+                format!("must be an absolute path of at most {MAX_SOCKET_PATH} bytes"),
+            ));
+        }
+        Ok(())
     }
 
     /// The node's part of the configuration; `Err((option, problem))` if a value is wrong.
@@ -189,6 +230,24 @@ impl Config {
             ..NodeConfig::default()
         })
     }
+}
+
+/// Longest Unix socket path (`sun_path` is 108 bytes with its terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Linux interface names: 1 to 15 bytes, no `/`, `:` or whitespace, not `.` or `..`.
+fn check_ifname(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 15 {
+        return Err("an interface name is 1 to 15 bytes");
+    }
+    if name == "."
+        || name == ".."
+        || name.contains(['/', ':'])
+        || name.contains(char::is_whitespace)
+    {
+        return Err("not a valid interface name (no '/', ':' or spaces)");
+    }
+    Ok(())
 }
 
 fn darknet_policy(allow: &[String]) -> Result<AcceptPolicy, (&'static str, String)> {
@@ -285,6 +344,52 @@ mod tests {
         assert!(pool.contains("ipv4_pool"), "{pool}");
         let open_allow = parse(&format!("allow = [\"{}\"]", "11".repeat(32))).unwrap_err();
         assert!(open_allow.to_string().contains("darknet"));
+    }
+
+    #[test]
+    fn names_handed_to_the_kernel_are_checked() {
+        let long = parse("interfaces = [\"wlan0\", \"averyveryverylong0\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            long.contains("interfaces") && long.contains("averyveryverylong0"),
+            "{long}"
+        );
+        assert!(parse("interfaces = [\"\"]").is_err());
+        assert!(parse("interfaces = [\"wlan 0\"]").is_err());
+        assert!(parse("tun = \"veil/0\"")
+            .unwrap_err()
+            .to_string()
+            .contains("tun"));
+        let rel = parse("state_dir = \"var/lib/veilmesh\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            rel.contains("state_dir") && rel.contains("absolute"),
+            "{rel}"
+        );
+        let sock = format!("control_socket = \"/{}\"", "s".repeat(107));
+        assert!(parse(&sock)
+            .unwrap_err()
+            .to_string()
+            .contains("control_socket"));
+        let ok = format!("control_socket = \"/{}\"", "s".repeat(106));
+        assert!(parse(&ok).is_ok());
+        assert!(parse("interfaces = [\"phy0-mesh0\", \"wlan1\"]\ntun = \"veil0\"").is_ok());
+    }
+
+    #[test]
+    fn the_summary_says_what_will_run() {
+        let cfg = parse("mesh_name = \"camp\"\ninterfaces = [\"wlan0\", \"eth1\"]").unwrap();
+        let line = cfg.summary();
+        assert!(
+            line.contains("\"camp\"") && line.contains("wlan0 eth1"),
+            "{line}"
+        );
+        assert!(
+            line.contains("opennet") && line.contains("no mesh secret"),
+            "{line}"
+        );
     }
 
     #[test]
