@@ -45,7 +45,7 @@ pub struct CheckConfigArgs {
 /// Where to find the daemon, and the output format.
 #[derive(Debug, Args)]
 pub struct QueryArgs {
-    /// Control socket of the daemon (default: the config's, else /run/veilmesh/control.sock).
+    /// Control socket of the daemon (default: the config's, else /var/run/veilmesh/control.sock).
     #[arg(long, short = 's')]
     pub socket: Option<PathBuf>,
     /// Read the control socket path from this config file.

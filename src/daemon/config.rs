@@ -77,7 +77,7 @@ impl Default for Config {
             tun: "veil0".to_string(),
             ipv4: false,
             ipv4_pool: "10.77.0.0/16".to_string(),
-            control_socket: PathBuf::from("/run/veilmesh/control.sock"),
+            control_socket: PathBuf::from("/var/run/veilmesh/control.sock"),
             timers: Timers::default(),
         }
     }
