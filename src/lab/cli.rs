@@ -60,6 +60,10 @@ pub struct UpArgs {
     /// Seed for random:N topologies (recorded in lab.json).
     #[arg(long, value_name = "S", default_value_t = 1)]
     pub seed: u64,
+    /// Run the daemons with this command instead of this `veil` (split at spaces), e.g.
+    /// 'qemu-mipsel-static target/mipsel-unknown-linux-musl/release/veil'.
+    #[arg(long, value_name = "CMD")]
+    pub daemon_cmd: Option<String>,
     /// How long to wait for every node to know every other before giving up.
     #[arg(long, value_name = "TIME", default_value = "30s", value_parser = parse_duration)]
     pub converge_timeout: Duration,
@@ -167,6 +171,11 @@ fn options(up: &UpArgs, veil_bin: &Path) -> LabOptions {
         loss_pct: up.loss,
         seed: up.seed,
         veil_bin: veil_bin.to_path_buf(),
+        daemon_cmd: up
+            .daemon_cmd
+            .as_deref()
+            .map(|c| c.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
         start_daemons: true,
         ..LabOptions::default()
     }
@@ -219,9 +228,17 @@ fn demo(up: &UpArgs, duration: Option<Duration>, veil_bin: &Path) -> Result<(), 
         .get(b - 1)
         .and_then(|r| r.ipv6.as_deref())
         .and_then(|s| s.parse::<IpAddr>().ok());
-    match target {
+    let pinged = match target {
         Some(addr) => demo_traffic(&lab, a, b, addr),
-        None => eprintln!("n{b} reported no overlay IPv6 address: skipping ping and TCP"),
+        None => {
+            eprintln!("n{b} reported no overlay IPv6 address: no ping, no TCP");
+            false
+        }
+    };
+    if !pinged {
+        print_logs(&lab);
+        lab.down();
+        return Err(LabError::PingFailed { from: a, to: b });
     }
     match duration {
         Some(d) => println!(
@@ -285,16 +302,22 @@ impl LiveTable {
     }
 }
 
-fn demo_traffic(lab: &Lab, a: usize, b: usize, addr: IpAddr) {
+/// Ping then TCP from node `a` to `b`; whether the ping got an answer (TCP may fail on
+/// lossy links, which the demo explains rather than fails on).
+fn demo_traffic(lab: &Lab, a: usize, b: usize, addr: IpAddr) -> bool {
     println!("\nping -6 -c 3 n{a} -> n{b} ({addr}):");
     let addr_s = addr.to_string();
-    match lab.exec(a, &["ping", "-6", "-c", "3", "-W", "2", &addr_s]) {
+    let pinged = match lab.exec(a, &["ping", "-6", "-c", "3", "-W", "2", &addr_s]) {
         Ok(out) => {
             print!("{}", String::from_utf8_lossy(&out.stdout));
             eprint!("{}", String::from_utf8_lossy(&out.stderr));
+            out.status.success()
         }
-        Err(e) => eprintln!("ping: {e}"),
-    }
+        Err(e) => {
+            eprintln!("ping: {e}");
+            false
+        }
+    };
     println!("\nTCP n{a} -> n{b} [{addr}]:{TCP_PORT} for {TCP_SECS} s:");
     let to = SocketAddr::new(addr, TCP_PORT);
     match tcp_throughput(lab, a, b, to, Duration::from_secs(TCP_SECS)) {
@@ -314,6 +337,7 @@ fn demo_traffic(lab: &Lab, a: usize, b: usize, addr: IpAddr) {
             }
         }
     }
+    pinged
 }
 
 /// Sets the returned flag on SIGINT or SIGTERM (the handlers are in place on return).
@@ -465,6 +489,16 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<LabArgs, clap::Error> {
         Top::try_parse_from(std::iter::once("veil-lab").chain(args.iter().copied())).map(|t| t.lab)
+    }
+
+    #[test]
+    fn a_daemon_command_is_split_at_spaces() {
+        let a = parse(&["--daemon-cmd", "qemu-mipsel-static  /t/veil"]).unwrap();
+        let o = options(&a.up, Path::new("/bin/veil"));
+        assert_eq!(o.daemon_cmd, ["qemu-mipsel-static", "/t/veil"]);
+        assert_eq!(o.veil_bin, Path::new("/bin/veil"));
+        let plain = options(&parse(&[]).unwrap().up, Path::new("/bin/veil"));
+        assert!(plain.daemon_cmd.is_empty());
     }
 
     #[test]

@@ -64,8 +64,9 @@ impl Lab {
         std::fs::write(&path, config_text(&dir, extra)).map_err(|e| LabError::io(&path, e))
     }
 
-    /// Starts `veil run -v --config <config_path(i)>` in node `i`'s namespace, output appended
-    /// to `log_path(i)`; records the pid in lab.json.
+    /// Starts `veil run -v --config <config_path(i)>` (through the lab's daemon command if it
+    /// has one) in node `i`'s namespace, output appended to `log_path(i)`; records the pid in
+    /// lab.json.
     pub fn start_daemon(&mut self, i: usize) -> Result<u32, LabError> {
         self.check_node(i)?;
         if let Some(pid) = self.daemon_pid(i) {
@@ -79,9 +80,13 @@ impl Lab {
             .map_err(|e| LabError::io(&log_path, e))?;
         let err = log.try_clone().map_err(|e| LabError::io(&log_path, e))?;
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns_name(i)])
-            .arg(&self.state.veil_bin)
-            .arg("run")
+        cmd.args(["netns", "exec", &self.ns_name(i)]);
+        if self.state.daemon_cmd.is_empty() {
+            cmd.arg(&self.state.veil_bin);
+        } else {
+            cmd.args(&self.state.daemon_cmd);
+        }
+        cmd.arg("run")
             .arg("-v")
             .arg("--config")
             .arg(self.config_path(i))

@@ -114,6 +114,14 @@ pub enum LabError {
         /// Its pid.
         pid: u32,
     },
+    /// The demonstration's ping across the lab got no answer.
+    #[error("ping n{from} -> n{to} across the lab got no answer (daemon logs above)")]
+    PingFailed {
+        /// The pinging node.
+        from: usize,
+        /// The pinged node.
+        to: usize,
+    },
     /// The daemon did not exit after the signal.
     #[error("node {node}: daemon pid {pid} still running {secs} s after the signal")]
     DaemonStuck {

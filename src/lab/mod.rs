@@ -45,6 +45,9 @@ pub struct LabOptions {
     pub seed: u64,
     /// The `veil` binary the daemons run.
     pub veil_bin: PathBuf,
+    /// Run the daemons with this command instead of `veil_bin` (program, then arguments):
+    /// a foreign-architecture build under qemu-user, say. Empty: `veil_bin`.
+    pub daemon_cmd: Vec<String>,
     /// Start a daemon in every node at once (false: call `start_daemon` yourself).
     pub start_daemons: bool,
     /// TOML lines appended to every node's veil.toml (a key given here replaces the default).
@@ -61,6 +64,7 @@ impl Default for LabOptions {
             loss_pct: 0.0,
             seed: 1,
             veil_bin: PathBuf::from("veil"),
+            daemon_cmd: Vec::new(),
             start_daemons: true,
             extra_config: Vec::new(),
             node_config: Vec::new(),
@@ -123,6 +127,7 @@ impl Lab {
             links: LabState::links_of(&topo, Some(state::permille(opts.loss_pct))),
             pids: vec![None; n],
             veil_bin: opts.veil_bin.clone(),
+            daemon_cmd: opts.daemon_cmd.clone(),
             run_dir: run_dir.clone(),
         };
         std::fs::create_dir_all(RUN_ROOT).map_err(|e| LabError::io(Path::new(RUN_ROOT), e))?;

@@ -252,6 +252,7 @@ mod tests {
                 links: LabState::links_of(&topo, Some(permille(0.0))),
                 pids: vec![None; topo.len()],
                 veil_bin: "veil".into(),
+                daemon_cmd: Vec::new(),
                 run_dir: "/nonexistent".into(),
             }
         };

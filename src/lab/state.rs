@@ -49,6 +49,10 @@ pub struct LabState {
     pub pids: Vec<Option<u32>>,
     /// The `veil` binary the daemons run.
     pub veil_bin: PathBuf,
+    /// A command that runs the daemons instead of `veil_bin` (program and arguments, e.g.
+    /// `qemu-mipsel-static target/…/veil`); `veil_bin` still answers status queries.
+    #[serde(default)]
+    pub daemon_cmd: Vec<String>,
     /// The lab's run directory (`lab.json`, one directory per node).
     pub run_dir: PathBuf,
 }
@@ -158,6 +162,7 @@ mod tests {
             links: LabState::links_of(&topo, Some(25)),
             pids: vec![Some(10), None, Some(12)],
             veil_bin: "/usr/bin/veil".into(),
+            daemon_cmd: Vec::new(),
             run_dir: "/run/veil-lab/t-".into(),
         }
     }

@@ -261,6 +261,40 @@ fn daemons_start_in_their_namespace_and_stop_on_signal_or_drop() {
 }
 
 #[test]
+fn a_daemon_command_wraps_the_daemons() {
+    if !can_run() {
+        return;
+    }
+    // As `--daemon-cmd 'qemu-mipsel-static …/veil'` would: a wrapper program with its own
+    // arguments, then `run -v --config …`; `veil_bin` is not what starts.
+    let fake = script(
+        "fake-wrapper",
+        "#!/bin/sh\necho \"wrapper $*\"\nexec sleep 600\n",
+    );
+    let opts = LabOptions {
+        daemon_cmd: vec![
+            "/bin/sh".into(),
+            fake.0.display().to_string(),
+            "guest".into(),
+        ],
+        start_daemons: true,
+        ..options("w", "line:2")
+    };
+    let mut lab = Lab::up(&opts).unwrap();
+    let started = (0..250).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        lab.log_tail(2, 5).contains("wrapper guest run -v --config")
+    });
+    assert!(started, "log: {:?}", lab.log_tail(2, 5));
+    assert!(
+        lab.daemon_pid(2).is_some(),
+        "the wrapped daemon counts as running"
+    );
+    lab.kill_daemon(2, Signal::Term).unwrap();
+    assert_eq!(lab.daemon_pid(2), None);
+}
+
+#[test]
 fn tcp_transfer_runs_inside_the_namespaces() {
     if !can_run() {
         return;
