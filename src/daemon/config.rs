@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::sys::check_ifname;
 use crate::crypto::AcceptPolicy;
 use crate::node::NodeConfig;
 use crate::overlay::Ipv4Pool;
@@ -165,9 +166,9 @@ impl Config {
     /// path fits `sun_path`, paths are absolute (a daemon's working directory is arbitrary).
     fn check_os_names(&self) -> Result<(), (&'static str, String)> {
         for name in &self.interfaces {
-            check_ifname(name).map_err(|p| ("interfaces", format!("\"{name}\": {p}")))?;
+            check_ifname(name).map_err(|e| ("interfaces", e.to_string()))?;
         }
-        check_ifname(&self.tun).map_err(|p| ("tun", format!("\"{}\": {p}", self.tun)))?;
+        check_ifname(&self.tun).map_err(|e| ("tun", e.to_string()))?;
         if !self.state_dir.is_absolute() {
             return Err(("state_dir", "must be an absolute path".to_string()));
         }
@@ -234,21 +235,6 @@ impl Config {
 
 /// Longest Unix socket path (`sun_path` is 108 bytes with its terminating NUL).
 const MAX_SOCKET_PATH: usize = 107;
-
-/// Linux interface names: 1 to 15 bytes, no `/`, `:` or whitespace, not `.` or `..`.
-fn check_ifname(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() || name.len() > 15 {
-        return Err("an interface name is 1 to 15 bytes");
-    }
-    if name == "."
-        || name == ".."
-        || name.contains(['/', ':'])
-        || name.contains(char::is_whitespace)
-    {
-        return Err("not a valid interface name (no '/', ':' or spaces)");
-    }
-    Ok(())
-}
 
 fn darknet_policy(allow: &[String]) -> Result<AcceptPolicy, (&'static str, String)> {
     if allow.is_empty() {

@@ -316,18 +316,19 @@ fn tcp_transfer_runs_inside_the_namespaces() {
     assert!(err.is_err());
 }
 
-/// A stand-in for `veil` that answers `run`, `originators` and `status` like the daemon.
-fn fake_veil(nodes: usize) -> TempFile {
+/// A stand-in for `veil` that answers `run`, `originators` and `status` like the daemon,
+/// with `ipv6` as every node's overlay address.
+fn fake_veil(nodes: usize, ipv6: &str) -> TempFile {
     let origs = vec!["{}"; nodes - 1].join(",");
     let text = format!(
         "#!/bin/bash\ncase \"$1\" in\n\
          run) echo \"fake veil $*\"; exec -a \"veil run -v --config $4\" sleep 600 ;;\n\
          originators) echo '[{origs}]' ;;\n\
-         status) echo '{{\"node_id\":\"00aa\",\"ipv6\":\"::1\",\"ipv4\":null,\"neighbors\":1,\"originators\":{}}}' ;;\n\
+         status) echo '{{\"node_id\":\"00aa\",\"ipv6\":\"{ipv6}\",\"ipv4\":null,\"neighbors\":1,\"originators\":{}}}' ;;\n\
          *) exit 2 ;;\nesac\n",
         nodes - 1
     );
-    script("fake-veil-cli", &text)
+    script(&format!("fake-veil-cli-{ipv6}"), &text)
 }
 
 #[test]
@@ -341,14 +342,16 @@ fn cli_up_status_cut_down_and_the_demo_run() {
     if !can_run() {
         return;
     }
-    let veil = fake_veil(3);
+    let veil = fake_veil(3, "::1");
+    let unreachable = fake_veil(3, "fd00::9");
     let p = prefix("c");
-    let run = |args: &[&str]| {
+    let run_with = |bin: &Path, args: &[&str]| {
         let mut argv = vec!["veil-lab"];
         argv.extend_from_slice(args);
         let top = Top::try_parse_from(argv).unwrap();
-        cli::run(&top.lab, &veil.0)
+        cli::run(&top.lab, bin)
     };
+    let run = |args: &[&str]| run_with(&veil.0, args);
     let ok = std::process::ExitCode::SUCCESS;
     assert_eq!(run(&["up", "-n", "3", "--prefix", &p]), ok);
     assert_eq!(lab_namespaces(&p).len(), 4);
@@ -372,5 +375,9 @@ fn cli_up_status_cut_down_and_the_demo_run() {
     }
     // The demonstration run: up, converge, table, ping, TCP, tear down after --duration.
     assert_eq!(run(&["-n", "3", "--prefix", &p, "--duration", "100ms"]), ok);
+    assert_eq!(lab_namespaces(&p), Vec::<String>::new());
+    // A demonstration whose ping gets no answer fails (CI relies on it), and cleans up.
+    let args = ["-n", "3", "--prefix", &p, "--duration", "100ms"];
+    assert_ne!(run_with(&unreachable.0, &args), ok);
     assert_eq!(lab_namespaces(&p), Vec::<String>::new());
 }

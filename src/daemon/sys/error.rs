@@ -9,7 +9,7 @@ use std::io;
 ///
 /// | code | name | variants |
 /// |---|---|---|
-/// | 77 | `EX_NOPERM` | [`SysError::Permission`] |
+/// | 77 | `EX_NOPERM` | [`SysError::Permission`], [`SysError::TunDeviceMode`] |
 /// | 69 | `EX_UNAVAILABLE` | [`SysError::NoSuchInterface`], [`SysError::InterfaceDown`], [`SysError::NotEthernet`], [`SysError::NoTunDevice`] |
 /// | 64 | `EX_USAGE` | [`SysError::InvalidInterfaceName`] |
 /// | 71 | `EX_OSERR` | everything else ([`SysError::Io`], [`SysError::Netlink`], …) |
@@ -44,8 +44,9 @@ pub enum SysError {
         /// The interface's name.
         name: String,
     },
-    /// The interface name is empty, too long (max 15 bytes) or has a NUL byte.
-    #[error("{name:?} is not a valid interface name: at most 15 bytes, no NUL")]
+    /// Not a name the kernel accepts: empty, over 15 bytes, `.`/`..`, or with a NUL, `/`,
+    /// `:` or whitespace.
+    #[error("{name:?} is not a valid interface name: 1 to 15 bytes, no '/', ':' or spaces")]
     InvalidInterfaceName {
         /// The name given.
         name: String,
@@ -53,6 +54,13 @@ pub enum SysError {
     /// `/dev/net/tun` does not exist.
     #[error("/dev/net/tun is missing: load the TUN driver with `modprobe tun`")]
     NoTunDevice,
+    /// `/dev/net/tun` exists but this user may not open it: a file permission, which no
+    /// network capability overrides (udev makes it 0666; containers often leave it 0600).
+    #[error(
+        "/dev/net/tun is not readable and writable by this user: `chmod 0666 /dev/net/tun` \
+         (as udev does), or run as root"
+    )]
+    TunDeviceMode,
     /// Any other OS error, with what was being done.
     #[error("{what}: {source}")]
     Io {
@@ -90,7 +98,7 @@ impl SysError {
     /// The process exit code for this error (see the table on [`SysError`]).
     pub fn exit_code(&self) -> u8 {
         match self {
-            SysError::Permission { .. } => EX_NOPERM,
+            SysError::Permission { .. } | SysError::TunDeviceMode => EX_NOPERM,
             SysError::NoSuchInterface { .. }
             | SysError::InterfaceDown { .. }
             | SysError::NotEthernet { .. }
@@ -131,13 +139,16 @@ impl SysError {
     }
 }
 
-/// Checks an interface name for the kernel: 1..=15 bytes, no NUL, no '/'.
-pub(crate) fn check_ifname(name: &str) -> Result<(), SysError> {
+/// Checks an interface name as the kernel's `dev_valid_name` does: 1..=15 bytes, not `.` or
+/// `..`, no NUL, `/`, `:` or whitespace.
+pub fn check_ifname(name: &str) -> Result<(), SysError> {
     let ok = !name.is_empty()
         && name.len() < libc::IFNAMSIZ
+        && name != "."
+        && name != ".."
         && !name
             .bytes()
-            .any(|b| b == 0 || b == b'/' || b.is_ascii_whitespace());
+            .any(|b| b == 0 || b == b'/' || b == b':' || b.is_ascii_whitespace());
     if ok {
         Ok(())
     } else {
@@ -206,6 +217,8 @@ mod tests {
         assert_eq!(SysError::InterfaceDown { name: n() }.exit_code(), 69);
         assert_eq!(SysError::NotEthernet { name: n() }.exit_code(), 69);
         assert_eq!(SysError::NoTunDevice.exit_code(), 69);
+        assert_eq!(SysError::TunDeviceMode.exit_code(), 77);
+        assert!(SysError::TunDeviceMode.to_string().contains("chmod 0666"));
         assert_eq!(SysError::InvalidInterfaceName { name: n() }.exit_code(), 64);
         let down = SysError::InterfaceDown { name: n() }.to_string();
         assert!(down.contains("ip link set wlan0 up"), "{down}");
@@ -215,7 +228,16 @@ mod tests {
     fn interface_names_are_checked() {
         assert!(check_ifname("wlan0").is_ok());
         assert!(check_ifname("fifteen-chars-x").is_ok());
-        for bad in ["", "sixteen-chars-xx", "a\0b", "a/b", "a b"] {
+        for bad in [
+            "",
+            "sixteen-chars-xx",
+            "a\0b",
+            "a/b",
+            "a b",
+            "a:1",
+            ".",
+            "..",
+        ] {
             assert!(matches!(
                 check_ifname(bad),
                 Err(SysError::InvalidInterfaceName { .. })

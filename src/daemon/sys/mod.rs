@@ -15,7 +15,7 @@ mod tun;
 mod tests;
 
 pub use async_fd::{register, OwnsFd};
-pub use error::{SysError, CAP_NET_ADMIN, CAP_NET_RAW};
+pub use error::{check_ifname, SysError, CAP_NET_ADMIN, CAP_NET_RAW};
 pub use netlink::{disable_ipv6_autoconf, LinkInfo, Netlink};
 pub use packet::{PacketSocket, RecvBatch, SendBatch, BATCH, ETHERTYPE, FRAME_CAP, RECV_BUFFER};
 pub use tun::Tun;

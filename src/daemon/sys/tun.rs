@@ -31,10 +31,7 @@ impl Tun {
             .write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(TUN_PATH)
-            .map_err(|source| match source.kind() {
-                io::ErrorKind::NotFound => SysError::NoTunDevice,
-                _ => SysError::from_io(source, format!("opening {TUN_PATH}"), CAP_NET_ADMIN),
-            })?;
+            .map_err(open_error)?;
         let flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
         let name = set_iff(&file, name, flags).map_err(|source| {
             SysError::from_io(source, format!("creating TUN device {name}"), CAP_NET_ADMIN)
@@ -129,5 +126,30 @@ pub(super) fn fd_write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
         Err(io::Error::last_os_error())
     } else {
         Ok(n as usize)
+    }
+}
+
+/// Why `/dev/net/tun` did not open, in the operator's terms.
+fn open_error(source: io::Error) -> SysError {
+    match source.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ENXIO) | Some(libc::ENODEV) => SysError::NoTunDevice,
+        // Opening the node is a plain file permission: CAP_NET_ADMIN does not help.
+        Some(libc::EACCES) => SysError::TunDeviceMode,
+        _ => SysError::from_io(source, format!("opening {TUN_PATH}"), CAP_NET_ADMIN),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_errors_say_what_to_fix() {
+        let e = |errno| open_error(io::Error::from_raw_os_error(errno));
+        assert!(matches!(e(libc::ENOENT), SysError::NoTunDevice));
+        assert!(matches!(e(libc::ENODEV), SysError::NoTunDevice));
+        assert!(matches!(e(libc::EACCES), SysError::TunDeviceMode));
+        assert!(matches!(e(libc::EPERM), SysError::Permission { .. }));
+        assert!(matches!(e(libc::EMFILE), SysError::Io { .. }));
     }
 }
