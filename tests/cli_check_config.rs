@@ -1,25 +1,11 @@
 //! `veil check-config`, run as the real binary: the checks of `veil run` with no side effects.
 
-use std::path::{Path, PathBuf};
+mod tempdir;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
-/// A fresh directory for one test, removed when dropped (also when the test fails).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("veil-cc-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use tempdir::TempDir;
 
 fn check(config: &Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_veil"))
@@ -36,7 +22,7 @@ fn stderr(out: &Output) -> String {
 
 #[test]
 fn a_good_config_passes_and_nothing_is_created() {
-    let dir = TempDir::new("good");
+    let dir = TempDir::new("cc-good");
     let state = dir.0.join("state");
     let sock = dir.0.join("run").join("control.sock");
     let file = dir.0.join("veil.toml");
@@ -67,7 +53,7 @@ fn a_good_config_passes_and_nothing_is_created() {
 
 #[test]
 fn errors_and_exit_codes_are_those_of_veil_run() {
-    let dir = TempDir::new("bad");
+    let dir = TempDir::new("cc-bad");
     let file = dir.0.join("veil.toml");
     // A bad value: exit 78 (EX_CONFIG), the file, the line or key, and what to do.
     std::fs::write(&file, "interfaces = [\"wlan0\"]\nmode = \"darknet\"\n").unwrap();
