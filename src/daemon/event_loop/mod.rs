@@ -161,8 +161,11 @@ impl Opened {
                 .ok_or(SysError::NoSuchInterface {
                     name: tun_name.clone(),
                 })?;
-        // Router solicitations and friends would only be dropped by the node.
-        let _ = sys::disable_ipv6_autoconf(&tun_name);
+        // Router solicitations and friends would only be dropped by the node; a sandbox that
+        // makes /proc/sys read-only leaves the TUN accepting router advertisements: say so.
+        if let Err(e) = sys::disable_ipv6_autoconf(&tun_name) {
+            tracing::warn!("{e}: {tun_name} may accept IPv6 router advertisements");
+        }
         netlink.set_mtu(tun_index, TUN_MTU)?;
         netlink.set_up(tun_index)?;
         let tun = sys::register(tun).map_err(io_err("registering the TUN device"))?;
