@@ -22,6 +22,11 @@ impl Node {
             self.stats.drop(DropReason::MalformedFrame);
             return;
         }
+        // Never a neighbour: answering it would make us handshake with ourselves.
+        if self.ifaces.iter().any(|&(_, mac)| mac == src) {
+            self.stats.drop(DropReason::OwnSourceMac);
+            return;
+        }
         match Frame::parse(frame) {
             Err(_) => self.stats.drop(DropReason::MalformedFrame),
             Ok(Frame::Hello(hello)) => {

@@ -27,6 +27,7 @@ macro_rules! drop_reasons {
 
 drop_reasons! {
     MalformedFrame => "malformed_frame": "frame failed to parse",
+    OwnSourceMac => "own_source_mac": "frame claiming one of our own MAC addresses as its source (a loop or a spoof)",
     MalformedMessage => "malformed_message": "a message inside a decrypted frame failed to parse",
     UnknownSession => "unknown_session": "unicast frame for a session index we do not have",
     UnknownGroupKey => "unknown_group_key": "broadcast frame under a group key we do not have",
@@ -88,7 +89,7 @@ pub struct Stats {
     drops: [u64; DROP_REASONS],
 }
 
-const DROP_REASONS: usize = 29;
+const DROP_REASONS: usize = 30;
 const _: () = assert!(DropReason::ALL.len() == DROP_REASONS);
 
 impl Stats {
