@@ -67,6 +67,8 @@ fn keygen_refuses_to_replace_an_identity_without_force() {
         .status
         .success());
     let before = std::fs::read(&file).unwrap();
+    // An old file with a looser mode: --force must not keep it.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = veil().args(["keygen", "-i"]).arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
@@ -79,6 +81,13 @@ fn keygen_refuses_to_replace_an_identity_without_force() {
         .status;
     assert!(forced.success());
     assert_ne!(std::fs::read(&file).unwrap(), before);
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the replaced identity is owner-only");
+    let names: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["identity"], "no temporary file left: {names:?}");
 }
 
 #[test]

@@ -67,20 +67,41 @@ pub fn keygen(path: &Path, force: bool) -> Result<Identity, IdentityFileError> {
         .and_then(|mut f| f.read_exact(&mut seed))
         .map_err(IdentityFileError::Random)?;
     let identity = Identity::generate(&mut ChaCha20Rng::from_seed(seed));
+    // A new file (mode 0600 whatever the old one had) written in full, then put in place in
+    // one step: a crash or a full disk never leaves a half-written or missing identity.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = std::path::PathBuf::from(tmp);
     let io = |source| IdentityFileError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = OpenOptions::new()
+    let _ = std::fs::remove_file(&tmp);
+    let written = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    file.write_all(identity.to_file_string().as_bytes())
-        .map_err(io)?;
-    Ok(identity)
+        .open(&tmp)
+        .and_then(|mut file| {
+            file.write_all(identity.to_file_string().as_bytes())?;
+            file.sync_all()
+        })
+        .and_then(|()| {
+            if force {
+                std::fs::rename(&tmp, path)
+            } else {
+                // A link fails if `path` appeared meanwhile: never replace without --force.
+                std::fs::hard_link(&tmp, path)
+            }
+        });
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !force => {
+            Err(IdentityFileError::Exists(path.to_path_buf()))
+        }
+        Err(e) => Err(io(e)),
+        Ok(()) => Ok(identity),
+    }
 }
 
 /// Read the identity in `path`.
