@@ -79,6 +79,10 @@ fn errors_and_exit_codes_are_those_of_veil_run() {
     assert_eq!(none.status.code(), Some(64), "{none:?}");
     assert!(stderr(&none).contains("--interface"));
     assert!(check(&file, &["-i", "wlan0"]).status.success());
+    // A name given with -i is checked as well (veil run's exit 64 for a bad name).
+    let bad_if = check(&file, &["-i", "wlan:0"]);
+    assert_eq!(bad_if.status.code(), Some(64), "{bad_if:?}");
+    assert!(stderr(&bad_if).contains("wlan:0"), "{}", stderr(&bad_if));
     // A syntax error names the line.
     std::fs::write(&file, "interfaces = [\"wlan0\"]\nipv4 = yes\n").unwrap();
     let syntax = check(&file, &[]);

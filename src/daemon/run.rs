@@ -9,7 +9,7 @@ use super::config::{Config, ConfigError};
 use super::control_server::{self, ControlError};
 use super::event_loop::{Clock, Daemon, Opened};
 use super::state::{StateDir, StateError};
-use super::sys::SysError;
+use super::sys::{check_ifname, SysError};
 use crate::node::{Node, NodeError};
 
 /// Command-line settings of `veil run` (they override the config file).
@@ -77,6 +77,10 @@ pub fn effective_config(opts: &RunOptions) -> Result<Config, DaemonError> {
         None => Config::default(),
     };
     if !opts.interfaces.is_empty() {
+        // The file's names were checked when it was loaded; these replace them.
+        for name in &opts.interfaces {
+            check_ifname(name)?;
+        }
         cfg.interfaces = opts.interfaces.clone();
     }
     if let Some(dir) = &opts.state_dir {
@@ -165,6 +169,12 @@ mod tests {
         let cfg = effective_config(&opts).unwrap();
         assert_eq!(cfg.interfaces, vec!["wlan0".to_string()]);
         assert_eq!(cfg.state_dir, PathBuf::from("/tmp/x"));
+        // A name from the command line is checked like one from the file (exit 64).
+        let bad = RunOptions {
+            interfaces: vec!["wlan 0".into()],
+            ..RunOptions::default()
+        };
+        assert_eq!(effective_config(&bad).unwrap_err().exit_code(), 64);
     }
 
     #[test]
