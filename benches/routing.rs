@@ -20,7 +20,8 @@ use rand_chacha::ChaCha20Rng;
 use veilmesh::crypto::handshake::MSG3_LEN;
 use veilmesh::crypto::hashchain::chain_hash;
 use veilmesh::crypto::{
-    AcceptPolicy, Announcement, ChainSigner, GroupSender, Identity, Initiator, MeshPsk, SendKey,
+    AcceptPolicy, Announcement, ChainSigner, FrameTagKey, GroupSender, Identity, Initiator,
+    MeshPsk, SendKey,
 };
 use veilmesh::node::{IfaceId, Node, NodeConfig};
 use veilmesh::routing::OGM_BATCH_MAX;
@@ -28,8 +29,8 @@ use veilmesh::sim::{mac_of, node_factory};
 use veilmesh::time::{Duration, Instant};
 use veilmesh::wire::{
     emit_encrypted_header, emit_handshake, encrypted_frame_len, plaintext_area_mut,
-    split_encrypted_mut, EncryptedKind, Error, Frame, HandshakeKind, HelloRepr, IhuEntry,
-    MessageWriter, NodeId, OgmRepr, ANNOUNCE_LEN,
+    split_encrypted_mut, split_tag_mut, EncryptedKind, Error, Frame, HandshakeKind, HelloRepr,
+    IhuEntry, MessageWriter, NodeId, OgmRepr, ANNOUNCE_LEN,
 };
 
 /// Virtual time between two OGM frames from N: every originator's seqno may be new each
@@ -89,6 +90,12 @@ struct Fixture {
     rx_frames: u64,
 }
 
+/// The mesh-PSK tag of a handshake frame from N to R.
+fn seal_tag(key: &FrameTagKey, frame: &mut [u8], len: usize) {
+    let (covered, tag) = split_tag_mut(frame, len).expect("tag room");
+    *tag = key.tag(mac_of(MAC_N), mac_of(MAC_R), covered);
+}
+
 impl Fixture {
     fn new(orig: &Originators, round: u64) -> Fixture {
         let now = Instant::ZERO + Duration::from_secs(1);
@@ -98,11 +105,14 @@ impl Fixture {
         let n_identity = Identity::generate(&mut rng);
         let psk = MeshPsk::derive(b"veilmesh", None);
         let mut msg1 = [0u8; 64];
-        let (init, len) = Initiator::new(&n_identity, &psk, [7; 32], &mut msg1).expect("msg1");
+        let (mut init, len) =
+            Initiator::new(&n_identity, &psk, [7; 32], 1, &mut msg1).expect("msg1");
         let n_idx = 0x0000_0301;
         let mut frame = [0u8; 1500];
+        let tag_key = FrameTagKey::derive(&psk);
         let flen = emit_handshake(HandshakeKind::Init, n_idx, 0, &msg1[..len], &mut frame)
             .expect("init frame");
+        seal_tag(&tag_key, &mut frame, flen);
         r.handle_frame(now, IfaceId(0), mac_of(MAC_N), &frame[..flen]);
         let mut resp = None;
         let mut buf = [0u8; 1500];
@@ -130,6 +140,7 @@ impl Fixture {
             &mut frame,
         )
         .expect("finish frame");
+        seal_tag(&tag_key, &mut frame, flen);
         r.handle_frame(now, IfaceId(0), mac_of(MAC_N), &frame[..flen]);
         assert_eq!(r.sessions(), 1);
         let mut f = Fixture {

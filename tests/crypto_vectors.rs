@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use veilmesh::crypto::announce::Announcement;
 use veilmesh::crypto::handshake::{Initiator, MeshPsk, Responder};
 use veilmesh::crypto::hashchain::{chain_hash, chain_seed, ChainSigner};
-use veilmesh::crypto::{AcceptPolicy, Identity, SendKey};
+use veilmesh::crypto::{AcceptPolicy, FrameTagKey, Identity, SendKey};
+use veilmesh::wire::MacAddr;
 
 fn seq<const N: usize>(first: u8) -> [u8; N] {
     core::array::from_fn(|i| first.wrapping_add(i as u8))
@@ -49,6 +50,7 @@ fn computed() -> Vec<(&'static str, Vec<u8>)> {
     ann.ipv4_claim = Some(7);
     v.push(("announce_a", ann.sign(&a).unwrap().to_vec()));
     v.push(("transport_frame", transport_frame()));
+    v.extend(frame_tag());
     v.extend(handshake());
     v
 }
@@ -64,13 +66,22 @@ fn transport_frame() -> Vec<u8> {
     buf
 }
 
-/// A (initiator, RNG seed a0..bf) with B (responder, seed c0..df), psk of "veilmesh-test".
+/// The tag key of the psk of "veilmesh-test", and the tag of the hello of docs/protocol.md
+/// §1.5 (seq 7, interval 1 s) broadcast from 02:00:00:00:00:01.
+fn frame_tag() -> Vec<(&'static str, Vec<u8>)> {
+    let key = FrameTagKey::derive(&MeshPsk::derive(b"veilmesh-test", None));
+    let hello = [0x11, 0, 0, 7, 0, 0x64];
+    let tag = key.tag(MacAddr([2, 0, 0, 0, 0, 1]), MacAddr::BROADCAST, &hello);
+    vec![("frame_tag_hello", tag.to_vec())]
+}
+
+/// A (initiator, RNG seed a0..bf, handshake sequence number 1) with B (responder, seed c0..df), psk of "veilmesh-test".
 fn handshake() -> Vec<(&'static str, Vec<u8>)> {
     let psk = MeshPsk::derive(b"veilmesh-test", None);
     let open = AcceptPolicy::Open;
     let (mut m1, mut m2, mut m3) = ([0u8; 256], [0u8; 256], [0u8; 256]);
-    let (i, n1) = Initiator::new(&ident_a(), &psk, seq(0xa0), &mut m1).unwrap();
-    let (r, n2) = Responder::respond(&ident_b(), &psk, seq(0xc0), &m1[..n1], &mut m2).unwrap();
+    let (mut i, n1) = Initiator::new(&ident_a(), &psk, seq(0xa0), 1, &mut m1).unwrap();
+    let (mut r, n2) = Responder::respond(&ident_b(), &psk, seq(0xc0), &m1[..n1], &mut m2).unwrap();
     let (ei, n3) = i.finish(&m2[..n2], &mut m3, &open).unwrap();
     let er = r.finish(&m3[..n3], &open).unwrap();
     assert_eq!((ei.send_key, ei.recv_key), (er.recv_key, er.send_key));

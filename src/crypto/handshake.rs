@@ -3,7 +3,9 @@
 //!
 //! Flow (docs/protocol.md §3.5): `Initiator::new` writes msg 1; `Responder::respond` reads it
 //! and writes msg 2; `Initiator::finish` reads msg 2 and writes msg 3; `Responder::finish`
-//! reads msg 3. Every step consumes the state: on any error, drop it and start over.
+//! reads msg 3. A message that fails to authenticate (`HandshakeError::keeps_state`) leaves
+//! the state as it was, so a forged message cannot take the place of the genuine one; after
+//! any other error drop the state and start over.
 
 use core::fmt;
 
@@ -18,9 +20,11 @@ use super::seeded::SeededResolver;
 /// The Noise protocol name.
 pub const NOISE_PARAMS: &str = "Noise_XXpsk0_25519_ChaChaPoly_BLAKE2s";
 /// Noise prologue: both sides mix it in, so a different protocol version fails msg 1.
-pub const PROLOGUE: &[u8] = b"veilmesh link v1";
-/// Msg 1 (initiator): e (32) || AEAD tag of the empty payload (16).
-pub const MSG1_LEN: usize = 48;
+pub const PROLOGUE: &[u8] = b"veilmesh link v2";
+/// Length of msg 1's payload: the initiator's handshake sequence number (u64 BE).
+pub const INIT_SEQ_LEN: usize = 8;
+/// Msg 1 (initiator): e (32) || encrypted handshake sequence number (8 + 16).
+pub const MSG1_LEN: usize = 56;
 /// Msg 2 (responder): e (32) || enc s (48) || enc identity proof (96 + 16).
 pub const MSG2_LEN: usize = 192;
 /// Msg 3 (initiator): enc s (48) || enc identity proof (96 + 16).
@@ -92,6 +96,18 @@ pub enum HandshakeError {
     Internal,
 }
 
+impl HandshakeError {
+    /// Whether the handshake state is unchanged by the failed step and can read another
+    /// message: the message was refused before it authenticated (forged, cut, or from
+    /// another mesh), so the genuine one may still come.
+    pub fn keeps_state(&self) -> bool {
+        matches!(
+            self,
+            HandshakeError::Decrypt | HandshakeError::BadLength { .. } | HandshakeError::BadKey
+        )
+    }
+}
+
 /// The result of a completed handshake. `Debug` prints only the peer.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Established {
@@ -127,17 +143,28 @@ pub struct Responder {
     hs: HandshakeState,
 }
 
+/// Responder that read an authentic msg 1 and has not answered yet: the node checks the
+/// sequence number and its budgets before it spends the key agreements of msg 2.
+pub struct InitReceived {
+    hs: HandshakeState,
+    init_seq: u64,
+}
+
 impl Initiator {
-    /// Start a handshake: writes msg 1 into `out` and returns its length.
+    /// Start a handshake: writes msg 1 carrying `init_seq` (must grow with every handshake
+    /// this identity starts, across restarts) into `out` and returns its length.
     pub fn new(
         identity: &Identity,
         psk: &MeshPsk,
         seed: [u8; 32],
+        init_seq: u64,
         out: &mut [u8],
     ) -> Result<(Initiator, usize), HandshakeError> {
         need(out, MSG1_LEN)?;
         let mut hs = build(identity, psk, seed, true)?;
-        let len = hs.write_message(&[], out).map_err(map_snow)?;
+        let len = hs
+            .write_message(&init_seq.to_be_bytes(), out)
+            .map_err(map_snow)?;
         let proof = identity.link_proof();
         Ok((Initiator { hs, proof }, len))
     }
@@ -145,7 +172,7 @@ impl Initiator {
     /// Read msg 2, check the responder's identity and `policy`, write msg 3 into `out`.
     /// A refused responder gets no msg 3, so it never learns who we are.
     pub fn finish(
-        mut self,
+        &mut self,
         msg2: &[u8],
         out: &mut [u8],
         policy: &AcceptPolicy,
@@ -162,8 +189,31 @@ impl Initiator {
 }
 
 impl Responder {
-    /// Read msg 1 and write msg 2 into `out`. Fails with `Decrypt` if the PSKs differ.
-    /// The policy is checked in `finish`: XX reveals the initiator only in msg 3.
+    /// Read msg 1 (no key agreement yet: cheap). Fails with `Decrypt` if the PSKs differ.
+    pub fn read_init(
+        identity: &Identity,
+        psk: &MeshPsk,
+        seed: [u8; 32],
+        msg1: &[u8],
+    ) -> Result<InitReceived, HandshakeError> {
+        exact(1, msg1, MSG1_LEN)?;
+        let mut hs = build(identity, psk, seed, false)?;
+        let mut payload = [0u8; MSG1_LEN];
+        let n = hs.read_message(msg1, &mut payload).map_err(map_snow)?;
+        let seq = payload
+            .get(..n)
+            .and_then(|p| <[u8; INIT_SEQ_LEN]>::try_from(p).ok());
+        let init_seq = seq
+            .map(u64::from_be_bytes)
+            .ok_or(HandshakeError::BadLength {
+                msg: 1,
+                expected: MSG1_LEN,
+                got: msg1.len(),
+            })?;
+        Ok(InitReceived { hs, init_seq })
+    }
+
+    /// Read msg 1 and write msg 2 into `out` (`read_init` then `InitReceived::answer`).
     pub fn respond(
         identity: &Identity,
         psk: &MeshPsk,
@@ -171,27 +221,12 @@ impl Responder {
         msg1: &[u8],
         out: &mut [u8],
     ) -> Result<(Responder, usize), HandshakeError> {
-        exact(1, msg1, MSG1_LEN)?;
-        need(out, MSG2_LEN)?;
-        let mut hs = build(identity, psk, seed, false)?;
-        let mut payload = [0u8; MSG1_LEN];
-        let n = hs.read_message(msg1, &mut payload).map_err(map_snow)?;
-        if n != 0 {
-            return Err(HandshakeError::BadLength {
-                msg: 1,
-                expected: MSG1_LEN,
-                got: msg1.len(),
-            });
-        }
-        let len = hs
-            .write_message(&identity.link_proof(), out)
-            .map_err(map_snow)?;
-        Ok((Responder { hs }, len))
+        Self::read_init(identity, psk, seed, msg1)?.answer(identity, out)
     }
 
     /// Read msg 3, check the initiator's identity and `policy`.
     pub fn finish(
-        mut self,
+        &mut self,
         msg3: &[u8],
         policy: &AcceptPolicy,
     ) -> Result<Established, HandshakeError> {
@@ -201,6 +236,28 @@ impl Responder {
             return Err(HandshakeError::NotAllowed);
         }
         established(&mut self.hs, peer, false)
+    }
+}
+
+impl InitReceived {
+    /// The initiator's handshake sequence number (authenticated by the PSK only).
+    pub fn init_seq(&self) -> u64 {
+        self.init_seq
+    }
+
+    /// Write msg 2 into `out`. The policy is checked in `Responder::finish`: XX reveals the
+    /// initiator only in msg 3.
+    pub fn answer(
+        mut self,
+        identity: &Identity,
+        out: &mut [u8],
+    ) -> Result<(Responder, usize), HandshakeError> {
+        need(out, MSG2_LEN)?;
+        let len = self
+            .hs
+            .write_message(&identity.link_proof(), out)
+            .map_err(map_snow)?;
+        Ok((Responder { hs: self.hs }, len))
     }
 }
 

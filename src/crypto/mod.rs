@@ -9,6 +9,7 @@ use crate::wire::{NodeId, NODE_ID_LEN};
 
 pub mod aead;
 pub mod announce;
+pub mod frame_tag;
 pub mod group;
 pub mod handshake;
 pub mod hashchain;
@@ -23,6 +24,7 @@ mod parse_props;
 
 pub use aead::{CounterExhausted, OpenError, RecvKey, SendKey};
 pub use announce::{AnnounceError, Announcement};
+pub use frame_tag::FrameTagKey;
 pub use group::{GroupReceiver, GroupSender};
 pub use handshake::{Established, HandshakeError, Initiator, MeshPsk, Responder};
 pub use hashchain::{ChainError, ChainSigner, ChainStatus, ChainVerifier};

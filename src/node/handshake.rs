@@ -1,7 +1,8 @@
 //! The node's side of link handshakes: when to start one, answering, finishing, installing
 //! the session, and the timers (timeout, rekey, expiry) that go with them.
 
-use super::links::{LinkSession, Links, Pending, HANDSHAKE_TIMEOUT, IDLE_LINK_TIMEOUT};
+use super::budget::{self, Trigger};
+use super::links::{Link, LinkSession, Links, Pending, HANDSHAKE_TIMEOUT, IDLE_LINK_TIMEOUT};
 use super::{DropReason, Event, IfaceId, Node};
 use crate::crypto::handshake::{MSG1_LEN, MSG2_LEN, MSG3_LEN};
 use crate::crypto::{Established, HandshakeError, Initiator, Responder, Session};
@@ -9,23 +10,36 @@ use crate::time::Instant;
 use crate::wire::{HandshakeKind, MacAddr};
 
 impl Node {
-    /// Start a handshake toward `mac` if none is running and the rate limits allow.
-    pub(super) fn maybe_initiate(&mut self, now: Instant, iface: IfaceId, mac: MacAddr) {
-        let Some(slot) = self.links.find_or_insert(iface, mac, now) else {
-            self.stats.drop(DropReason::NeighborTableFull);
-            return;
-        };
-        let may = self.links.get(slot).is_some_and(|l| l.may_initiate(now));
-        if !may {
-            return;
+    /// Start a handshake toward `mac` if none is running and the budget of `trigger` and
+    /// the per-link retry limit allow. Unauthenticated triggers are budgeted before a link
+    /// is made for them, so a flood of them cannot churn the link table.
+    pub(super) fn maybe_initiate(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        mac: MacAddr,
+        trigger: Trigger,
+    ) {
+        let existing = self.links.find(iface, mac);
+        if let Some(slot) = existing {
+            if !self.links.get(slot).is_some_and(|l| l.may_initiate(now)) {
+                return;
+            }
         }
-        if !self.handshake_budget.allow(now) {
+        if !self.hs_budgets.allow(now, trigger) {
             self.stats.drop(DropReason::HandshakeRateLimited);
             return;
         }
+        let Some(slot) = existing.or_else(|| self.links.find_or_insert(iface, mac, now)) else {
+            self.stats.drop(DropReason::NeighborTableFull);
+            return;
+        };
         let seed = self.seed();
+        self.init_seq = self.init_seq.saturating_add(1);
         let mut msg1 = [0u8; MSG1_LEN];
-        let Ok((hs, len)) = Initiator::new(&self.identity, &self.psk, seed, &mut msg1) else {
+        let Ok((hs, len)) =
+            Initiator::new(&self.identity, &self.psk, seed, self.init_seq, &mut msg1)
+        else {
             self.stats.drop(DropReason::HandshakeFailed);
             return;
         };
@@ -35,6 +49,7 @@ impl Node {
                 hs: Box::new(hs),
                 local_idx,
                 since: now,
+                failed: 0,
             });
             link.last_attempt = Some(now);
         }
@@ -47,7 +62,7 @@ impl Node {
         );
     }
 
-    /// A HandshakeInit from `mac`.
+    /// A HandshakeInit from `mac` (its frame tag already checked).
     pub(super) fn on_handshake_init(
         &mut self,
         now: Instant,
@@ -56,27 +71,48 @@ impl Node {
         sender_idx: u32,
         noise: &[u8],
     ) {
+        // Reading msg 1 costs no key agreement: do it before anything is stored or spent.
+        let seed = self.seed();
+        let got = match Responder::read_init(&self.identity, &self.psk, seed, noise) {
+            Ok(got) => got,
+            Err(e) => {
+                self.stats.drop(handshake_drop(&e));
+                return;
+            }
+        };
         let Some(slot) = self.links.find_or_insert(iface, mac, now) else {
             self.stats.drop(DropReason::NeighborTableFull);
             return;
         };
-        // Both sides initiated at once: the handshake started by the lower MAC goes on.
-        let ours_wins = self.mac_of(iface).is_some_and(|m| m < mac)
-            && self
-                .links
-                .get(slot)
-                .is_some_and(|l| matches!(l.pending, Some(Pending::Initiating { .. })));
-        if ours_wins {
+        let we_are_lower = self.mac_of(iface).is_some_and(|m| m < mac);
+        let Some(link) = self.links.get_mut(slot) else {
+            return;
+        };
+        let seq = got.init_seq();
+        if is_replayed_init(link, seq, now) {
+            self.stats.drop(DropReason::HandshakeReplay);
             return;
         }
-        if !self.handshake_budget.allow(now) {
+        // Authentic and new: whatever happens to it, an older one is a replay from now on.
+        link.peer_init_seq = Some(link.peer_init_seq.map_or(seq, |s| s.max(seq)));
+        // Both sides initiated at once: the handshake started by the lower MAC goes on.
+        let initiating = matches!(link.pending, Some(Pending::Initiating { .. }));
+        if initiating && we_are_lower {
+            return;
+        }
+        let trigger = if link.session_alive(now) {
+            Trigger::Rekey
+        } else {
+            Trigger::Authenticated
+        };
+        if !budget::per_link_allows(&mut link.answer_gate, now)
+            || !self.hs_budgets.allow(now, trigger)
+        {
             self.stats.drop(DropReason::HandshakeRateLimited);
             return;
         }
-        let seed = self.seed();
         let mut msg2 = [0u8; MSG2_LEN];
-        let (hs, len) = match Responder::respond(&self.identity, &self.psk, seed, noise, &mut msg2)
-        {
+        let (hs, len) = match got.answer(&self.identity, &mut msg2) {
             Ok(r) => r,
             Err(e) => {
                 self.stats.drop(handshake_drop(&e));
@@ -90,6 +126,8 @@ impl Node {
                 local_idx,
                 remote_idx: sender_idx,
                 since: now,
+                init_seq: seq,
+                failed: 0,
             });
             link.last_heard = now;
         }
@@ -102,7 +140,9 @@ impl Node {
         );
     }
 
-    /// A HandshakeResp from `mac` for our pending Init `receiver_idx`.
+    /// A HandshakeResp from `mac` for our pending Init `receiver_idx`. The pending state
+    /// goes only when the message verifies or proves the peer unacceptable; one that
+    /// fails to authenticate is dropped and the genuine one can still complete.
     pub(super) fn on_handshake_resp(
         &mut self,
         now: Instant,
@@ -110,15 +150,30 @@ impl Node {
         (sender_idx, receiver_idx): (u32, u32),
         noise: &[u8],
     ) {
-        let Some((slot, iface, Pending::Initiating { hs, local_idx, .. })) =
-            self.take_pending(mac, receiver_idx)
-        else {
+        let Some(slot) = self.pending_slot(mac, receiver_idx) else {
             self.stats.drop(DropReason::UnknownSession);
             return;
         };
+        let Some(link) = self.links.get_mut(slot) else {
+            return;
+        };
+        let alive = link.session_alive(now);
+        let current_node = link.node;
+        let iface = link.iface;
+        let Some(Pending::Initiating { hs, local_idx, .. }) = link.pending.as_mut() else {
+            self.stats.drop(DropReason::UnknownSession);
+            return;
+        };
+        let local_idx = *local_idx;
         let mut msg3 = [0u8; MSG3_LEN];
         match hs.finish(noise, &mut msg3, &self.cfg.policy) {
             Ok((est, len)) => {
+                link.pending = None;
+                if alive && current_node != Some(est.peer.node_id()) {
+                    // A member answering in place of the node whose live session this is.
+                    self.stats.drop(DropReason::IdentityConflict);
+                    return;
+                }
                 self.queue_handshake(
                     iface,
                     mac,
@@ -128,11 +183,12 @@ impl Node {
                 );
                 self.install_session(now, slot, &est, (local_idx, sender_idx));
             }
-            Err(e) => self.stats.drop(handshake_drop(&e)),
+            Err(e) => self.failed_read(slot, &e),
         }
     }
 
-    /// A HandshakeFinish from `mac` for our pending Resp `receiver_idx`.
+    /// A HandshakeFinish from `mac` for our pending Resp `receiver_idx`; like a Resp, a
+    /// message that fails to authenticate leaves the pending state in place.
     pub(super) fn on_handshake_finish(
         &mut self,
         now: Instant,
@@ -140,41 +196,72 @@ impl Node {
         (sender_idx, receiver_idx): (u32, u32),
         noise: &[u8],
     ) {
-        let Some((
-            slot,
-            _,
-            Pending::Responding {
-                hs,
-                local_idx,
-                remote_idx,
-                ..
-            },
-        )) = self.take_pending(mac, receiver_idx)
+        let Some(slot) = self.pending_slot(mac, receiver_idx) else {
+            self.stats.drop(DropReason::UnknownSession);
+            return;
+        };
+        let Some(link) = self.links.get_mut(slot) else {
+            return;
+        };
+        let alive = link.session_alive(now);
+        let current_node = link.node;
+        let Some(Pending::Responding {
+            hs,
+            local_idx,
+            remote_idx,
+            ..
+        }) = link.pending.as_mut()
         else {
             self.stats.drop(DropReason::UnknownSession);
             return;
         };
-        if remote_idx != sender_idx {
+        if *remote_idx != sender_idx {
             self.stats.drop(DropReason::UnknownSession);
             return;
         }
+        let indices = (*local_idx, *remote_idx);
         match hs.finish(noise, &self.cfg.policy) {
-            Ok(est) => self.install_session(now, slot, &est, (local_idx, remote_idx)),
-            Err(e) => self.stats.drop(handshake_drop(&e)),
+            Ok(est) => {
+                link.pending = None;
+                if alive && current_node != Some(est.peer.node_id()) {
+                    self.stats.drop(DropReason::IdentityConflict);
+                    return;
+                }
+                self.install_session(now, slot, &est, indices);
+            }
+            Err(e) => self.failed_read(slot, &e),
         }
     }
 
-    /// The handshake in progress that `receiver_idx` names on the link to `mac`, taken out
-    /// of the link (slot, interface, state).
-    fn take_pending(
-        &mut self,
-        mac: MacAddr,
-        receiver_idx: u32,
-    ) -> Option<(usize, IfaceId, Pending)> {
+    /// The slot whose pending handshake `receiver_idx` names, if it is the link to `mac`
+    /// and that handshake may still read a message.
+    fn pending_slot(&mut self, mac: MacAddr, receiver_idx: u32) -> Option<usize> {
         let slot = self.links.by_pending_index(receiver_idx)?;
-        let link = self.links.get_mut(slot).filter(|l| l.mac == mac)?;
-        let pending = link.pending.take()?;
-        Some((slot, link.iface, pending))
+        let link = self.links.get(slot).filter(|l| l.mac == mac)?;
+        if link
+            .pending
+            .as_ref()
+            .is_some_and(Pending::read_budget_spent)
+        {
+            self.stats.drop(DropReason::HandshakeRateLimited);
+            return None;
+        }
+        Some(slot)
+    }
+
+    /// A Resp or Finish for the pending handshake in `slot` failed: one that did not
+    /// authenticate leaves the handshake for the genuine message (up to
+    /// `MAX_FAILED_READS`); one that did but named a refused or broken identity ends it.
+    fn failed_read(&mut self, slot: usize, e: &HandshakeError) {
+        self.stats.drop(handshake_drop(e));
+        let Some(link) = self.links.get_mut(slot) else {
+            return;
+        };
+        if !e.keeps_state() {
+            link.pending = None;
+        } else if let Some(p) = link.pending.as_mut() {
+            p.note_failed_read();
+        }
     }
 
     /// A handshake completed: make its session current and send the peer our group key and
@@ -305,7 +392,7 @@ impl Node {
         }
         self.forget_links(now, &lost, &forget);
         for (iface, mac) in rekey {
-            self.maybe_initiate(now, iface, mac);
+            self.maybe_initiate(now, iface, mac, Trigger::Rekey);
         }
     }
 }
@@ -334,6 +421,19 @@ impl Node {
             self.links.remove(*slot);
         }
     }
+}
+
+/// Whether an authentic Init with sequence number `seq` is a replay on `link`: no newer
+/// than the one its pending answer is for, or than one already answered while a session
+/// with the peer is alive. (A peer that lost its state starts lower: it gets through once
+/// its old session has gone silent.)
+fn is_replayed_init(link: &Link, seq: u64, now: Instant) -> bool {
+    let pending_newer = matches!(
+        link.pending,
+        Some(Pending::Responding { init_seq, .. }) if init_seq >= seq
+    );
+    let answered_newer = link.peer_init_seq.is_some_and(|s| s >= seq) && link.session_alive(now);
+    pending_newer || answered_newer
 }
 
 fn handshake_drop(e: &HandshakeError) -> DropReason {

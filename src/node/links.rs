@@ -5,6 +5,7 @@ use rand_core::RngCore;
 
 use super::IfaceId;
 use crate::crypto::{GroupReceiver, Initiator, PublicIdentity, Responder, Session};
+use crate::routing::seqno::Gcra;
 use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId};
 
@@ -16,6 +17,12 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 pub const HANDSHAKE_RETRY: Duration = Duration::from_secs(1);
 /// A link with no session and no frame heard for this long is forgotten.
 pub const IDLE_LINK_TIMEOUT: Duration = Duration::from_secs(60);
+/// A session that authenticated nothing for this long no longer protects its link: an
+/// older Init (the peer lost its state) or another identity behind the MAC is accepted.
+pub const SESSION_SILENT_AFTER: Duration = Duration::from_secs(10);
+/// Forged or broken Resp/Finish messages one pending handshake reads (each costs a key
+/// agreement) before it ignores the rest until it times out.
+pub const MAX_FAILED_READS: u8 = 4;
 
 /// An established transport session and the indices that name it on the air.
 pub struct LinkSession {
@@ -42,6 +49,8 @@ pub enum Pending {
         local_idx: u32,
         /// When we sent the Init.
         since: Instant,
+        /// Resp messages that failed to authenticate so far.
+        failed: u8,
     },
     /// We answered an Init and wait for HandshakeFinish.
     Responding {
@@ -53,6 +62,10 @@ pub enum Pending {
         remote_idx: u32,
         /// When we sent the Resp.
         since: Instant,
+        /// The initiator's handshake sequence number.
+        init_seq: u64,
+        /// Finish messages that failed to authenticate so far.
+        failed: u8,
     },
 }
 
@@ -70,6 +83,24 @@ impl Pending {
     pub fn since(&self) -> Instant {
         match self {
             Pending::Initiating { since, .. } | Pending::Responding { since, .. } => *since,
+        }
+    }
+
+    /// Count a message that failed to authenticate; false once there were too many.
+    pub fn note_failed_read(&mut self) -> bool {
+        let failed = match self {
+            Pending::Initiating { failed, .. } | Pending::Responding { failed, .. } => failed,
+        };
+        *failed = failed.saturating_add(1);
+        *failed < MAX_FAILED_READS
+    }
+
+    /// Whether this handshake already read too many bad messages to try another.
+    pub fn read_budget_spent(&self) -> bool {
+        match self {
+            Pending::Initiating { failed, .. } | Pending::Responding { failed, .. } => {
+                *failed >= MAX_FAILED_READS
+            }
         }
     }
 }
@@ -98,6 +129,12 @@ pub struct Link {
     pub last_group_request: Option<Instant>,
     /// When we last heard any frame from it.
     pub last_heard: Instant,
+    /// When a frame from it last opened under a session or its group key.
+    pub last_authenticated: Option<Instant>,
+    /// Highest handshake sequence number of an Init from this MAC we answered.
+    pub peer_init_seq: Option<u64>,
+    /// Rate of Inits from this MAC we answer.
+    pub answer_gate: Gcra,
 }
 
 impl Link {
@@ -114,7 +151,19 @@ impl Link {
             last_attempt: None,
             last_group_request: None,
             last_heard: now,
+            last_authenticated: None,
+            peer_init_seq: None,
+            answer_gate: Gcra::default(),
         }
+    }
+
+    /// Whether a confirmed session authenticated a frame from this neighbour lately: then
+    /// nothing unconfirmed may take its place.
+    pub fn session_alive(&self, now: Instant) -> bool {
+        self.current.as_ref().is_some_and(|s| s.confirmed)
+            && self
+                .last_authenticated
+                .is_some_and(|t| now.saturating_since(t) < SESSION_SILENT_AFTER)
     }
 
     /// Whether we may start a handshake toward this neighbour now.

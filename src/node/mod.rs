@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod announcements;
+mod budget;
 mod config;
 mod control;
 mod handshake;
@@ -33,7 +34,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use crate::crypto::hashchain::DEFAULT_CHAIN_LEN;
-use crate::crypto::{Announcement, ChainSigner, GroupSender, Identity, MeshPsk};
+use crate::crypto::{Announcement, ChainSigner, FrameTagKey, GroupSender, Identity, MeshPsk};
 use crate::overlay::{ipv6_for, mesh_prefix, AddressBook, MeshPrefix};
 use crate::routing::seqno::TokenBucket;
 use crate::routing::Routing;
@@ -130,7 +131,9 @@ pub struct Node {
     tx: Ring<TxMeta>,
     deliver: Ring<()>,
     events: heapless::Deque<Event, EVENT_QUEUE_CAP>,
-    handshake_budget: TokenBucket,
+    hs_budgets: budget::HandshakeBudgets,
+    tag_key: FrameTagKey,
+    init_seq: u64,
     announce_budget: TokenBucket,
     icmp_budget: TokenBucket,
     next_housekeeping: Instant,
@@ -182,7 +185,10 @@ impl Node {
         let mut node = Node {
             tx: Ring::new(cfg.tx_queue),
             deliver: Ring::new(cfg.deliver_queue),
-            handshake_budget: TokenBucket::new(now, cfg.handshakes_per_sec, cfg.handshakes_per_sec),
+            hs_budgets: budget::HandshakeBudgets::new(now, cfg.handshakes_per_sec),
+            tag_key: FrameTagKey::derive(&psk),
+            // Grows across restarts with the epoch (docs/protocol.md §3.5).
+            init_seq: u64::from(epoch) << 32,
             announce_budget: TokenBucket::new(
                 now,
                 ANNOUNCE_REPLIES_PER_SEC,

@@ -1,5 +1,6 @@
 //! Frames from the mesh: classify, authenticate and decrypt, then act on each message.
 
+use super::budget::Trigger;
 use super::links::Which;
 use super::{DropReason, IfaceId, Node};
 use crate::crypto::{GroupReceiver, OpenError};
@@ -29,21 +30,36 @@ impl Node {
         }
         match Frame::parse(frame) {
             Err(_) => self.stats.drop(DropReason::MalformedFrame),
-            Ok(Frame::Hello(hello)) => {
+            Ok(Frame::Hello { hello, tag }) => {
+                if !self
+                    .tag_key
+                    .verify(src, MacAddr::BROADCAST, tag.covered, tag.tag)
+                {
+                    self.stats.drop(DropReason::BadFrameTag);
+                    return;
+                }
                 self.routing.handle_hello(now, iface, src, &hello, false);
                 let has_session = self
                     .links
                     .by_mac(iface, src)
                     .is_some_and(|l| l.current.is_some());
                 if !has_session {
-                    self.maybe_initiate(now, iface, src);
+                    self.maybe_initiate(now, iface, src, Trigger::Authenticated);
                 }
+            }
+            Ok(Frame::Handshake { tag, .. })
+                if !self
+                    .mac_of(iface)
+                    .is_some_and(|dst| self.tag_key.verify(src, dst, tag.covered, tag.tag)) =>
+            {
+                self.stats.drop(DropReason::BadFrameTag)
             }
             Ok(Frame::Handshake {
                 kind,
                 sender_idx,
                 receiver_idx,
                 noise,
+                ..
             }) => match kind {
                 HandshakeKind::Init => self.on_handshake_init(now, iface, src, sender_idx, noise),
                 HandshakeKind::Resp => {
@@ -75,7 +91,7 @@ impl Node {
                 .by_mac(iface, src)
                 .is_some_and(|l| l.current.as_ref().is_some_and(|c| c.confirmed));
             if !has_session {
-                self.maybe_initiate(now, iface, src);
+                self.maybe_initiate(now, iface, src, Trigger::Unauthenticated);
             }
             return;
         };
@@ -117,7 +133,7 @@ impl Node {
     fn on_broadcast(&mut self, now: Instant, iface: IfaceId, src: MacAddr, f: &EncryptedFrame<'_>) {
         let Some(slot) = self.links.find(iface, src) else {
             self.stats.drop(DropReason::UnknownGroupKey);
-            self.maybe_initiate(now, iface, src);
+            self.maybe_initiate(now, iface, src, Trigger::Unauthenticated);
             return;
         };
         let key_id = f.index_or_key_id();
@@ -157,7 +173,7 @@ impl Node {
         };
         if link.current.is_none() {
             let (iface, mac) = (link.iface, link.mac);
-            self.maybe_initiate(now, iface, mac);
+            self.maybe_initiate(now, iface, mac, Trigger::Unauthenticated);
             return;
         }
         let recent = link
@@ -216,6 +232,7 @@ impl Node {
         let mut node = None;
         if let Some(link) = self.links.get_mut(slot) {
             link.last_heard = now;
+            link.last_authenticated = Some(now);
             node = link.node;
         }
         if !self.routing.handle_authenticated_frame(now, iface, src) {

@@ -28,6 +28,9 @@ macro_rules! drop_reasons {
 drop_reasons! {
     MalformedFrame => "malformed_frame": "frame failed to parse",
     OwnSourceMac => "own_source_mac": "frame claiming one of our own MAC addresses as its source (a loop or a spoof)",
+    BadFrameTag => "bad_frame_tag": "clear hello or handshake frame without a valid mesh-PSK tag (an outsider, or another mesh)",
+    HandshakeReplay => "handshake_replay": "HandshakeInit no newer than one already taken from that MAC (a replay)",
+    IdentityConflict => "identity_conflict": "handshake from a MAC whose live session belongs to another identity",
     MalformedMessage => "malformed_message": "a message inside a decrypted frame failed to parse",
     UnknownSession => "unknown_session": "unicast frame for a session index we do not have",
     UnknownGroupKey => "unknown_group_key": "broadcast frame under a group key we do not have",
@@ -35,7 +38,7 @@ drop_reasons! {
     Replay => "replay": "counter already seen or too old for the replay window",
     HandshakeFailed => "handshake_failed": "handshake message rejected (wrong PSK, bad proof, tampered)",
     NotAllowed => "not_allowed": "peer identity not in the darknet allow-list",
-    HandshakeRateLimited => "handshake_rate_limited": "too many handshakes from this neighbour or in total",
+    HandshakeRateLimited => "handshake_rate_limited": "over a handshake budget: this neighbour's, new links', rekeys' or unauthenticated triggers'",
     NeighborTableFull => "neighbor_table_full": "no room for another neighbour",
     OgmInvalid => "ogm_invalid": "OGM whose hash-chain element did not verify",
     OgmStale => "ogm_stale": "OGM older than what we already have (replay)",
@@ -86,23 +89,33 @@ pub struct Stats {
     /// ICMP errors (Time Exceeded) this node built and sent as a relay.
     pub icmp_errors_sent: u64,
     #[serde(skip)]
-    drops: [u64; DROP_REASONS],
+    drops: DropCounters,
 }
 
-const DROP_REASONS: usize = 30;
+/// One counter per `DropReason`.
+#[derive(Debug, Clone)]
+struct DropCounters([u64; DROP_REASONS]);
+
+impl Default for DropCounters {
+    fn default() -> Self {
+        DropCounters([0; DROP_REASONS])
+    }
+}
+
+const DROP_REASONS: usize = 33;
 const _: () = assert!(DropReason::ALL.len() == DROP_REASONS);
 
 impl Stats {
     /// Count one drop.
     pub fn drop(&mut self, reason: DropReason) {
-        if let Some(c) = self.drops.get_mut(reason as usize) {
+        if let Some(c) = self.drops.0.get_mut(reason as usize) {
             *c += 1;
         }
     }
 
     /// How many drops for `reason`.
     pub fn drops(&self, reason: DropReason) -> u64 {
-        self.drops.get(reason as usize).copied().unwrap_or(0)
+        self.drops.0.get(reason as usize).copied().unwrap_or(0)
     }
 
     /// All drop counters with their names, in a fixed order.
@@ -112,7 +125,7 @@ impl Stats {
 
     /// Total drops over all reasons.
     pub fn total_drops(&self) -> u64 {
-        self.drops.iter().sum()
+        self.drops.0.iter().sum()
     }
 }
 

@@ -102,7 +102,7 @@ fn frames_from_our_own_mac_are_dropped_and_counted() {
         let t = b.poll_transmit(&mut buf).expect("b says hello");
         if matches!(
             crate::wire::Frame::parse(&buf[..t.len]),
-            Ok(crate::wire::Frame::Hello(_))
+            Ok(crate::wire::Frame::Hello { .. })
         ) {
             break buf[..t.len].to_vec();
         }
@@ -197,4 +197,52 @@ proptest! {
         // Still healthy: the session with a survives.
         prop_assert_eq!(b.sessions(), 1);
     }
+}
+
+#[test]
+fn a_member_handshaking_from_a_neighbours_mac_does_not_take_its_live_session() {
+    let t0 = Instant::ZERO;
+    let (mut a, mut b) = (node(1, t0), node(2, t0));
+    run_pair(&mut a, &mut b, t0, 10);
+    assert_eq!(a.sessions(), 1);
+    // m is another member (it has the PSK) with b's MAC: it hears what a sends and talks
+    // to a as b would.
+    let start = t0 + Duration::from_secs(10);
+    let mut m = {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let id = Identity::generate(&mut rng);
+        let mut n = Node::new(NodeConfig::default(), id, 1, [3; 32], start).unwrap();
+        n.add_interface(start, IfaceId(0), mac(2));
+        n
+    };
+    let mut buf = [0u8; 1500];
+    let mut now = start;
+    while now < start + Duration::from_secs(20) {
+        for n in [&mut a, &mut b, &mut m] {
+            n.handle_timeout(now);
+        }
+        loop {
+            let mut moved = false;
+            while let Some(t) = a.poll_transmit(&mut buf) {
+                b.handle_frame(now, IfaceId(0), mac(1), &buf[..t.len]);
+                m.handle_frame(now, IfaceId(0), mac(1), &buf[..t.len]);
+                moved = true;
+            }
+            for from in [&mut b, &mut m] {
+                while let Some(t) = from.poll_transmit(&mut buf) {
+                    a.handle_frame(now, IfaceId(0), mac(2), &buf[..t.len]);
+                    moved = true;
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        now += Duration::from_millis(10);
+    }
+    let link = a.links.by_mac(IfaceId(0), mac(2)).unwrap();
+    assert_eq!(link.node, Some(b.node_id()), "b's session was replaced");
+    assert!(a.stats().drops(DropReason::IdentityConflict) > 0, "m never got that far");
+    assert_eq!(a.sessions(), 1);
+    assert_eq!(a.next_hop(&b.node_id()), Some((IfaceId(0), mac(2))));
 }

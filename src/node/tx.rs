@@ -4,18 +4,25 @@
 use super::{DropReason, IfaceId, Node, TxMeta};
 use crate::wire::{
     emit_encrypted_header, emit_handshake, emit_hello, encrypted_frame_len, plaintext_area_mut,
-    split_encrypted_mut, EncryptedKind, Error, HandshakeKind, HelloRepr, MacAddr, MessageWriter,
-    UNICAST_FRAME_LEN,
+    split_encrypted_mut, split_tag_mut, EncryptedKind, Error, HandshakeKind, HelloRepr, MacAddr,
+    MessageWriter, UNICAST_FRAME_LEN,
 };
 
 impl Node {
     /// Queue a clear hello on `iface` (discovery for neighbours without a session).
     pub(super) fn queue_clear_hello(&mut self, iface: IfaceId, hello: &HelloRepr) {
+        let Some(src) = self.mac_of(iface) else {
+            return;
+        };
         let Some(out) = self.tx.reserve() else {
             self.stats.drop(DropReason::TxQueueFull);
             return;
         };
-        if let Ok(len) = emit_hello(hello, &mut out.buf) {
+        let Ok(len) = emit_hello(hello, &mut out.buf) else {
+            return;
+        };
+        if let Some((covered, tag)) = split_tag_mut(&mut out.buf, len) {
+            *tag = self.tag_key.tag(src, MacAddr::BROADCAST, covered);
             let meta = TxMeta {
                 iface,
                 dst: MacAddr::BROADCAST,
@@ -34,11 +41,18 @@ impl Node {
         indices: (u32, u32),
         noise: &[u8],
     ) {
+        let Some(src) = self.mac_of(iface) else {
+            return;
+        };
         let Some(out) = self.tx.reserve() else {
             self.stats.drop(DropReason::TxQueueFull);
             return;
         };
-        if let Ok(len) = emit_handshake(kind, indices.0, indices.1, noise, &mut out.buf) {
+        let Ok(len) = emit_handshake(kind, indices.0, indices.1, noise, &mut out.buf) else {
+            return;
+        };
+        if let Some((covered, tag)) = split_tag_mut(&mut out.buf, len) {
+            *tag = self.tag_key.tag(src, dst, covered);
             self.tx.commit_as(
                 len,
                 TxMeta {

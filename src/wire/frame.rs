@@ -19,12 +19,16 @@ const TYPE_BROADCAST: u8 = VERSION << 4 | 0x6;
 
 /// Smallest Ethernet payload; wired NICs pad shorter frames with bytes we must ignore.
 pub const MIN_FRAME_LEN: usize = 46;
+/// Length of the PSK tag that ends every clear frame (hello, handshake): docs/protocol.md §3.5.
+pub const FRAME_TAG_LEN: usize = 16;
+/// Length of a clear hello before its tag.
+pub const CLEAR_HELLO_BODY_LEN: usize = 6;
 /// Length of a clear hello frame (longer received frames carry link padding, ignored).
-pub const HELLO_FRAME_LEN: usize = 6;
+pub const HELLO_FRAME_LEN: usize = CLEAR_HELLO_BODY_LEN + FRAME_TAG_LEN;
 /// Handshake header: type, sender idx, receiver idx, Noise message length.
 pub const HANDSHAKE_HEADER_LEN: usize = 11;
-/// Longest Noise message a handshake frame can carry.
-pub const MAX_NOISE_LEN: usize = MAX_FRAME_LEN - HANDSHAKE_HEADER_LEN;
+/// Longest Noise message a handshake frame can carry (header and tag around it).
+pub const MAX_NOISE_LEN: usize = MAX_FRAME_LEN - HANDSHAKE_HEADER_LEN - FRAME_TAG_LEN;
 /// Shortest encrypted frame: header and tag around an empty ciphertext.
 pub const MIN_ENCRYPTED_FRAME_LEN: usize = ENCRYPTED_HEADER_LEN + TAG_LEN;
 /// Largest plaintext of a broadcast frame.
@@ -81,11 +85,26 @@ impl EncryptedKind {
     }
 }
 
+/// The bytes a clear frame's PSK tag covers, and the tag (checked by the node, which holds
+/// the key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TagParts<'a> {
+    /// Everything before the tag.
+    pub covered: &'a [u8],
+    /// The tag.
+    pub tag: &'a [u8; FRAME_TAG_LEN],
+}
+
 /// A parsed frame, borrowing the received bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame<'a> {
     /// A clear neighbour-discovery hello.
-    Hello(HelloRepr),
+    Hello {
+        /// Sequence number and interval.
+        hello: HelloRepr,
+        /// What the PSK tag covers, and the tag.
+        tag: TagParts<'a>,
+    },
     /// A clear handshake message.
     Handshake {
         /// Which handshake message.
@@ -96,6 +115,8 @@ pub enum Frame<'a> {
         receiver_idx: u32,
         /// The Noise message.
         noise: &'a [u8],
+        /// What the PSK tag covers, and the tag.
+        tag: TagParts<'a>,
     },
     /// A link-session encrypted frame.
     Unicast(EncryptedFrame<'a>),
@@ -119,11 +140,13 @@ impl<'a> Frame<'a> {
                 let _flags = r.u8()?;
                 let seq = r.u16()?;
                 let interval_10ms = r.u16()?;
-                Ok(Frame::Hello(HelloRepr { seq, interval_10ms }))
+                let tag = tag_parts(bytes, CLEAR_HELLO_BODY_LEN)?;
+                let hello = HelloRepr { seq, interval_10ms };
+                Ok(Frame::Hello { hello, tag })
             }
-            TYPE_HANDSHAKE_INIT => parse_handshake(HandshakeKind::Init, r),
-            TYPE_HANDSHAKE_RESP => parse_handshake(HandshakeKind::Resp, r),
-            TYPE_HANDSHAKE_FINISH => parse_handshake(HandshakeKind::Finish, r),
+            TYPE_HANDSHAKE_INIT => parse_handshake(HandshakeKind::Init, bytes, r),
+            TYPE_HANDSHAKE_RESP => parse_handshake(HandshakeKind::Resp, bytes, r),
+            TYPE_HANDSHAKE_FINISH => parse_handshake(HandshakeKind::Finish, bytes, r),
             TYPE_UNICAST => {
                 EncryptedFrame::parse(EncryptedKind::Unicast, bytes).map(Frame::Unicast)
             }
@@ -135,12 +158,17 @@ impl<'a> Frame<'a> {
     }
 }
 
-fn parse_handshake(kind: HandshakeKind, mut r: Reader<'_>) -> Result<Frame<'_>, Error> {
+fn parse_handshake<'a>(
+    kind: HandshakeKind,
+    bytes: &'a [u8],
+    mut r: Reader<'a>,
+) -> Result<Frame<'a>, Error> {
     let sender_idx = r.u32()?;
     let receiver_idx = r.u32()?;
     let noise_len = usize::from(r.u16()?);
     let noise = r.take(noise_len)?;
-    // Bytes after the Noise message are link-layer padding: ignored.
+    // Bytes after the tag are link-layer padding: ignored.
+    let tag = tag_parts(bytes, HANDSHAKE_HEADER_LEN + noise_len)?;
     if sender_idx == 0 || !kind.receiver_ok(receiver_idx) {
         return Err(Error::BadIndex);
     }
@@ -149,7 +177,26 @@ fn parse_handshake(kind: HandshakeKind, mut r: Reader<'_>) -> Result<Frame<'_>, 
         sender_idx,
         receiver_idx,
         noise,
+        tag,
     })
+}
+
+/// The first `covered` bytes of `bytes` and the tag right after them.
+fn tag_parts(bytes: &[u8], covered: usize) -> Result<TagParts<'_>, Error> {
+    let (covered, rest) = bytes.split_at_checked(covered).ok_or(Error::Truncated)?;
+    let tag = rest
+        .first_chunk::<FRAME_TAG_LEN>()
+        .ok_or(Error::Truncated)?;
+    Ok(TagParts { covered, tag })
+}
+
+/// Where the PSK tag of a clear frame of `len` bytes goes (its last `FRAME_TAG_LEN`
+/// bytes), and the bytes it covers before it. `None` if `len` is too short or too long.
+pub fn split_tag_mut(buf: &mut [u8], len: usize) -> Option<(&[u8], &mut [u8; FRAME_TAG_LEN])> {
+    let frame = buf.get_mut(..len)?;
+    let at = len.checked_sub(FRAME_TAG_LEN)?;
+    let (covered, tag) = frame.split_at_mut(at);
+    Some((covered, tag.try_into().ok()?))
 }
 
 /// An encrypted frame, split into its authenticated header, ciphertext and tag.
@@ -225,25 +272,29 @@ pub fn nonce(counter: u64) -> [u8; NONCE_LEN] {
     [0, 0, 0, 0, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]
 }
 
-/// Build a clear hello frame; returns `HELLO_FRAME_LEN`.
+/// Build a clear hello frame with a zero tag (the node seals it: [`split_tag_mut`]);
+/// returns `HELLO_FRAME_LEN`.
 pub fn emit_hello(repr: &HelloRepr, buf: &mut [u8]) -> Result<usize, Error> {
     let mut w = Writer::new(buf.get_mut(..HELLO_FRAME_LEN).ok_or(Error::NoSpace)?);
     w.u8(TYPE_HELLO)?;
     w.u8(0)?;
     w.u16(repr.seq)?;
     w.u16(repr.interval_10ms)?;
+    w.bytes(&[0; FRAME_TAG_LEN])?;
     Ok(HELLO_FRAME_LEN)
 }
 
 /// Where the Noise message goes in a handshake frame buffer: write it here, then call
 /// [`emit_handshake_header`] with its length. Empty if `buf` cannot hold a header.
 pub fn handshake_noise_mut(buf: &mut [u8]) -> &mut [u8] {
-    let end = buf.len().min(MAX_FRAME_LEN);
+    // Room is left for the tag after the Noise message.
+    let end = buf.len().min(MAX_FRAME_LEN).saturating_sub(FRAME_TAG_LEN);
     buf.get_mut(HANDSHAKE_HEADER_LEN..end).unwrap_or_default()
 }
 
 /// Write the header of a handshake frame whose `noise_len`-byte Noise message is already
-/// in place (see [`handshake_noise_mut`]); returns the frame length.
+/// in place (see [`handshake_noise_mut`]), and a zero tag after it (the node seals it:
+/// [`split_tag_mut`]); returns the frame length.
 pub fn emit_handshake_header(
     kind: HandshakeKind,
     sender_idx: u32,
@@ -257,6 +308,8 @@ pub fn emit_handshake_header(
     w.u32(sender_idx)?;
     w.u32(receiver_idx)?;
     w.u16(u16::try_from(noise_len).map_err(|_| Error::BadFrameLength(len))?)?;
+    let (_, tag) = split_tag_mut(buf, len).ok_or(Error::NoSpace)?;
+    *tag = [0; FRAME_TAG_LEN];
     Ok(len)
 }
 
@@ -286,7 +339,7 @@ fn check_handshake(
     if sender_idx == 0 || !kind.receiver_ok(receiver_idx) {
         return Err(Error::BadIndex);
     }
-    let len = HANDSHAKE_HEADER_LEN.saturating_add(noise_len);
+    let len = (HANDSHAKE_HEADER_LEN + FRAME_TAG_LEN).saturating_add(noise_len);
     if noise_len > MAX_NOISE_LEN {
         return Err(Error::BadFrameLength(len));
     }

@@ -37,8 +37,11 @@ proptest! {
         let mut buf = [0x55u8; HELLO_FRAME_LEN + 40];
         prop_assert_eq!(emit_hello(&h, &mut buf), Ok(HELLO_FRAME_LEN));
         prop_assert_eq!(buf[1], 0, "flags are sent as 0");
-        // Link-layer padding after the hello is ignored.
-        prop_assert_eq!(Frame::parse(&buf[..HELLO_FRAME_LEN + pad]), Ok(Frame::Hello(h)));
+        // The tag is carried (zero until the node seals it); link-layer padding after it
+        // is ignored.
+        let tag = TagParts { covered: &buf[..CLEAR_HELLO_BODY_LEN], tag: &[0; FRAME_TAG_LEN] };
+        let want = Frame::Hello { hello: h, tag };
+        prop_assert_eq!(Frame::parse(&buf[..HELLO_FRAME_LEN + pad]), Ok(want));
         for cut in 0..HELLO_FRAME_LEN {
             prop_assert_eq!(Frame::parse(&buf[..cut]), Err(Error::Truncated));
         }
@@ -53,10 +56,12 @@ proptest! {
         pad in 0usize..40,
     ) {
         let (s, r) = indices(kind, s, r);
-        let mut buf = vec![0u8; HANDSHAKE_HEADER_LEN + noise.len() + pad];
+        let mut buf = vec![0x55u8; HANDSHAKE_HEADER_LEN + noise.len() + FRAME_TAG_LEN + pad];
         let n = emit_handshake(kind, s, r, &noise, &mut buf).unwrap();
-        prop_assert_eq!(n, HANDSHAKE_HEADER_LEN + noise.len());
-        let want = Frame::Handshake { kind, sender_idx: s, receiver_idx: r, noise: &noise };
+        prop_assert_eq!(n, HANDSHAKE_HEADER_LEN + noise.len() + FRAME_TAG_LEN);
+        let covered = &buf[..HANDSHAKE_HEADER_LEN + noise.len()];
+        let tag = TagParts { covered, tag: &[0; FRAME_TAG_LEN] };
+        let want = Frame::Handshake { kind, sender_idx: s, receiver_idx: r, noise: &noise, tag };
         prop_assert_eq!(Frame::parse(&buf), Ok(want));
         for cut in 0..n {
             prop_assert_eq!(Frame::parse(&buf[..cut]), Err(Error::Truncated));
@@ -118,7 +123,7 @@ fn zero_copy_handshake_matches_copying_emit() {
     let noise = [7u8; 48];
     let mut a = [0u8; 100];
     let area = handshake_noise_mut(&mut a);
-    assert_eq!(area.len(), 100 - HANDSHAKE_HEADER_LEN);
+    assert_eq!(area.len(), 100 - HANDSHAKE_HEADER_LEN - FRAME_TAG_LEN);
     area[..48].copy_from_slice(&noise);
     let n = emit_handshake_header(HandshakeKind::Resp, 9, 3, 48, &mut a).unwrap();
     let mut b = [0u8; 100];
@@ -143,7 +148,10 @@ fn handshake_index_rules() {
         );
         // The same header built by hand is rejected on parse.
         buf[..11].copy_from_slice(&[kind.type_byte(), 0, 0, 0, s as u8, 0, 0, 0, r as u8, 0, 0]);
-        assert_eq!(Frame::parse(&buf[..11]), Err(Error::BadIndex));
+        assert_eq!(
+            Frame::parse(&buf[..11 + FRAME_TAG_LEN]),
+            Err(Error::BadIndex)
+        );
     }
 }
 
@@ -153,7 +161,7 @@ fn exact_buffers_fit_and_one_less_does_not() {
         seq: 1,
         interval_10ms: 2,
     };
-    assert_eq!(emit_hello(&h, &mut [0; HELLO_FRAME_LEN]), Ok(6));
+    assert_eq!(emit_hello(&h, &mut [0; HELLO_FRAME_LEN]), Ok(22));
     assert_eq!(
         emit_hello(&h, &mut [0; HELLO_FRAME_LEN - 1]),
         Err(Error::NoSpace)
@@ -161,13 +169,13 @@ fn exact_buffers_fit_and_one_less_does_not() {
 
     let noise = [1u8; 32];
     let k = HandshakeKind::Init;
-    assert_eq!(emit_handshake(k, 5, 0, &noise, &mut [0; 43]), Ok(43));
+    assert_eq!(emit_handshake(k, 5, 0, &noise, &mut [0; 59]), Ok(59));
     assert_eq!(
-        emit_handshake(k, 5, 0, &noise, &mut [0; 42]),
+        emit_handshake(k, 5, 0, &noise, &mut [0; 58]),
         Err(Error::NoSpace)
     );
     assert_eq!(
-        emit_handshake_header(k, 5, 0, 32, &mut [0; 42]),
+        emit_handshake_header(k, 5, 0, 32, &mut [0; 58]),
         Err(Error::NoSpace)
     );
     let too_long = MAX_NOISE_LEN + 1;
@@ -304,9 +312,14 @@ fn spec_test_vectors() {
         interval_10ms: 100,
     };
     let n = emit_hello(&h, &mut buf).unwrap();
-    assert_eq!(hex::encode(&buf[..n]), "110000070064");
+    // Tags are zero until the node seals them (its test vectors: docs/protocol.md §3.9).
+    let zero_tag = "00".repeat(FRAME_TAG_LEN);
+    assert_eq!(hex::encode(&buf[..n]), format!("110000070064{zero_tag}"));
     let n = emit_handshake(HandshakeKind::Init, 0x0A0B_0C0D, 0, &[0xEE; 2], &mut buf).unwrap();
-    assert_eq!(hex::encode(&buf[..n]), "120a0b0c0d000000000002eeee");
+    assert_eq!(
+        hex::encode(&buf[..n]),
+        format!("120a0b0c0d000000000002eeee{zero_tag}")
+    );
     let n = emit_encrypted_header(EncryptedKind::Broadcast, 5, 0x0102, &mut buf).unwrap();
     assert_eq!(hex::encode(&buf[..n]), "16000000050000000000000102");
     assert_eq!(hex::encode(nonce(0x0102)), "000000000201000000000000");
