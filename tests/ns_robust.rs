@@ -12,7 +12,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use veilmesh::daemon::control::{query_as, OriginatorReport, Request, StatsReport};
 use veilmesh::lab::{in_netns, Lab};
-use veilmesh::wire::MacAddr;
+use veilmesh::wire::{MacAddr, HELLO_FRAME_LEN};
 
 /// The veilmesh EtherType.
 const ETHERTYPE: u16 = 0x88B5;
@@ -148,8 +148,9 @@ fn wrong_psk_never_completes_a_handshake() {
         Some((ok(1)?, ok(2)?))
     })
     .unwrap_or_else(|| panic!("daemons never answered\n{}", nslab::logs(&lab)));
+    // Each drops the other's clear frames: their tags are made with another mesh PSK.
     let failed = |s: &(StatsReport, StatsReport)| {
-        drops(&s.0, "handshake_failed") + drops(&s.1, "handshake_failed")
+        drops(&s.0, "bad_frame_tag") + drops(&s.1, "bad_frame_tag")
     };
     while start.elapsed() < Duration::from_secs(6) {
         for i in 1..=2 {
@@ -161,7 +162,7 @@ fn wrong_psk_never_completes_a_handshake() {
     }
     let last = (stats(&lab, 1), stats(&lab, 2));
     eprintln!(
-        "wrong psk: handshake_failed {} -> {} over {:?} (n1 {:?}, n2 {:?})",
+        "wrong psk: bad_frame_tag {} -> {} over {:?} (n1 {:?}, n2 {:?})",
         failed(&first),
         failed(&last),
         start.elapsed(),
@@ -170,7 +171,7 @@ fn wrong_psk_never_completes_a_handshake() {
     );
     assert!(
         failed(&last) > failed(&first),
-        "handshake_failed did not grow: {:?} / {:?}",
+        "bad_frame_tag did not grow: {:?} / {:?}",
         last.0.drops,
         last.1.drops
     );
@@ -375,14 +376,13 @@ fn attack(
     // Replays of what n2 really sent, five times over.
     let replays: Vec<Vec<u8>> = (0..5).flat_map(|_| captured.iter().cloned()).collect();
     counts.push(("replays", paced(replays, send)));
-    // A flood of clear hellos from thousands of radios.
+    // A flood of clear hellos from thousands of radios, with tags made up (no mesh PSK).
     let hellos: Vec<Vec<u8>> = (0..5000u16)
         .map(|seq| {
-            eth(
-                bcast,
-                fake_mac(rng),
-                &[0x11, 0, (seq >> 8) as u8, seq as u8, 0, 100],
-            )
+            let mut hello = [0u8; HELLO_FRAME_LEN];
+            hello[..6].copy_from_slice(&[0x11, 0, (seq >> 8) as u8, seq as u8, 0, 100]);
+            rng.fill_bytes(&mut hello[6..]);
+            eth(bcast, fake_mac(rng), &hello)
         })
         .collect();
     counts.push(("hellos", paced(hellos, send)));
@@ -540,7 +540,9 @@ fn garbage_on_the_medium_is_counted_and_survived() {
             "n{i} unknown_group_key +{}",
             grew(i, "unknown_group_key")
         );
-        let flood = grew(i, "neighbor_table_full") + grew(i, "handshake_rate_limited");
+        // Without the mesh PSK no hello gets past its tag: nothing reaches routing or
+        // the handshake budget.
+        let flood = grew(i, "bad_frame_tag");
         assert!(
             flood >= 1000,
             "n{i}: hello flood left only {flood} counted drops"
@@ -581,4 +583,92 @@ fn garbage_on_the_medium_is_counted_and_survived() {
         "ping n1->n3 after the attack ok after {:?}",
         start.elapsed()
     );
+}
+
+/// Floods the medium from `ns` until `stop`: hellos with made-up tags and broadcasts under
+/// unknown key ids, each from a fresh random MAC, about `per_sec` of each. Returns how
+/// many frames went out.
+fn outsider_flood(ns: &str, seed: u64, per_sec: u64, stop: &std::sync::atomic::AtomicBool) -> u64 {
+    in_netns(ns, || {
+        let sock = RawSock::open("wlan0", ETHERTYPE).expect("raw socket");
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut sent = 0;
+        let started = Instant::now();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut hello = [0u8; HELLO_FRAME_LEN];
+            rng.fill_bytes(&mut hello);
+            hello[0] = 0x11;
+            let _ = sock.send(&eth([0xff; 6], fake_mac(&mut rng), &hello));
+            let mut bcast = [0u8; 60];
+            rng.fill_bytes(&mut bcast);
+            bcast[0] = 0x16;
+            let _ = sock.send(&eth([0xff; 6], fake_mac(&mut rng), &bcast));
+            sent += 2;
+            // Pace to per_sec of each kind.
+            let due = Duration::from_micros(sent / 2 * 1_000_000 / per_sec);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        sent
+    })
+    .expect("enter the flooder's namespace")
+}
+
+/// A brand-new node (new identity, no state) arrives while an outsider floods every node
+/// with hellos and broadcasts from thousands of MACs: it gets its session within seconds.
+#[test]
+fn a_newcomer_joins_during_an_outsider_flood() {
+    if !nslab::can_run() {
+        return;
+    }
+    let mut lab = nslab::up(&nslab::options("trnc", "line:3"));
+    nslab::converge(&lab, Duration::from_secs(20));
+    let old_id = nslab::status(&lab, 3).node_id;
+    lab.kill_daemon(3, veilmesh::lab::Signal::Kill)
+        .unwrap_or_else(|e| panic!("kill n3: {e}"));
+    let state = lab.node_dir(3).join("state");
+    std::fs::remove_dir_all(&state).expect("remove n3's state");
+    std::fs::create_dir_all(&state).expect("empty state dir");
+    let before = stats(&lab, 2);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let stop = &stop;
+    let (joined, sent) = std::thread::scope(|s| {
+        // n1's flood reaches n2; n2's reaches n1 and n3: every daemon is flooded.
+        let floods = [(lab.ns_name(1), 1u64), (lab.ns_name(2), 2)]
+            .map(|(ns, seed)| s.spawn(move || outsider_flood(&ns, seed, 500, stop)));
+        // n2's session with the old n3 must first go silent (it would refuse another
+        // identity on that MAC while it is alive: docs/protocol.md §6.1).
+        std::thread::sleep(Duration::from_secs(11));
+        lab.start_daemon(3)
+            .unwrap_or_else(|e| panic!("start the newcomer: {e}"));
+        let arrived = Instant::now();
+        let joined = nslab::eventually(Duration::from_secs(15), || {
+            let n3 = query_as::<veilmesh::daemon::control::StatusReport>(
+                &lab.control_socket(3),
+                &Request::Status,
+            )
+            .ok()?;
+            let n2 = nslab::status(&lab, 2);
+            (n3.node_id != old_id && n3.sessions == 1 && n2.sessions == 2)
+                .then(|| arrived.elapsed())
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let sent: u64 = floods.into_iter().map(|f| f.join().expect("flood")).sum();
+        (joined, sent)
+    });
+    let after = stats(&lab, 2);
+    let grew = |name: &str| drops(&after, name) - drops(&before, name);
+    eprintln!(
+        "newcomer joined after {joined:?}; flood frames sent {sent}; n2 bad_frame_tag +{}, \
+         handshake_rate_limited +{}",
+        grew("bad_frame_tag"),
+        grew("handshake_rate_limited")
+    );
+    let joined = joined.unwrap_or_else(|| panic!("no session in 15 s\n{}", nslab::logs(&lab)));
+    assert!(
+        joined < Duration::from_secs(5),
+        "the newcomer took {joined:?}"
+    );
+    assert!(grew("bad_frame_tag") >= 1000, "the flood did not reach n2");
 }

@@ -491,3 +491,82 @@ fn spoofed_replay(sim: &mut Sim<Host>, neighbours: &[usize]) -> u64 {
     assert!(delivered > 100);
     to_m
 }
+
+/// Announcements of `n` identities M made up (signed by their own keys: each verifies),
+/// without any OGM.
+fn sybil_announcements(n: usize) -> Vec<[u8; ANNOUNCE_LEN]> {
+    use rand_chacha::rand_core::SeedableRng;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(0x5b11);
+    (0..n)
+        .map(|_| {
+            let id = veilmesh::crypto::Identity::generate(&mut rng);
+            let chain = ChainSigner::new(&id, 0, 0, 16).unwrap();
+            Announcement::for_chain(&id, 0, &chain).sign(&id).unwrap()
+        })
+        .collect()
+}
+
+/// A member pushes 4200 self-made signed identities every 10 s (the attack of issue 8:
+/// they filled the 4096-entry store for good and locked every newcomer out). Each neighbour of M keeps
+/// at most its probation share of them, and node 7, cut off until 60 s, arrives as a
+/// genuine newcomer: every honest node has its announcement and a route to it within 10 s.
+#[test]
+fn sybil_announcements_fill_only_their_share_and_a_newcomer_gets_in() {
+    use veilmesh::node::MAX_PROBATION_PER_SOURCE;
+    use veilmesh::sim::Action;
+    const NEWCOMER: usize = 7;
+    let mut sim = sim(|| {
+        let mut a = attacker(Attack::Announces {
+            anns: sybil_announcements(4200),
+            ogms: None,
+        });
+        a.period = Duration::from_secs(10);
+        a.stop = secs(120);
+        a
+    });
+    for b in [0, 6] {
+        sim.apply(Action::Cut { a: NEWCOMER, b }).unwrap();
+        sim.schedule(secs(60), Action::Heal { a: NEWCOMER, b })
+            .unwrap();
+    }
+    let newcomer = host(&sim, NEWCOMER).node_id();
+    sim.run_until(secs(59));
+    for i in honest().filter(|&i| i != NEWCOMER) {
+        assert!(host(&sim, i).node.routing().route(&newcomer).is_none());
+    }
+    let mut all_in = None;
+    for ms in (0..=10_000).step_by(250) {
+        sim.run_until(secs(60) + Duration::from_millis(ms));
+        let known = |i: usize| {
+            let n = &host(&sim, i).node;
+            n.announcement(&newcomer).is_some() && n.next_hop(&newcomer).is_some()
+        };
+        if honest().filter(|&i| i != NEWCOMER).all(known) {
+            all_in = Some(ms);
+            break;
+        }
+    }
+    eprintln!("sybil: every honest node routes to the newcomer after {all_in:?} ms");
+    assert!(all_in.is_some(), "the newcomer did not get in within 10 s");
+    sim.run_until(secs(120));
+    let rounds = adversary(&sim).rounds;
+    assert!(rounds >= 7, "sybil: only {rounds} rounds");
+    for n in [3, 5] {
+        let node = &host(&sim, n).node;
+        let held = node.announcement_count();
+        let evicted = drops(&sim, n, DropReason::AnnounceEvicted);
+        eprintln!("sybil: node {n} holds {held} announcements, evicted {evicted}");
+        assert!(
+            held <= N + MAX_PROBATION_PER_SOURCE,
+            "node {n} holds {held}"
+        );
+        assert!(evicted > 4200, "node {n}: {evicted} evicted");
+    }
+    // Nobody else forwards them: they never anchored an OGM.
+    let far = &host(&sim, 0).node;
+    assert!(
+        far.announcement_count() <= N,
+        "V holds {}",
+        far.announcement_count()
+    );
+}

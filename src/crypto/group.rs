@@ -70,6 +70,9 @@ impl GroupSender {
 #[derive(Debug, Clone)]
 pub struct GroupReceiver {
     key_id: u32,
+    /// A hash of (key id, key): tells a re-delivery of this key from a new one without
+    /// keeping a second copy of the key.
+    fingerprint: [u8; 16],
     recv: RecvKey,
 }
 
@@ -78,8 +81,15 @@ impl GroupReceiver {
     pub fn from_repr(repr: &GroupKeyRepr) -> GroupReceiver {
         GroupReceiver {
             key_id: repr.key_id,
+            fingerprint: fingerprint(repr),
             recv: RecvKey::new(&repr.key),
         }
+    }
+
+    /// Whether `repr` is the key this receiver already holds (a re-delivery must keep
+    /// its replay window).
+    pub fn holds(&self, repr: &GroupKeyRepr) -> bool {
+        self.key_id == repr.key_id && self.fingerprint == fingerprint(repr)
     }
 
     /// The key id this receiver opens.
@@ -97,6 +107,13 @@ impl GroupReceiver {
     ) -> Result<(), OpenError> {
         self.recv.open_in_place(counter, aad, buf, tag)
     }
+}
+
+fn fingerprint(repr: &GroupKeyRepr) -> [u8; 16] {
+    super::hash_labeled::<16>(
+        b"veilmesh group key fingerprint v1",
+        &[&repr.key_id.to_be_bytes(), &repr.key],
+    )
 }
 
 #[cfg(test)]

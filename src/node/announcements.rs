@@ -1,17 +1,30 @@
 //! The store of verified node announcements and the hash-chain verifiers they anchor.
 //! It is what authenticates OGMs for routing (`routing::OgmAuth`).
+//!
+//! An announcement stays on probation until an OGM it anchors verifies: probation entries
+//! are capped per neighbour that sent them and expire, so a member pushing thousands of
+//! self-made identities fills only its own share, for a while (docs/protocol.md §6.2).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use crate::crypto::{Announcement, ChainError, ChainStatus, ChainVerifier};
 use crate::routing::{AuthVerdict, OgmAuth};
 use crate::time::{Duration, Instant};
-use crate::wire::{NodeId, OgmRepr, ANNOUNCE_LEN};
+use crate::wire::{MacAddr, NodeId, OgmRepr, ANNOUNCE_LEN};
+
+use super::IfaceId;
 
 /// Most announcements held (the originator table holds as many).
 pub const MAX_ANNOUNCEMENTS: usize = 4096;
 /// Least time between two long (resynchronising) chain verifications for one originator.
 pub const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// Most announcements on probation from one neighbour; the oldest makes room.
+pub const MAX_PROBATION_PER_SOURCE: usize = 64;
+/// An announcement none of whose OGMs verified within this time is dropped.
+pub const PROBATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The neighbour an announcement came from; `None` for our own.
+pub type Source = Option<(IfaceId, MacAddr)>;
 
 struct Entry {
     ann: Announcement,
@@ -20,6 +33,12 @@ struct Entry {
     last_resync: Option<Instant>,
     /// Whether we already sent it along with an OGM of its node (pushed once per version).
     pushed: bool,
+    /// Who sent it to us.
+    source: Source,
+    /// No OGM it anchors has verified yet.
+    probation: bool,
+    /// When it was stored.
+    since: Instant,
 }
 
 /// What storing an announcement did.
@@ -29,6 +48,9 @@ pub enum Stored {
     New,
     /// Replaced an older one (new epoch or new chain).
     Newer,
+    /// Replaced a newer one whose node is unreachable: it restarted with its state lost
+    /// (its epoch went back). Only its key can sign it.
+    Restarted,
     /// Same as the one held.
     Same,
 }
@@ -44,49 +66,128 @@ pub enum Refused {
     Full,
 }
 
-/// Verified announcements by node id.
+/// What `Announcements::insert` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inserted {
+    /// How it was stored.
+    pub stored: Stored,
+    /// The announcement held now.
+    pub ann: Announcement,
+    /// A node whose announcement on probation made room for it (forget its addresses).
+    pub evicted: Option<NodeId>,
+}
+
+/// Verified announcements by node id (ordered: iteration does not depend on a hasher).
 #[derive(Default)]
 pub struct Announcements {
-    entries: HashMap<NodeId, Entry>,
+    entries: BTreeMap<NodeId, Entry>,
     now: Instant,
 }
 
 impl Announcements {
-    /// Verify and store an announcement.
+    /// Verify and store an announcement from `source`. One older than the one held is
+    /// stale, unless `holder_reachable` is false: then its node lost its state.
     pub fn insert(
         &mut self,
         bytes: &[u8; ANNOUNCE_LEN],
-    ) -> Result<(Stored, Announcement), Refused> {
+        source: Source,
+        holder_reachable: bool,
+    ) -> Result<Inserted, Refused> {
         // Every neighbour pushes each announcement once: answer copies we hold, and older
         // versions, before paying for a signature check. A different announcement of the
         // same (epoch, chain start) is refused too: the first one verified is kept.
         let (node, epoch, chain_start) = Announcement::unverified_order(bytes);
         let held = self.entries.get(&node);
+        let mut stored = Stored::New;
         if let Some(old) = held {
             if old.bytes == *bytes {
-                return Ok((Stored::Same, old.ann));
+                let ann = old.ann;
+                return Ok(Inserted {
+                    stored: Stored::Same,
+                    ann,
+                    evicted: None,
+                });
             }
-            if order(&old.ann) >= (epoch, chain_start) {
+            stored = if order(&old.ann) < (epoch, chain_start) {
+                Stored::Newer
+            } else if !holder_reachable && order(&old.ann) != (epoch, chain_start) {
+                Stored::Restarted
+            } else {
                 return Err(Refused::Stale);
-            }
+            };
         }
-        let stored = match held {
-            Some(_) => Stored::Newer,
-            None if self.entries.len() >= MAX_ANNOUNCEMENTS => return Err(Refused::Full),
-            None => Stored::New,
+        let victim = match stored {
+            Stored::New => Some(self.make_room(source)?).flatten(),
+            _ => None,
         };
         // The verified fields are the ones just read, so `node` and the order still hold.
         let ann = Announcement::parse_and_verify(bytes).map_err(|_| Refused::Invalid)?;
         let verifier = ann.chain_verifier().map_err(|_| Refused::Invalid)?;
+        if let Some(v) = victim {
+            self.entries.remove(&v);
+        }
+        // A newer version of an established node stays established.
+        let probation = source.is_some()
+            && (stored != Stored::Newer || held_on_probation(self.entries.get(&node)));
         let entry = Entry {
             ann,
             bytes: *bytes,
             verifier,
             last_resync: None,
             pushed: false,
+            source,
+            probation,
+            since: self.now,
         };
         self.entries.insert(node, entry);
-        Ok((stored, ann))
+        Ok(Inserted {
+            stored,
+            ann,
+            evicted: victim,
+        })
+    }
+
+    /// Which entry must go for a new one from `source`: the source's oldest on probation
+    /// when it is at its share, else the oldest on probation when the store is full.
+    fn make_room(&self, source: Source) -> Result<Option<NodeId>, Refused> {
+        let on_probation = || self.entries.iter().filter(|(_, e)| e.probation);
+        let oldest = |it: &mut dyn Iterator<Item = (&NodeId, &Entry)>| {
+            it.min_by_key(|(_, e)| e.since).map(|(n, _)| *n)
+        };
+        let mine = on_probation().filter(|(_, e)| e.source == source).count();
+        if source.is_some() && mine >= MAX_PROBATION_PER_SOURCE {
+            return Ok(oldest(
+                &mut on_probation().filter(|(_, e)| e.source == source),
+            ));
+        }
+        if self.entries.len() < MAX_ANNOUNCEMENTS {
+            return Ok(None);
+        }
+        oldest(&mut on_probation()).map(Some).ok_or(Refused::Full)
+    }
+
+    /// Drop announcements on probation for longer than `PROBATION_TIMEOUT`, and the
+    /// others whose node `known` no longer holds (routing forgot its originator); never
+    /// our own. Returns the nodes dropped.
+    pub fn expire(&mut self, known: impl Fn(&NodeId) -> bool) -> Vec<NodeId> {
+        let now = self.now;
+        let gone: Vec<NodeId> = self
+            .entries
+            .iter()
+            .filter(|(node, e)| {
+                e.source.is_some()
+                    && if e.probation {
+                        now.saturating_since(e.since) >= PROBATION_TIMEOUT
+                    } else {
+                        !known(node)
+                    }
+            })
+            .map(|(node, _)| *node)
+            .collect();
+        for node in &gone {
+            self.entries.remove(node);
+        }
+        gone
     }
 
     /// The announcement bytes held for `node`, to answer an AnnounceRequest.
@@ -108,11 +209,6 @@ impl Announcements {
         self.entries.get(node).map(|e| &e.ann)
     }
 
-    /// Forget `node` (its originator entry expired).
-    pub fn remove(&mut self, node: &NodeId) {
-        self.entries.remove(node);
-    }
-
     /// Number held.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -127,6 +223,10 @@ impl Announcements {
     pub fn set_now(&mut self, now: Instant) {
         self.now = now;
     }
+}
+
+fn held_on_probation(e: Option<&Entry>) -> bool {
+    e.is_some_and(|e| e.probation)
 }
 
 /// Announcements are ordered by epoch, then by chain start.
@@ -158,7 +258,10 @@ impl OgmAuth for Announcements {
             other => other,
         };
         match result {
-            Ok(ChainStatus::Fresh | ChainStatus::Duplicate) => AuthVerdict::Valid,
+            Ok(ChainStatus::Fresh | ChainStatus::Duplicate) => {
+                e.probation = false;
+                AuthVerdict::Valid
+            }
             Ok(ChainStatus::Older) | Err(ChainError::TooOld(_)) => AuthVerdict::Stale,
             // A gap we may not close now is treated as unverifiable, not forged.
             Err(ChainError::GapTooLarge(_)) => AuthVerdict::Stale,
@@ -177,6 +280,8 @@ mod tests {
     use crate::crypto::{ChainSigner, Identity};
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha20Rng;
+
+    const SRC: Source = Some((IfaceId(0), MacAddr([2, 0, 0, 0, 0, 1])));
 
     fn signed(id: &Identity, epoch: u32) -> ([u8; ANNOUNCE_LEN], ChainSigner) {
         let chain = ChainSigner::new(id, epoch, 0, 4096).unwrap();
@@ -204,8 +309,14 @@ mod tests {
         let mut store = Announcements::default();
         let first = ogm(&id, 1, 3, &chain);
         assert_eq!(store.check(&first), AuthVerdict::UnknownOriginator);
-        assert_eq!(store.insert(&bytes).map(|r| r.0), Ok(Stored::New));
-        assert_eq!(store.insert(&bytes).map(|r| r.0), Ok(Stored::Same));
+        assert_eq!(
+            store.insert(&bytes, SRC, true).map(|r| r.stored),
+            Ok(Stored::New)
+        );
+        assert_eq!(
+            store.insert(&bytes, SRC, true).map(|r| r.stored),
+            Ok(Stored::Same)
+        );
         assert_eq!(store.check(&first), AuthVerdict::Valid);
         assert_eq!(store.check(&first), AuthVerdict::Valid, "duplicate copy");
         let next = ogm(&id, 1, 4, &chain);
@@ -230,13 +341,25 @@ mod tests {
         let (old, _) = signed(&id, 1);
         let (new, chain2) = signed(&id, 2);
         let mut store = Announcements::default();
-        assert_eq!(store.insert(&old).map(|r| r.0), Ok(Stored::New));
-        assert_eq!(store.insert(&new).map(|r| r.0), Ok(Stored::Newer));
-        assert_eq!(store.insert(&old).map(|r| r.0), Err(Refused::Stale));
+        assert_eq!(
+            store.insert(&old, SRC, true).map(|r| r.stored),
+            Ok(Stored::New)
+        );
+        assert_eq!(
+            store.insert(&new, SRC, true).map(|r| r.stored),
+            Ok(Stored::Newer)
+        );
+        assert_eq!(
+            store.insert(&old, SRC, true).map(|r| r.stored),
+            Err(Refused::Stale)
+        );
         assert_eq!(store.check(&ogm(&id, 2, 0, &chain2)), AuthVerdict::Valid);
         let mut tampered = new;
         tampered[70] ^= 1;
-        assert_eq!(store.insert(&tampered).map(|r| r.0), Err(Refused::Invalid));
+        assert_eq!(
+            store.insert(&tampered, SRC, true).map(|r| r.stored),
+            Err(Refused::Invalid)
+        );
     }
 
     #[test]
@@ -245,12 +368,68 @@ mod tests {
         let id = Identity::generate(&mut rng);
         let (bytes, chain) = signed(&id, 1);
         let mut store = Announcements::default();
-        store.insert(&bytes).unwrap();
+        store.insert(&bytes, SRC, true).unwrap();
         store.set_now(Instant::from_millis(10));
         assert_eq!(store.check(&ogm(&id, 1, 1000, &chain)), AuthVerdict::Valid);
         // A second long jump within the interval is not verified now.
         assert_eq!(store.check(&ogm(&id, 1, 2000, &chain)), AuthVerdict::Stale);
         store.set_now(Instant::from_millis(2000));
         assert_eq!(store.check(&ogm(&id, 1, 2000, &chain)), AuthVerdict::Valid);
+    }
+
+    #[test]
+    fn an_older_epoch_is_taken_once_its_node_is_unreachable() {
+        let mut rng = ChaCha20Rng::seed_from_u64(10);
+        let id = Identity::generate(&mut rng);
+        let (new, _) = signed(&id, 5);
+        let (lost_state, chain) = signed(&id, 1);
+        let mut store = Announcements::default();
+        store.insert(&new, SRC, true).unwrap();
+        assert_eq!(
+            store.insert(&lost_state, SRC, true).map(|r| r.stored),
+            Err(Refused::Stale)
+        );
+        let r = store.insert(&lost_state, SRC, false).map(|r| r.stored);
+        assert_eq!(r, Ok(Stored::Restarted));
+        assert_eq!(store.check(&ogm(&id, 1, 0, &chain)), AuthVerdict::Valid);
+    }
+
+    #[test]
+    fn probation_ends_with_a_verified_ogm_and_expires_without_one() {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let (a, b) = (Identity::generate(&mut rng), Identity::generate(&mut rng));
+        let ((ann_a, chain_a), (ann_b, _)) = (signed(&a, 1), signed(&b, 1));
+        let mut store = Announcements::default();
+        store.set_now(Instant::from_millis(1000));
+        store.insert(&ann_a, SRC, true).unwrap();
+        store.insert(&ann_b, SRC, true).unwrap();
+        assert_eq!(store.check(&ogm(&a, 1, 1, &chain_a)), AuthVerdict::Valid);
+        store.set_now(Instant::from_millis(1000) + PROBATION_TIMEOUT);
+        // b never anchored an OGM: gone. a is established: stays while routing knows it.
+        assert_eq!(store.expire(|_| true), vec![b.node_id()]);
+        assert!(store.expire(|_| true).is_empty());
+        assert_eq!(store.expire(|_| false), vec![a.node_id()]);
+    }
+
+    #[test]
+    fn a_source_at_its_probation_share_makes_room_from_its_own_entries() {
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        let other = Some((IfaceId(0), MacAddr([2, 0, 0, 0, 0, 9])));
+        let mut store = Announcements::default();
+        let theirs = Identity::generate(&mut rng);
+        store.insert(&signed(&theirs, 1).0, other, true).unwrap();
+        let mut first = None;
+        for i in 0..MAX_PROBATION_PER_SOURCE {
+            store.set_now(Instant::from_millis(i as u64));
+            let id = Identity::generate(&mut rng);
+            first.get_or_insert(id.node_id());
+            let r = store.insert(&signed(&id, 1).0, SRC, true).unwrap();
+            assert_eq!(r.evicted, None);
+        }
+        let id = Identity::generate(&mut rng);
+        let r = store.insert(&signed(&id, 1).0, SRC, true).unwrap();
+        assert_eq!(r.evicted, first, "the source's oldest goes");
+        assert!(store.get(&theirs.node_id()).is_some(), "another source's entry stays");
+        assert_eq!(store.len(), MAX_PROBATION_PER_SOURCE + 1);
     }
 }

@@ -59,9 +59,14 @@ impl Node {
         while let Some(batch) = self.routing.poll_ogm_batch() {
             self.send_ogm_batch(&batch);
         }
+        let mut left = 0;
         while let Some(e) = self.routing.poll_event() {
+            let authenticated_loss =
+                matches!(e, crate::routing::Event::NeighborDown { node: Some(_), .. });
+            left += usize::from(authenticated_loss);
             self.push_event(Event::Routing(e));
         }
+        self.neighbours_left(now, left);
     }
 
     fn on_action(&mut self, _now: Instant, action: Action) {
@@ -71,12 +76,12 @@ impl Node {
                     .links
                     .iter()
                     .any(|(_, l)| l.iface == iface && l.current.is_some());
-                // Once we have a session here, our encrypted broadcasts are what newcomers
-                // discover us by (a broadcast from an unknown MAC starts a handshake), so
-                // the clear hello would only cost airtime.
-                if !has_session {
-                    self.queue_clear_hello(iface, &hello);
-                } else {
+                // The clear hello always goes out: its PSK tag is what lets a newcomer
+                // start a handshake with us from its authenticated budget (a broadcast from
+                // an unknown MAC is a trigger anyone can forge). Neighbours with a session
+                // also get the encrypted hello and Ihu.
+                self.queue_clear_hello(iface, &hello);
+                if has_session {
                     let mut entries = heapless::Vec::<_, 64>::new();
                     for e in self.routing.ihu_entries(iface) {
                         if entries.push(e).is_err() {
@@ -200,12 +205,22 @@ impl Node {
     pub(super) fn on_announce(
         &mut self,
         now: Instant,
+        source: (IfaceId, MacAddr),
         bytes: &[u8; ANNOUNCE_LEN],
     ) -> Option<NodeId> {
-        use super::announcements::{Refused, Stored};
-        match self.anns.insert(bytes) {
-            Ok((Stored::Same, _)) => None,
-            Ok((_, ann)) => {
+        use super::announcements::{Inserted, Refused, Stored};
+        let (claimed, _, _) = crate::crypto::Announcement::unverified_order(bytes);
+        let reachable = self.routing.next_hop(&claimed).is_some() || claimed == self.id;
+        match self.anns.insert(bytes, Some(source), reachable) {
+            Ok(Inserted {
+                stored: Stored::Same,
+                ..
+            }) => None,
+            Ok(Inserted { ann, evicted, .. }) => {
+                if let Some(gone) = evicted {
+                    self.stats.drop(DropReason::AnnounceEvicted);
+                    self.book.forget(&gone);
+                }
                 let node = ann.node_id();
                 self.learn_addresses(node, &ann);
                 self.replay_parked(now, &node);
@@ -277,11 +292,24 @@ impl Node {
     /// Periodic work: link timers, expired parked OGMs.
     pub(super) fn housekeeping(&mut self, now: Instant) {
         self.housekeep_links(now);
+        self.housekeep_group_key(now);
+        self.expire_announcements();
         let before = self.pending_ogms.len();
         self.pending_ogms
             .retain(|p| now.saturating_since(p.since) < PENDING_OGM_TIMEOUT);
         for _ in self.pending_ogms.len()..before {
             self.stats.drop(DropReason::PendingExpired);
+        }
+    }
+
+    /// Announcements whose node routing forgot, or that stayed on probation too long, go
+    /// with the addresses they gave.
+    fn expire_announcements(&mut self) {
+        let routing = &self.routing;
+        let gone = self.anns.expire(|node| routing.route(node).is_some());
+        for node in gone {
+            self.stats.drop(DropReason::AnnounceExpired);
+            self.book.forget(&node);
         }
     }
 }

@@ -283,6 +283,7 @@ impl Node {
         if !same_peer {
             // A different node behind this MAC: its old group key and sessions are void.
             link.group = None;
+            link.group_previous = None;
             link.current = None;
         }
         // A rekey we started: the peer already holds our group key and announcement.
@@ -417,6 +418,7 @@ impl Node {
         for (iface, mac) in lost {
             self.routing.neighbor_deauthenticated(now, *iface, *mac);
         }
+        self.neighbours_left(now, lost.len());
         for slot in forget {
             self.links.remove(*slot);
         }

@@ -123,6 +123,8 @@ pub struct Link {
     pub node: Option<NodeId>,
     /// The neighbour's broadcast key.
     pub group: Option<GroupReceiver>,
+    /// Its key before the last rotation, for broadcasts still in flight.
+    pub group_previous: Option<GroupReceiver>,
     /// When we last started a handshake toward it.
     pub last_attempt: Option<Instant>,
     /// When we last asked it for its group key.
@@ -148,6 +150,7 @@ impl Link {
             peer: None,
             node: None,
             group: None,
+            group_previous: None,
             last_attempt: None,
             last_group_request: None,
             last_heard: now,

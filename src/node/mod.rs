@@ -12,6 +12,7 @@ mod announcements;
 mod budget;
 mod config;
 mod control;
+mod group_keys;
 mod handshake;
 mod icmp;
 mod ip;
@@ -22,7 +23,7 @@ mod rx;
 mod stats;
 mod tx;
 
-pub use announcements::{Announcements, MAX_ANNOUNCEMENTS};
+pub use announcements::{Announcements, MAX_ANNOUNCEMENTS, MAX_PROBATION_PER_SOURCE};
 pub use config::NodeConfig;
 pub use links::{HANDSHAKE_RETRY, HANDSHAKE_TIMEOUT, MAX_LINKS};
 pub use ring::{Ring, Slot};
@@ -119,6 +120,7 @@ pub struct Node {
     ifaces: heapless::Vec<(IfaceId, MacAddr), MAX_IFACES>,
     links: Links,
     group: GroupSender,
+    group_since: Instant,
     routing: Routing,
     anns: Announcements,
     chain: ChainSigner,
@@ -179,7 +181,7 @@ impl Node {
         let group = GroupSender::generate(&mut rng);
         let mut anns = Announcements::default();
         // Our own announcement answers AnnounceRequests for us like any other.
-        let _ = anns.insert(&own_ann);
+        let _ = anns.insert(&own_ann, None, true);
         let mut book = AddressBook::new(prefix, cfg.ipv4_pool);
         book.learn(id, None);
         let mut node = Node {
@@ -204,6 +206,7 @@ impl Node {
             ifaces: heapless::Vec::new(),
             links: Links::default(),
             group,
+            group_since: now,
             routing,
             anns,
             chain,
@@ -301,6 +304,11 @@ impl Node {
     /// The verified announcement held for `node` (read-only: tests and the CLI).
     pub fn announcement(&self, node: &NodeId) -> Option<&Announcement> {
         self.anns.get(node)
+    }
+
+    /// Number of announcements held (ours included).
+    pub fn announcement_count(&self) -> usize {
+        self.anns.len()
     }
 
     /// The overlay address book (read-only: tests and the CLI).
@@ -454,7 +462,7 @@ impl Node {
         };
         self.chain = chain;
         self.own_ann = ann;
-        let _ = self.anns.insert(&ann);
+        let _ = self.anns.insert(&ann, None, true);
         true
     }
 }

@@ -1,9 +1,10 @@
 //! Frames from the mesh: classify, authenticate and decrypt, then act on each message.
 
 use super::budget::Trigger;
+use super::group_keys;
 use super::links::Which;
 use super::{DropReason, IfaceId, Node};
-use crate::crypto::{GroupReceiver, OpenError};
+use crate::crypto::OpenError;
 use crate::time::Instant;
 use crate::wire::{EncryptedFrame, Frame, HandshakeKind, MacAddr, Message, MessageIter};
 
@@ -39,11 +40,13 @@ impl Node {
                     return;
                 }
                 self.routing.handle_hello(now, iface, src, &hello, false);
-                let has_session = self
+                // A neighbour whose session went silent and that says hello in clear lost
+                // that session (it restarted, or another node took its MAC).
+                let alive = self
                     .links
                     .by_mac(iface, src)
-                    .is_some_and(|l| l.current.is_some());
-                if !has_session {
+                    .is_some_and(|l| l.current.is_some() && l.session_alive(now));
+                if !alive {
                     self.maybe_initiate(now, iface, src, Trigger::Authenticated);
                 }
             }
@@ -139,9 +142,8 @@ impl Node {
         let key_id = f.index_or_key_id();
         let has_key = self
             .links
-            .get(slot)
-            .and_then(|l| l.group.as_ref())
-            .is_some_and(|g| g.key_id() == key_id);
+            .get_mut(slot)
+            .is_some_and(|l| group_keys::receiver_for(l, key_id).is_some());
         if !has_key {
             self.stats.drop(DropReason::UnknownGroupKey);
             self.request_group_key(now, slot);
@@ -150,7 +152,10 @@ impl Node {
         let Some(mut scratch) = self.scratch.take() else {
             return;
         };
-        let group = self.links.get_mut(slot).and_then(|l| l.group.as_mut());
+        let group = self
+            .links
+            .get_mut(slot)
+            .and_then(|l| group_keys::receiver_for(l, key_id));
         let result = match group {
             Some(g) => open_into(f, &mut scratch[..], |counter, aad, body, tag| {
                 g.open_in_place(counter, aad, body, tag)
@@ -264,7 +269,7 @@ impl Node {
             // OGMs are flooded by broadcast; a table sent to a new neighbour comes unicast.
             (Message::Ogm(ogm), _) => self.on_ogm(now, iface, src, &ogm),
             (Message::Announce(bytes), via) => {
-                let fresh = self.on_announce(now, bytes);
+                let fresh = self.on_announce(now, (iface, src), bytes);
                 let slot = self.links.find(iface, src);
                 let from_itself = slot
                     .and_then(|s| self.links.get(s))
@@ -283,7 +288,7 @@ impl Node {
             }
             (Message::GroupKey(key), Via::Unicast) => {
                 if let Some(link) = self.links.by_mac_mut(iface, src) {
-                    link.group = Some(GroupReceiver::from_repr(&key));
+                    group_keys::receive_group_key(link, &key);
                 }
             }
             (Message::GroupKeyRequest, Via::Unicast) => {

@@ -48,6 +48,8 @@ drop_reasons! {
     PendingFull => "pending_full": "no room to park an OGM while its announcement is fetched",
     PendingExpired => "pending_expired": "a parked OGM whose announcement never arrived",
     AnnounceStoreFull => "announce_store_full": "no room for another node's announcement",
+    AnnounceEvicted => "announce_evicted": "announcement on probation (no OGM of its node verified yet) dropped to make room for a newer one from the same neighbour, or in a full store",
+    AnnounceExpired => "announce_expired": "announcement dropped: on probation for 30 s, or its node forgotten by routing",
     AnnounceRateLimited => "announce_rate_limited": "too many announcement requests to answer",
     NoRoute => "no_route": "IP packet for a destination we have no route to",
     NoSession => "no_session": "next hop has no established link session",
@@ -88,6 +90,8 @@ pub struct Stats {
     pub sessions_established: u64,
     /// ICMP errors (Time Exceeded) this node built and sent as a relay.
     pub icmp_errors_sent: u64,
+    /// Times our group (broadcast) key was replaced.
+    pub group_key_rotations: u64,
     #[serde(skip)]
     drops: DropCounters,
 }
@@ -102,7 +106,7 @@ impl Default for DropCounters {
     }
 }
 
-const DROP_REASONS: usize = 33;
+const DROP_REASONS: usize = 35;
 const _: () = assert!(DropReason::ALL.len() == DROP_REASONS);
 
 impl Stats {

@@ -242,7 +242,157 @@ fn a_member_handshaking_from_a_neighbours_mac_does_not_take_its_live_session() {
     }
     let link = a.links.by_mac(IfaceId(0), mac(2)).unwrap();
     assert_eq!(link.node, Some(b.node_id()), "b's session was replaced");
-    assert!(a.stats().drops(DropReason::IdentityConflict) > 0, "m never got that far");
+    assert!(
+        a.stats().drops(DropReason::IdentityConflict) > 0,
+        "m never got that far"
+    );
     assert_eq!(a.sessions(), 1);
     assert_eq!(a.next_hop(&b.node_id()), Some((IfaceId(0), mac(2))));
+}
+
+/// Run nodes whose interface MACs are `mac(1)`, `mac(2)`, … (`nodes[i]` has `mac(i + 1)`)
+/// for `secs` from `start`; `hears(from, to)` says whether a frame gets through.
+fn run_mesh(nodes: &mut [Node], hears: impl Fn(usize, usize) -> bool, start: Instant, secs: u64) {
+    let mut buf = [0u8; 1500];
+    let mut now = start;
+    while now < start + Duration::from_secs(secs) {
+        for n in nodes.iter_mut() {
+            n.handle_timeout(now);
+        }
+        loop {
+            let mut moved = false;
+            for from in 0..nodes.len() {
+                while let Some(t) = nodes[from].poll_transmit(&mut buf) {
+                    moved = true;
+                    for to in (0..nodes.len()).filter(|&to| to != from && hears(from, to)) {
+                        if t.dst == MacAddr::BROADCAST || t.dst == mac(to as u8 + 1) {
+                            let src = mac(from as u8 + 1);
+                            nodes[to].handle_frame(now, IfaceId(0), src, &buf[..t.len]);
+                        }
+                    }
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        now += Duration::from_millis(10);
+    }
+}
+
+/// The next broadcast frame `n` sends after `now` (its hello, at the latest).
+fn next_broadcast(n: &mut Node, mut now: Instant) -> Vec<u8> {
+    let mut buf = [0u8; 1500];
+    loop {
+        n.handle_timeout(now);
+        while let Some(t) = n.poll_transmit(&mut buf) {
+            if t.dst == MacAddr::BROADCAST && buf[0] == 0x16 {
+                return buf[..t.len].to_vec();
+            }
+        }
+        now += Duration::from_millis(10);
+    }
+}
+
+#[test]
+fn a_group_key_delivered_again_keeps_its_replay_window() {
+    let t0 = Instant::ZERO;
+    let (mut a, mut b) = (node(1, t0), node(2, t0));
+    run_pair(&mut a, &mut b, t0, 10);
+    let now = t0 + Duration::from_secs(10);
+    let recorded = next_broadcast(&mut b, now);
+    a.handle_frame(now, IfaceId(0), mac(2), &recorded);
+    let replays = a.stats().drops(DropReason::Replay);
+    // An outsider sends one broadcast from b's MAC under a key id a does not know: a asks
+    // b for its key again, and b sends the same key.
+    let mut spoof = recorded.clone();
+    spoof[1..5].copy_from_slice(&0xdead_beef_u32.to_be_bytes());
+    a.handle_frame(now, IfaceId(0), mac(2), &spoof);
+    let mut buf = [0u8; 1500];
+    let mut asked = false;
+    while let Some(t) = a.poll_transmit(&mut buf) {
+        asked |= t.dst == mac(2);
+        b.handle_frame(now, IfaceId(0), mac(1), &buf[..t.len]);
+    }
+    assert!(asked, "a did not ask b for its key");
+    let mut answered = false;
+    while let Some(t) = b.poll_transmit(&mut buf) {
+        answered |= t.dst == mac(1);
+        a.handle_frame(now, IfaceId(0), mac(2), &buf[..t.len]);
+    }
+    assert!(answered, "b did not send its key again");
+    // The recorded broadcast is still a replay.
+    a.handle_frame(now, IfaceId(0), mac(2), &recorded);
+    assert_eq!(a.stats().drops(DropReason::Replay), replays + 1);
+}
+
+#[test]
+fn group_keys_rotate_on_time_without_losing_broadcasts() {
+    let t0 = Instant::ZERO;
+    let mut nodes = vec![node(1, t0), node(2, t0)];
+    run_mesh(&mut nodes, |_, _| true, t0, 10);
+    let before = nodes[1].stats().drops(DropReason::UnknownGroupKey);
+    run_mesh(
+        &mut nodes,
+        |_, _| true,
+        t0 + Duration::from_secs(10),
+        group_keys::GROUP_KEY_LIFETIME.as_micros() / 1_000_000 + 30,
+    );
+    assert!(nodes[0].stats().group_key_rotations >= 1);
+    let missed = nodes[1].stats().drops(DropReason::UnknownGroupKey) - before;
+    assert_eq!(missed, 0, "b missed broadcasts under a's new key");
+    assert_eq!(nodes[0].sessions(), 1);
+    assert_eq!(nodes[1].sessions(), 1);
+}
+
+#[test]
+fn a_darknet_member_that_left_cannot_read_later_broadcasts() {
+    let t0 = Instant::ZERO;
+    let ids: Vec<Identity> = (1..=3u8)
+        .map(|i| Identity::generate(&mut ChaCha20Rng::seed_from_u64(u64::from(i))))
+        .collect();
+    let allowed = ids.iter().map(|id| id.public().ed25519);
+    let cfg = NodeConfig {
+        policy: crate::crypto::AcceptPolicy::allow_list(allowed).unwrap(),
+        ..NodeConfig::default()
+    };
+    let mut nodes: Vec<Node> = ids
+        .into_iter()
+        .zip(1..=3u8)
+        .map(|(id, i)| {
+            let mut n = Node::new(cfg.clone(), id, 1, [i; 32], t0).unwrap();
+            n.add_interface(t0, IfaceId(0), mac(i));
+            n
+        })
+        .collect();
+    run_mesh(&mut nodes, |_, _| true, t0, 10);
+    assert!(nodes.iter().all(|n| n.sessions() == 2));
+    // c (index 2) leaves: nobody hears it any more, but it keeps listening.
+    let left = t0 + Duration::from_secs(10);
+    let rotations = nodes[0].stats().group_key_rotations;
+    run_mesh(&mut nodes, |from, _| from != 2, left, 30);
+    assert!(
+        nodes[0].stats().group_key_rotations > rotations,
+        "a kept its key"
+    );
+    let now = left + Duration::from_secs(30);
+    let later = next_broadcast(&mut nodes[0], now);
+    let c = &mut nodes[2];
+    let (opened, unknown) = (
+        c.stats().frames_in,
+        c.stats().drops(DropReason::UnknownGroupKey),
+    );
+    c.handle_frame(now, IfaceId(0), mac(1), &later);
+    assert_eq!(c.stats().frames_in, opened + 1);
+    assert_eq!(
+        c.stats().drops(DropReason::UnknownGroupKey),
+        unknown + 1,
+        "c opened a broadcast a sent after it left"
+    );
+    // b, still a member, reads it.
+    let b = &mut nodes[1];
+    let unknown = b.stats().drops(DropReason::UnknownGroupKey);
+    b.handle_frame(now, IfaceId(0), mac(1), &later);
+    assert_eq!(b.stats().drops(DropReason::UnknownGroupKey), unknown);
+    assert_eq!(b.stats().drops(DropReason::DecryptFailed), 0);
 }
