@@ -2,7 +2,7 @@
 //! means on a mesh — public keys, node id, overlay address.
 
 use std::fs::OpenOptions;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::Ipv6Addr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -37,8 +37,9 @@ pub enum IdentityFileError {
         /// What is wrong, with the line.
         source: IdentityError,
     },
-    /// The OS gave no randomness.
-    #[error("cannot read /dev/urandom: {0}")]
+    /// The kernel gave no randomness (getrandom(2) failed: a kernel older than 3.17, or a
+    /// seccomp filter that refuses it).
+    #[error("cannot get randomness from the kernel (getrandom): {0}")]
     Random(std::io::Error),
 }
 
@@ -63,9 +64,7 @@ pub fn keygen(path: &Path, force: bool) -> Result<Identity, IdentityFileError> {
         return Err(IdentityFileError::Exists(path.to_path_buf()));
     }
     let mut seed = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut seed))
-        .map_err(IdentityFileError::Random)?;
+    crate::daemon::sys::fill_random(&mut seed).map_err(IdentityFileError::Random)?;
     let identity = Identity::generate(&mut ChaCha20Rng::from_seed(seed));
     // A new file (mode 0600 whatever the old one had) written in full, then put in place in
     // one step: a crash or a full disk never leaves a half-written or missing identity.
