@@ -1,9 +1,19 @@
 //! Lowercase hex for keys, ids and secrets in files, configs and the CLI: one encoder and one
 //! strict decoder (digits only: no sign, no spaces; callers trim what they read).
 
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// `bytes` as lowercase hex.
 pub fn encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    // Sized up front and built in place: secrets pass through here, and a growing String
+    // would leave copies of them in freed memory.
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        for nibble in [b >> 4, b & 0x0f] {
+            out.push(char::from(DIGITS[usize::from(nibble)]));
+        }
+    }
+    out
 }
 
 /// The bytes of an even number of hex digits (either case); None for anything else.
@@ -12,14 +22,14 @@ pub fn decode(s: &str) -> Option<Vec<u8>> {
     if !digits.len().is_multiple_of(2) {
         return None;
     }
-    digits
-        .chunks_exact(2)
-        .map(|pair| {
-            let hi = char::from(*pair.first()?).to_digit(16)?;
-            let lo = char::from(*pair.get(1)?).to_digit(16)?;
-            u8::try_from(hi * 16 + lo).ok()
-        })
-        .collect()
+    // Sized up front, for the same reason as in `encode`; wiped if a bad digit ends it.
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(digits.len() / 2));
+    for pair in digits.chunks_exact(2) {
+        let hi = char::from(*pair.first()?).to_digit(16)?;
+        let lo = char::from(*pair.get(1)?).to_digit(16)?;
+        out.push(u8::try_from(hi * 16 + lo).ok()?);
+    }
+    Some(std::mem::take(&mut *out))
 }
 
 /// Exactly `N` bytes of hex (2·N digits).

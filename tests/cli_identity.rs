@@ -108,3 +108,41 @@ fn id_names_the_problem_with_a_bad_file() {
     assert!(err.contains("not a veilmesh identity file"), "{err}");
     assert!(err.contains("line"), "says which line: {err}");
 }
+
+/// Whether this process may make a mount namespace (root); without it the test skips,
+/// unless `VEIL_NS_TESTS=require`, which makes that a failure.
+fn can_unshare_mounts() -> bool {
+    let ok = Command::new("unshare")
+        .args(["--mount", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("VEIL_NS_TESTS").as_deref() != Ok("require"),
+            "VEIL_NS_TESTS=require but cannot make a mount namespace (root?)"
+        );
+        eprintln!("skipped: needs root");
+    }
+    ok
+}
+
+#[test]
+fn keygen_needs_no_dev_urandom() {
+    // Randomness comes from getrandom(2), so a sandbox without /dev (here: an empty tmpfs
+    // over /dev in a private mount namespace) still gets an identity.
+    if !can_unshare_mounts() {
+        return;
+    }
+    let dir = TempDir::new("nodev");
+    let file = dir.0.join("identity");
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount -t tmpfs none /dev && ! test -e /dev/urandom && exec "$0" keygen -i "$1""#)
+        .arg(env!("CARGO_BIN_EXE_veil"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let shown = veil().args(["id", "-i"]).arg(&file).output().unwrap();
+    assert!(shown.status.success(), "{shown:?}");
+}

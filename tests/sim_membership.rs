@@ -47,11 +47,11 @@ fn line3_with_outsider(outsider: NodeConfig, members: NodeConfig) -> Sim<Node> {
 #[test]
 fn wrong_mesh_secret_never_completes_a_handshake() {
     let members = NodeConfig {
-        mesh_secret: Some(b"correct horse".to_vec()),
+        mesh_secret: Some(b"correct horse".to_vec().into()),
         ..NodeConfig::default()
     };
     let outsider = NodeConfig {
-        mesh_secret: Some(b"battery staple".to_vec()),
+        mesh_secret: Some(b"battery staple".to_vec().into()),
         ..NodeConfig::default()
     };
     let mut sim = line3_with_outsider(outsider, members);

@@ -220,7 +220,7 @@ fn degree(i: usize) -> usize {
 
 fn sim() -> Sim<Attacked> {
     let cfg = NodeConfig {
-        mesh_secret: Some(b"only members know this".to_vec()),
+        mesh_secret: Some(b"only members know this".to_vec().into()),
         ..NodeConfig::default()
     };
     let mut nodes = node_factory(SEED, cfg);

@@ -2,14 +2,13 @@
 //! means on a mesh — public keys, node id, overlay address.
 
 use std::fs::OpenOptions;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::Ipv6Addr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 use crate::crypto::{Identity, IdentityError};
 use crate::overlay::{ipv6_for, mesh_prefix};
@@ -37,8 +36,9 @@ pub enum IdentityFileError {
         /// What is wrong, with the line.
         source: IdentityError,
     },
-    /// The OS gave no randomness.
-    #[error("cannot read /dev/urandom: {0}")]
+    /// The kernel gave no randomness (getrandom(2) failed: a kernel older than 3.17, or a
+    /// seccomp filter that refuses it).
+    #[error("cannot get randomness from the kernel (getrandom): {0}")]
     Random(std::io::Error),
 }
 
@@ -62,11 +62,12 @@ pub fn keygen(path: &Path, force: bool) -> Result<Identity, IdentityFileError> {
     if path.exists() && !force {
         return Err(IdentityFileError::Exists(path.to_path_buf()));
     }
-    let mut seed = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut seed))
-        .map_err(IdentityFileError::Random)?;
-    let identity = Identity::generate(&mut ChaCha20Rng::from_seed(seed));
+    // Straight from the kernel: an RNG in between would keep its state, which no one wipes.
+    let mut ed = Zeroizing::new([0u8; 32]);
+    let mut x = Zeroizing::new([0u8; 32]);
+    crate::daemon::sys::fill_random(&mut *ed).map_err(IdentityFileError::Random)?;
+    crate::daemon::sys::fill_random(&mut *x).map_err(IdentityFileError::Random)?;
+    let identity = Identity::from_secrets(*ed, *x);
     // A new file (mode 0600 whatever the old one had) written in full, then put in place in
     // one step: a crash or a full disk never leaves a half-written or missing identity.
     let mut tmp = path.as_os_str().to_owned();
@@ -110,6 +111,7 @@ pub fn load(path: &Path) -> Result<Identity, IdentityFileError> {
         path: path.to_path_buf(),
         source,
     })?;
+    let text = Zeroizing::new(text);
     Identity::from_file_str(&text).map_err(|source| IdentityFileError::Parse {
         path: path.to_path_buf(),
         source,

@@ -7,6 +7,7 @@ use core::fmt;
 
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
+use zeroize::ZeroizeOnDrop;
 
 use super::replay::{ReplayError, ReplayWindow, REPLAY_WINDOW};
 use crate::wire::TAG_LEN;
@@ -92,6 +93,9 @@ impl SendKey {
     }
 }
 
+// The key lives only in the cipher, which zeroizes it when dropped.
+impl ZeroizeOnDrop for SendKey {}
+
 impl fmt::Debug for SendKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SendKey(counter={})", self.counter)
@@ -139,6 +143,8 @@ impl RecvKey {
         self.window.last()
     }
 }
+
+impl ZeroizeOnDrop for RecvKey {}
 
 impl fmt::Debug for RecvKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -50,6 +50,8 @@ impl Drop for FrameTagKey {
     }
 }
 
+impl zeroize::ZeroizeOnDrop for FrameTagKey {}
+
 impl fmt::Debug for FrameTagKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("FrameTagKey(redacted)")

@@ -2,11 +2,12 @@
 //! `(key id, key)` to every neighbour over their link sessions (`wire::GroupKeyRepr`).
 
 use rand_core::{CryptoRng, RngCore};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::aead::{CounterExhausted, OpenError, RecvKey, SealError, SendKey};
 use crate::wire::{GroupKeyRepr, TAG_LEN};
 
-/// Our current broadcast key. `Debug` hides the key.
+/// Our current broadcast key. `Debug` hides the key; it is zeroized when dropped.
 #[derive(Debug, Clone)]
 pub struct GroupSender {
     repr: GroupKeyRepr,
@@ -16,11 +17,11 @@ pub struct GroupSender {
 impl GroupSender {
     /// A fresh random key with a random non-zero key id.
     pub fn generate(rng: &mut (impl RngCore + CryptoRng)) -> GroupSender {
-        let mut key = [0u8; 32];
-        rng.fill_bytes(&mut key);
+        let mut key = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut *key);
         let key_id = rng.next_u32().max(1);
         GroupSender {
-            repr: GroupKeyRepr { key_id, key },
+            repr: GroupKeyRepr { key_id, key: *key },
             send: SendKey::new(&key),
         }
     }
@@ -66,7 +67,17 @@ impl GroupSender {
     }
 }
 
-/// A neighbour's broadcast key as we hold it, with its own replay window.
+impl Drop for GroupSender {
+    fn drop(&mut self) {
+        // `GroupKeyRepr` is `Copy` (a wire type), so the wipe is done here.
+        self.repr.key.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for GroupSender {}
+
+/// A neighbour's broadcast key as we hold it, with its own replay window. The key is
+/// zeroized when dropped (in the cipher).
 #[derive(Debug, Clone)]
 pub struct GroupReceiver {
     key_id: u32,
@@ -108,6 +119,8 @@ impl GroupReceiver {
         self.recv.open_in_place(counter, aad, buf, tag)
     }
 }
+
+impl ZeroizeOnDrop for GroupReceiver {}
 
 fn fingerprint(repr: &GroupKeyRepr) -> [u8; 16] {
     super::hash_labeled::<16>(

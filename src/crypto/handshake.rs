@@ -11,6 +11,7 @@ use core::fmt;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use snow::{Builder, HandshakeState};
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::hash_labeled;
 use super::identity::{link_proof_digest, Identity, PublicIdentity, LINK_PROOF_LEN};
@@ -50,6 +51,14 @@ impl MeshPsk {
         &self.0
     }
 }
+
+impl Drop for MeshPsk {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for MeshPsk {}
 
 impl fmt::Debug for MeshPsk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -122,6 +131,15 @@ pub struct Established {
     /// Noise handshake hash: a unique id of this session, usable for channel binding.
     pub handshake_hash: [u8; 32],
 }
+
+impl Drop for Established {
+    fn drop(&mut self) {
+        self.send_key.zeroize();
+        self.recv_key.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for Established {}
 
 impl fmt::Debug for Established {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

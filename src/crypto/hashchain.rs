@@ -72,7 +72,7 @@ pub fn chain_seed(identity: &Identity, epoch: u32, start: u32) -> ChainElement {
     let key = identity.chain_key();
     hash_labeled::<CHAIN_ELEMENT_LEN>(
         b"veilmesh chain seed v1",
-        &[&key, &epoch.to_be_bytes(), &start.to_be_bytes()],
+        &[key.as_slice(), &epoch.to_be_bytes(), &start.to_be_bytes()],
     )
 }
 

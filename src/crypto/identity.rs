@@ -13,7 +13,9 @@ use core::fmt;
 use ed25519_dalek::{Signer, SigningKey};
 use rand_core::{CryptoRng, RngCore};
 use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use super::secret::SecretBytes;
 use super::{hash_labeled, node_id};
 use crate::wire::NodeId;
 
@@ -50,7 +52,8 @@ pub enum IdentityError {
     },
 }
 
-/// A node's secret identity. `Debug` prints the node id only.
+/// A node's secret identity. `Debug` prints the node id only; both keys are zeroized when
+/// dropped (the dalek types do it themselves).
 #[derive(Clone)]
 pub struct Identity {
     ed25519: SigningKey,
@@ -82,19 +85,23 @@ impl fmt::Debug for PublicIdentity {
 impl Identity {
     /// A fresh identity from the caller's RNG.
     pub fn generate(rng: &mut (impl RngCore + CryptoRng)) -> Identity {
-        let mut ed = [0u8; 32];
-        let mut x = [0u8; 32];
-        rng.fill_bytes(&mut ed);
-        rng.fill_bytes(&mut x);
-        Identity::from_secrets(ed, x)
+        let mut ed = Zeroizing::new([0u8; 32]);
+        let mut x = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut *ed);
+        rng.fill_bytes(&mut *x);
+        Identity::from_secrets(*ed, *x)
     }
 
     /// An identity from its two 32-byte secrets (the ed25519 seed and the x25519 scalar).
-    pub fn from_secrets(ed25519_secret: [u8; 32], x25519_secret: [u8; 32]) -> Identity {
-        Identity {
+    /// The copies passed in are wiped; the caller wipes its own.
+    pub fn from_secrets(mut ed25519_secret: [u8; 32], mut x25519_secret: [u8; 32]) -> Identity {
+        let identity = Identity {
             ed25519: SigningKey::from_bytes(&ed25519_secret),
             x25519: StaticSecret::from(x25519_secret),
-        }
+        };
+        ed25519_secret.zeroize();
+        x25519_secret.zeroize();
+        identity
     }
 
     /// The public keys.
@@ -110,9 +117,9 @@ impl Identity {
         self.public().node_id()
     }
 
-    /// The x25519 secret, for the Noise builder only.
-    pub(crate) fn x25519_secret(&self) -> [u8; 32] {
-        self.x25519.to_bytes()
+    /// The x25519 secret, for the Noise builder only; the copy is zeroized when dropped.
+    pub(crate) fn x25519_secret(&self) -> SecretBytes {
+        SecretBytes::from(self.x25519.as_bytes().to_vec())
     }
 
     /// ed25519 signature over a 32-byte digest.
@@ -121,8 +128,11 @@ impl Identity {
     }
 
     /// A key for deriving hash-chain seeds, so the raw signing seed is hashed in one place.
-    pub(crate) fn chain_key(&self) -> [u8; 32] {
-        hash_labeled::<32>(b"veilmesh chain key v1", &[&self.ed25519.to_bytes()])
+    pub(crate) fn chain_key(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(hash_labeled::<32>(
+            b"veilmesh chain key v1",
+            &[self.ed25519.as_bytes()],
+        ))
     }
 
     /// Handshake identity proof: ed25519 public key || signature over
@@ -136,13 +146,25 @@ impl Identity {
         out
     }
 
-    /// The identity file text (§3.2). Contains the secrets: write it with mode 0600.
-    pub fn to_file_string(&self) -> String {
-        format!(
-            "{IDENTITY_FILE_HEADER}\n{ED_PREFIX}{}\n{X_PREFIX}{}\n",
-            crate::hexstr::encode(&self.ed25519.to_bytes()),
-            crate::hexstr::encode(&self.x25519.to_bytes())
-        )
+    /// The identity file text (§3.2). Contains the secrets: write it with mode 0600. It is
+    /// zeroized when dropped.
+    pub fn to_file_string(&self) -> Zeroizing<String> {
+        let ed = Zeroizing::new(crate::hexstr::encode(self.ed25519.as_bytes()));
+        let x = Zeroizing::new(crate::hexstr::encode(self.x25519.as_bytes()));
+        let parts = [
+            IDENTITY_FILE_HEADER,
+            "\n",
+            ED_PREFIX,
+            ed.as_str(),
+            "\n",
+            X_PREFIX,
+            x.as_str(),
+            "\n",
+        ];
+        // Sized up front: a String that grows leaves copies of the secrets in freed memory.
+        let mut text = Zeroizing::new(String::with_capacity(parts.iter().map(|p| p.len()).sum()));
+        parts.iter().for_each(|p| text.push_str(p));
+        text
     }
 
     /// Parse an identity file; the error names the offending line.
@@ -161,25 +183,27 @@ impl Identity {
                 expected: IDENTITY_FILE_HEADER,
             });
         }
-        let ed = secret_line(
+        let ed = Zeroizing::new(secret_line(
             next("ed25519-secret <hex>")?,
             ED_PREFIX,
             "ed25519-secret <hex>",
-        )?;
-        let x = secret_line(
+        )?);
+        let x = Zeroizing::new(secret_line(
             next("x25519-secret <hex>")?,
             X_PREFIX,
             "x25519-secret <hex>",
-        )?;
+        )?);
         if let Some((n, _)) = lines.next() {
             return Err(IdentityError::UnexpectedLine {
                 line: n,
                 expected: "end of file",
             });
         }
-        Ok(Identity::from_secrets(ed, x))
+        Ok(Identity::from_secrets(*ed, *x))
     }
 }
+
+impl ZeroizeOnDrop for Identity {}
 
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -200,7 +224,9 @@ fn secret_line(
     let hex = line
         .strip_prefix(prefix)
         .ok_or(IdentityError::UnexpectedLine { line: n, expected })?;
-    crate::hexstr::decode_array::<32>(hex.trim()).ok_or(IdentityError::BadHex { line: n })
+    let bytes =
+        Zeroizing::new(crate::hexstr::decode(hex.trim()).ok_or(IdentityError::BadHex { line: n })?);
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| IdentityError::BadHex { line: n })
 }
 
 #[cfg(test)]
@@ -220,7 +246,10 @@ mod tests {
         assert!(text.starts_with("veilmesh-identity v1\ned25519-secret "));
         let back = Identity::from_file_str(&text).unwrap();
         assert_eq!(back.public(), id.public());
-        assert_eq!(back.x25519_secret(), id.x25519_secret());
+        assert_eq!(
+            back.x25519_secret().as_bytes(),
+            id.x25519_secret().as_bytes()
+        );
     }
 
     #[test]
@@ -260,7 +289,7 @@ mod tests {
             Identity::from_file_str(&short),
             Err(IdentityError::Missing { .. })
         ));
-        let extra = format!("{good}junk\n");
+        let extra = format!("{}junk\n", good.as_str());
         assert!(matches!(
             Identity::from_file_str(&extra),
             Err(IdentityError::UnexpectedLine { line: 4, .. })

@@ -16,6 +16,7 @@ pub mod hashchain;
 pub mod identity;
 pub mod policy;
 pub mod replay;
+pub mod secret;
 mod seeded;
 pub mod session;
 
@@ -31,6 +32,7 @@ pub use hashchain::{ChainError, ChainSigner, ChainStatus, ChainVerifier};
 pub use identity::{Identity, IdentityError, PublicIdentity};
 pub use policy::AcceptPolicy;
 pub use replay::ReplayWindow;
+pub use secret::SecretBytes;
 pub use session::{Session, SessionTimers};
 
 /// BLAKE2s with a domain-separation label prepended, truncated to `N` bytes.

@@ -5,6 +5,7 @@ use rand_core::{RngCore, SeedableRng};
 use snow::params::{CipherChoice, DHChoice, HashChoice};
 use snow::resolvers::{CryptoResolver, DefaultResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
+use zeroize::Zeroize;
 
 /// Resolves snow's RNG to a ChaCha20Rng seeded by the caller; everything else to snow's default.
 pub(crate) struct SeededResolver {
@@ -15,6 +16,13 @@ impl SeededResolver {
     /// A resolver whose (single) RNG starts from `seed`. Use a fresh seed per handshake.
     pub(crate) fn new(seed: [u8; 32]) -> Self {
         SeededResolver { seed }
+    }
+}
+
+impl Drop for SeededResolver {
+    fn drop(&mut self) {
+        // The seed determines the handshake's ephemeral keys.
+        self.seed.zeroize();
     }
 }
 

@@ -67,7 +67,8 @@ impl SessionTimers {
     }
 }
 
-/// An established link session with one neighbour.
+/// An established link session with one neighbour. Its keys are zeroized when dropped;
+/// `Debug` shows neither.
 #[derive(Debug, Clone)]
 pub struct Session {
     /// The neighbour's verified identity.
@@ -101,6 +102,8 @@ impl Session {
         self.timers.is_expired(now)
     }
 }
+
+impl zeroize::ZeroizeOnDrop for Session {}
 
 #[cfg(test)]
 mod tests {

@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::sys::check_ifname;
-use crate::crypto::AcceptPolicy;
+use crate::crypto::{AcceptPolicy, SecretBytes};
 use crate::node::NodeConfig;
 use crate::overlay::Ipv4Pool;
 
@@ -22,7 +23,7 @@ pub struct Config {
     /// "opennet" (anyone with the mesh name and secret) or "darknet" (allow-list only).
     pub mode: Mode,
     /// Hex-encoded mesh secret; without it, a node cannot even complete a handshake.
-    pub mesh_secret: Option<String>,
+    pub mesh_secret: Option<SecretString>,
     /// Darknet: ed25519 public keys (hex) allowed to complete a handshake.
     pub allow: Vec<String>,
     /// Where the identity and the restart epoch live.
@@ -37,6 +38,47 @@ pub struct Config {
     pub control_socket: PathBuf,
     /// Protocol timers.
     pub timers: Timers,
+}
+
+/// A secret as written in the configuration: zeroized on drop, redacted in `Debug` and in
+/// parse errors.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl<'de> Deserialize<'de> for SecretString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // serde's own message would quote a value of the wrong type.
+        String::deserialize(d).map(SecretString).map_err(|_| {
+            serde::de::Error::custom("must be a string of hex digits (the value is not shown)")
+        })
+    }
+}
+
+impl SecretString {
+    /// The text (hex, as the operator wrote it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for SecretString {
+    fn from(text: String) -> Self {
+        SecretString(text)
+    }
+}
+
+impl Drop for SecretString {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for SecretString {}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretString(redacted)")
+    }
 }
 
 /// `[timers]`: protocol timers an operator may tune.
@@ -119,18 +161,19 @@ pub enum ConfigError {
 impl Config {
     /// Read and check `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        // The file may hold mesh_secret.
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(&text, path)
+        Config::parse(&Zeroizing::new(text), path)
     }
 
     /// Parse and check TOML `text` (`path` only names it in errors).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', " | "),
+            message: syntax_message(&e, text),
         })?;
         cfg.check_os_names()
             .and_then(|()| cfg.node_config().map(drop))
@@ -190,7 +233,8 @@ impl Config {
         let mesh_secret = match &self.mesh_secret {
             None => None,
             Some(h) => Some(
-                crate::hexstr::decode(h.trim())
+                crate::hexstr::decode(h.expose().trim())
+                    .map(SecretBytes::from)
                     .filter(|s| s.len() >= 16)
                     .ok_or((
                         "mesh_secret",
@@ -231,6 +275,30 @@ impl Config {
             ..NodeConfig::default()
         })
     }
+}
+
+/// The parser's message with the line and column, but not the line itself, which the
+/// parser would quote and which may hold the mesh secret (a log must never show it).
+fn syntax_message(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message().trim_end().replace('\n', " | ");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let before = text.as_bytes().get(..span.start).unwrap_or(text.as_bytes());
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    // Characters, not bytes: UTF-8 continuation bytes do not start one.
+    let column = before
+        .get(line_start..)
+        .unwrap_or_default()
+        .iter()
+        .filter(|&&b| b & 0xc0 != 0x80)
+        .count()
+        + 1;
+    format!("line {line}, column {column}: {message}")
 }
 
 /// Longest Unix socket path (`sun_path` is 108 bytes with its terminating NUL).

@@ -2,7 +2,8 @@
 //! that reads request lines and hands them to the event loop.
 
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -40,7 +41,8 @@ pub enum ControlError {
     },
 }
 
-/// Bind `path` (a stale socket file left by a crash is replaced) with mode 0600.
+/// Bind `path` (a stale socket file left by a crash is replaced) with mode 0600; missing
+/// parent directories are created 0700.
 pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     let io_err = |source| ControlError::Io {
         path: path.to_path_buf(),
@@ -48,7 +50,13 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     };
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() && !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(io_err)?;
+            // Only the daemon's user may use the socket anyway; 0700 keeps others from even
+            // seeing whether it exists.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io_err)?;
         }
     }
     if path.exists() {
@@ -57,9 +65,26 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
         }
         std::fs::remove_file(path).map_err(io_err)?;
     }
-    let listener = UnixListener::bind(path).map_err(io_err)?;
+    let listener = bind_owner_only(path).map_err(io_err)?;
+    // A umask can only have taken bits away; this gives the owner back read and write.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
-    Ok(listener)
+    UnixListener::from_std(listener).map_err(io_err)
+}
+
+/// A non-blocking listening socket at `path` whose file is created with mode 0600 (less
+/// the umask). Linux gives the file bind(2) creates the mode of the socket's own inode,
+/// so that is set first with fchmod(2): a chmod after bind would leave a window in which
+/// anyone could connect.
+fn bind_owner_only(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
+    let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+    // `File::set_permissions` is fchmod(2) on the fd, which works on any fd, sockets too.
+    let fd = std::fs::File::from(OwnedFd::from(socket));
+    fd.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    let socket = socket2::Socket::from(OwnedFd::from(fd));
+    socket.bind(&socket2::SockAddr::unix(path)?)?;
+    socket.listen(128)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 /// Serve one accepted connection on its own task.
@@ -216,6 +241,42 @@ mod tests {
             .contains("longer than 4096"));
         assert_eq!(lines[2].result, Some(serde_json::json!({"cmd": "stats"})));
         let _ = std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap());
+    }
+
+    /// The mode bits of `path`.
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_socket_file_is_created_without_group_or_other_bits() {
+        let path = socket_path("mode");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        // Straight from bind(2), before the chmod `bind` adds: under the usual umask (022) a
+        // socket bound without fchmod first would be 0755 here.
+        let listener = bind_owner_only(&path).unwrap();
+        assert_eq!(mode(&path) & 0o077, 0, "mode {:o}", mode(&path));
+        // It is a working listener.
+        let client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        assert!(listener.accept().is_ok());
+        drop(client);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap());
+    }
+
+    #[tokio::test]
+    async fn missing_parent_directories_are_created_owner_only() {
+        let path = socket_path("dirs");
+        let _listener = bind(&path).unwrap();
+        let sub = path.parent().unwrap();
+        assert_eq!(mode(sub), 0o700);
+        assert_eq!(mode(sub.parent().unwrap()), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        // A directory that exists is left as it is.
+        let _ = std::fs::remove_file(&path);
+        std::fs::set_permissions(sub, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let _listener = bind(&path).unwrap();
+        assert_eq!(mode(sub), 0o755);
+        let _ = std::fs::remove_dir_all(sub.parent().unwrap());
     }
 
     #[test]

@@ -2,14 +2,13 @@
 //! event loop, then clean-up. Exit codes follow sysexits(3) and are listed in
 //! docs/operator-guide.md.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use super::config::{Config, ConfigError};
 use super::control_server::{self, ControlError};
 use super::event_loop::{Clock, Daemon, Opened};
 use super::state::{StateDir, StateError};
-use super::sys::{check_ifname, SysError};
+use super::sys::{check_ifname, fill_random, SysError};
 use crate::node::{Node, NodeError};
 
 /// Command-line settings of `veil run` (they override the config file).
@@ -143,9 +142,10 @@ fn unix_secs() -> u64 {
 /// come from it), so there is no weaker fallback.
 fn random_seed() -> Result<[u8; 32], DaemonError> {
     let mut seed = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut seed))
-        .map_err(DaemonError::Runtime)?;
+    fill_random(&mut seed).map_err(|source| SysError::Io {
+        what: "reading the kernel's randomness (getrandom)".into(),
+        source,
+    })?;
     Ok(seed)
 }
 

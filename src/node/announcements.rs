@@ -429,7 +429,10 @@ mod tests {
         let id = Identity::generate(&mut rng);
         let r = store.insert(&signed(&id, 1).0, SRC, true).unwrap();
         assert_eq!(r.evicted, first, "the source's oldest goes");
-        assert!(store.get(&theirs.node_id()).is_some(), "another source's entry stays");
+        assert!(
+            store.get(&theirs.node_id()).is_some(),
+            "another source's entry stays"
+        );
         assert_eq!(store.len(), MAX_PROBATION_PER_SOURCE + 1);
     }
 }

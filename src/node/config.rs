@@ -9,7 +9,7 @@ pub struct NodeConfig {
     /// Mesh name: separates meshes (PSK input) and fixes the overlay /48.
     pub mesh_name: String,
     /// Optional mesh secret: without it a node cannot even complete a handshake.
-    pub mesh_secret: Option<Vec<u8>>,
+    pub mesh_secret: Option<crate::crypto::SecretBytes>,
     /// Which peer identities may complete a handshake (open, or a darknet allow-list).
     pub policy: AcceptPolicy,
     /// IPv4 pool to claim an address from, if IPv4 is on.

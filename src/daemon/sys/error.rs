@@ -12,7 +12,7 @@ use std::io;
 /// | 77 | `EX_NOPERM` | [`SysError::Permission`], [`SysError::TunDeviceMode`] |
 /// | 69 | `EX_UNAVAILABLE` | [`SysError::NoSuchInterface`], [`SysError::InterfaceDown`], [`SysError::NotEthernet`], [`SysError::NoTunDevice`] |
 /// | 64 | `EX_USAGE` | [`SysError::InvalidInterfaceName`] |
-/// | 71 | `EX_OSERR` | everything else ([`SysError::Io`], [`SysError::Netlink`], …) |
+/// | 71 | `EX_OSERR` | everything else ([`SysError::Io`], [`SysError::Netlink`], [`SysError::NetlinkTimeout`], …) |
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SysError {
@@ -78,6 +78,14 @@ pub enum SysError {
         /// The errno the kernel returned (positive).
         code: i32,
     },
+    /// The kernel sent no acknowledgement of an rtnetlink request in time.
+    #[error("netlink: {op}: the kernel did not answer a netlink request within {} s", after.as_secs())]
+    NetlinkTimeout {
+        /// The operation, e.g. "look up interface wlan0".
+        op: String,
+        /// How long we waited.
+        after: std::time::Duration,
+    },
 }
 
 /// `sysexits.h`: permission denied.
@@ -104,7 +112,9 @@ impl SysError {
             | SysError::NotEthernet { .. }
             | SysError::NoTunDevice => EX_UNAVAILABLE,
             SysError::InvalidInterfaceName { .. } => EX_USAGE,
-            SysError::Io { .. } | SysError::Netlink { .. } => EX_OSERR,
+            SysError::Io { .. } | SysError::Netlink { .. } | SysError::NetlinkTimeout { .. } => {
+                EX_OSERR
+            }
         }
     }
 

@@ -2,9 +2,11 @@
 //! addresses and on-link routes.
 //!
 //! Requests are rare (startup, shutdown, a link check per second), so this blocks on the
-//! kernel's answer and allocates freely; it never runs on the frame path.
+//! kernel's answer, for at most [`REPLY_TIMEOUT`], and allocates freely; it never runs on
+//! the frame path.
 
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
@@ -21,6 +23,9 @@ const NLM_F_EXCL: u16 = libc::NLM_F_EXCL as u16;
 const RECV_BUF: usize = 64 * 1024;
 /// Most answer datagrams we read for one request before giving up (a bound on a confused kernel).
 const MAX_REPLIES: usize = 64;
+/// Longest wait for the kernel's answer to one request. The kernel answers in microseconds;
+/// this bounds a lost answer, which would otherwise block the event loop for good.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What `link` reports about an interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,7 +189,8 @@ impl Netlink {
 
     /// Sends one request (built with sequence number `seq`) and collects the answers
     /// `(type, payload)` up to the ACK or DONE; a kernel error becomes
-    /// [`SysError::from_netlink`] naming `op`.
+    /// [`SysError::from_netlink`] naming `op`, no ACK within [`REPLY_TIMEOUT`]
+    /// [`SysError::NetlinkTimeout`].
     pub(super) fn request(
         &mut self,
         msg: &[u8],
@@ -192,11 +198,38 @@ impl Netlink {
         op: &str,
     ) -> Result<Vec<(u16, Vec<u8>)>, SysError> {
         let io = |source| SysError::from_io(source, format!("netlink: {op}"), CAP_NET_ADMIN);
+        let timed_out = || SysError::NetlinkTimeout {
+            op: op.to_string(),
+            after: REPLY_TIMEOUT,
+        };
         self.socket.send(msg, 0).map_err(io)?;
+        let deadline = Instant::now() + REPLY_TIMEOUT;
         let mut replies = Vec::new();
-        for _ in 0..MAX_REPLIES {
+        let mut datagrams = 0;
+        while datagrams < MAX_REPLIES {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timed_out());
+            }
+            // Per datagram, so stale answers trickling in cannot stretch the total wait.
+            socket2::SockRef::from(&self.socket)
+                .set_read_timeout(Some(left))
+                .map_err(io)?;
             self.buf.clear();
-            self.socket.recv(&mut self.buf, 0).map_err(io)?;
+            match self.socket.recv(&mut self.buf, 0) {
+                Ok(_) => datagrams += 1,
+                // SO_RCVTIMEO makes a signal interrupt recv even under SA_RESTART.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(timed_out());
+                }
+                Err(e) => return Err(io(e)),
+            }
             for answer in rtnl::answers(&self.buf) {
                 if answer.seq != seq {
                     continue; // a stale answer to an earlier request
@@ -272,5 +305,71 @@ pub fn disable_ipv6_autoconf(ifname: &str) -> Result<usize, SysError> {
     match first_err {
         Some(e) => Err(e),
         None => Ok(written),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `request` returned and how long it took.
+    type Outcome = (Result<Vec<(u16, Vec<u8>)>, SysError>, Duration);
+
+    /// Runs `request(msg, wait_for, …)` on its own thread: `None` if it has not returned
+    /// after 30 s (an unbounded wait would otherwise hang the test run, not fail it).
+    fn request_on_thread(msg: Vec<u8>, wait_for: u32) -> Option<Outcome> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let result = Netlink::open().and_then(|mut nl| nl.request(&msg, wait_for, "test"));
+            let _ = tx.send((result, started.elapsed()));
+        });
+        rx.recv_timeout(Duration::from_secs(30)).ok()
+    }
+
+    /// RTM_GETLINK for `lo` (in every namespace, no privilege needed) with `flags`.
+    fn get_lo(flags: u16, seq: u32) -> Vec<u8> {
+        RequestBuf::new(libc::RTM_GETLINK, flags, seq, &rtnl::ifinfo(0, 0, 0))
+            .attr(libc::IFLA_IFNAME, b"lo\0")
+            .finish()
+    }
+
+    fn assert_timed_out(outcome: Option<Outcome>) {
+        let (result, took) = outcome.expect("request still blocked after 30 s");
+        match result {
+            Err(e @ SysError::NetlinkTimeout { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("test: the kernel did not answer a netlink request within 2 s"),
+                    "{msg}"
+                );
+                assert_eq!(e.exit_code(), 71);
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert!(
+            took >= REPLY_TIMEOUT - Duration::from_millis(50),
+            "{took:?}"
+        );
+    }
+
+    #[test]
+    fn a_request_the_kernel_never_acknowledges_times_out() {
+        // Without NLM_F_ACK the kernel sends the link and nothing after it.
+        assert_timed_out(request_on_thread(get_lo(NLM_F_REQUEST, 1), 1));
+    }
+
+    #[test]
+    fn answers_to_another_sequence_number_do_not_end_the_wait() {
+        // The kernel acknowledges seq 1; we wait for seq 2, which never comes.
+        assert_timed_out(request_on_thread(get_lo(NLM_F_REQUEST | NLM_F_ACK, 1), 2));
+    }
+
+    #[test]
+    fn an_acknowledged_request_still_returns_its_answer() {
+        let (result, _) = request_on_thread(get_lo(NLM_F_REQUEST | NLM_F_ACK, 1), 1)
+            .expect("request still blocked after 30 s");
+        let replies = result.unwrap();
+        assert!(replies.iter().any(|(kind, _)| *kind == libc::RTM_NEWLINK));
     }
 }
