@@ -41,10 +41,9 @@ pub enum OpenError {
     Decrypt,
 }
 
+/// The frame nonce of `counter` (one definition: `wire::nonce`, docs/protocol.md §1.3).
 fn nonce(counter: u64) -> Nonce {
-    let mut n = [0u8; 12];
-    n[4..].copy_from_slice(&counter.to_le_bytes());
-    n.into()
+    crate::wire::nonce(counter).into()
 }
 
 /// The sending half of a key: cipher plus next counter. `Debug` shows the counter only.

@@ -56,15 +56,6 @@ impl SessionTimers {
     pub fn is_expired(&self, now: Instant) -> bool {
         now >= self.expires_at()
     }
-
-    /// The next instant at which `needs_rekey` or `is_expired` may change (for poll_timeout).
-    pub fn next_deadline(&self, now: Instant) -> Instant {
-        if now < self.rekey_at() {
-            self.rekey_at()
-        } else {
-            self.expires_at()
-        }
-    }
 }
 
 /// An established link session with one neighbour. Its keys are zeroized when dropped;
@@ -122,11 +113,6 @@ mod tests {
         assert!(r.needs_rekey(t0, REKEY_AFTER_MESSAGES));
         assert!(!i.is_expired(t0 + (REJECT_AFTER_TIME - Duration::from_micros(1))));
         assert!(i.is_expired(t0 + REJECT_AFTER_TIME));
-        assert_eq!(i.next_deadline(t0), t0 + REKEY_AFTER_TIME);
-        assert_eq!(
-            i.next_deadline(t0 + REKEY_AFTER_TIME),
-            t0 + REJECT_AFTER_TIME
-        );
     }
 
     #[test]

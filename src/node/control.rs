@@ -123,6 +123,7 @@ impl Node {
     /// Broadcast a batch of OGMs on every interface, signing our own with the hash chain
     /// and putting each originator's announcement in front of its first OGM we send.
     fn send_ogm_batch(&mut self, batch: &[OgmRepr]) {
+        // At most an announcement and an OGM per entry of the batch: no push can fail.
         let mut items = heapless::Vec::<BatchItem, { 2 * crate::routing::OGM_BATCH_MAX }>::new();
         for ogm in batch {
             let mut ogm = *ogm;

@@ -344,9 +344,11 @@ impl Node {
 
     /// Handshake timeouts, rekeys, expired sessions, forgotten idle links.
     pub(super) fn housekeep_links(&mut self, now: Instant) {
-        let mut rekey = heapless::Vec::<(IfaceId, MacAddr), 16>::new();
-        let mut forget = heapless::Vec::<usize, 16>::new();
-        let mut lost = heapless::Vec::<(IfaceId, MacAddr), 16>::new();
+        // One entry per link at most: sized to the link table, no push can fail (with 16,
+        // sessions expiring past the 16th in one tick were never reported to routing).
+        let mut rekey = heapless::Vec::<(IfaceId, MacAddr), { super::MAX_LINKS }>::new();
+        let mut forget = heapless::Vec::<usize, { super::MAX_LINKS }>::new();
+        let mut lost = heapless::Vec::<(IfaceId, MacAddr), { super::MAX_LINKS }>::new();
         for (slot, link) in self.links.iter_mut() {
             if link
                 .pending

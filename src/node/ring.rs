@@ -20,7 +20,6 @@ pub struct Ring<M> {
     slots: Vec<Slot<M>>,
     head: usize,
     len: usize,
-    dropped: u64,
 }
 
 impl<M: Default> Ring<M> {
@@ -38,16 +37,15 @@ impl<M: Default> Ring<M> {
             slots,
             head: 0,
             len: 0,
-            dropped: 0,
         }
     }
 }
 
 impl<M> Ring<M> {
-    /// The slot the next `commit_as` will enqueue, or `None` (and a counted drop) when full.
+    /// The slot the next `commit_as` will enqueue, or `None` when full (the caller counts
+    /// the drop under its reason).
     pub fn reserve(&mut self) -> Option<&mut Slot<M>> {
         if self.len == self.slots.len() {
-            self.dropped += 1;
             return None;
         }
         let idx = (self.head + self.len) % self.slots.len();
@@ -92,11 +90,6 @@ impl<M> Ring<M> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-
-    /// How many reservations failed because the ring was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped
-    }
 }
 
 #[cfg(test)]
@@ -112,7 +105,6 @@ mod tests {
             }
         }
         assert_eq!(r.len(), 2);
-        assert_eq!(r.dropped(), 1);
         assert_eq!(r.front().map(|s| s.meta), Some(0));
         r.pop();
         assert_eq!(r.front().map(|s| s.meta), Some(1));

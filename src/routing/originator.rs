@@ -1,7 +1,7 @@
 //! Originator table: per-originator routes from each neighbour, feasibility distance,
 //! best and backup next-hop selection.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use crate::time::Instant;
 use crate::wire::{NodeId, CHAIN_ELEMENT_LEN};
@@ -202,7 +202,7 @@ impl Originator {
 /// All originators, bounded by MAX_ORIGINATORS.
 #[derive(Debug, Default)]
 pub struct OriginatorTable {
-    map: HashMap<NodeId, Originator>,
+    map: BTreeMap<NodeId, Originator>,
     /// Unreachable originators evicted to admit a new one.
     pub evicted: u64,
     /// New originators refused because the table was full of reachable ones.

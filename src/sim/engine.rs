@@ -329,6 +329,9 @@ impl<H: SimHost> Sim<H> {
                 (i as u64) << 40 | (tx.len as u64) << 8 | head,
             );
             mix(&mut self.digest, dst);
+            // Every byte: a reordering inside a frame (say, of a table walked in hash
+            // order) must change the digest too.
+            mix_bytes(&mut self.digest, frame);
             self.receptions.clear();
             let sent =
                 self.medium
@@ -457,7 +460,12 @@ impl<H: SimHost> Sim<H> {
 
 /// FNV-1a over the 8 bytes of `v`.
 fn mix(digest: &mut u64, v: u64) {
-    for b in v.to_le_bytes() {
+    mix_bytes(digest, &v.to_le_bytes());
+}
+
+/// FNV-1a over `bytes`.
+fn mix_bytes(digest: &mut u64, bytes: &[u8]) {
+    for &b in bytes {
         *digest ^= u64::from(b);
         *digest = digest.wrapping_mul(0x0000_0100_0000_01b3);
     }
