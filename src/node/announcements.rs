@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::crypto::{Announcement, ChainError, ChainStatus, ChainVerifier};
+use crate::routing::seqno::TokenBucket;
 use crate::routing::{AuthVerdict, OgmAuth};
 use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId, OgmRepr, ANNOUNCE_LEN};
@@ -22,6 +23,11 @@ pub const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 pub const MAX_PROBATION_PER_SOURCE: usize = 64;
 /// An announcement none of whose OGMs verified within this time is dropped.
 pub const PROBATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Long chain verifications one neighbour's OGMs may cost per second (and burst).
+pub const RESYNCS_PER_SOURCE_PER_SEC: u32 = 4;
+/// Neighbours whose resync budgets are tracked; the least recently used makes room.
+const RESYNC_SOURCES: usize = 64;
 
 /// The neighbour an announcement came from; `None` for our own.
 pub type Source = Option<(IfaceId, MacAddr)>;
@@ -82,6 +88,10 @@ pub struct Inserted {
 pub struct Announcements {
     entries: BTreeMap<NodeId, Entry>,
     now: Instant,
+    /// The neighbour the OGM being checked came from.
+    source: Source,
+    /// Resync budgets per neighbour, with when each was last used.
+    resync_budgets: heapless::Vec<(Source, TokenBucket, Instant), RESYNC_SOURCES>,
 }
 
 impl Announcements {
@@ -223,6 +233,30 @@ impl Announcements {
     pub fn set_now(&mut self, now: Instant) {
         self.now = now;
     }
+
+    /// Set the neighbour the OGMs checked next came from (whose resync budget they spend).
+    pub fn set_source(&mut self, source: Source) {
+        self.source = source;
+    }
+
+    /// Take one long verification from the current source's budget.
+    fn resync_allowed(&mut self) -> bool {
+        let (now, source) = (self.now, self.source);
+        if let Some(b) = self.resync_budgets.iter_mut().find(|b| b.0 == source) {
+            b.2 = now;
+            return b.1.allow(now);
+        }
+        let mut bucket =
+            TokenBucket::new(now, RESYNCS_PER_SOURCE_PER_SEC, RESYNCS_PER_SOURCE_PER_SEC);
+        let allowed = bucket.allow(now);
+        let entry = (source, bucket, now);
+        if let Err(entry) = self.resync_budgets.push(entry) {
+            if let Some(lru) = self.resync_budgets.iter_mut().min_by_key(|b| b.2) {
+                *lru = entry;
+            }
+        }
+        allowed
+    }
 }
 
 fn held_on_probation(e: Option<&Entry>) -> bool {
@@ -250,12 +284,21 @@ impl OgmAuth for Announcements {
             // A later chain of the same epoch: its announcement is needed.
             return AuthVerdict::UnknownOriginator;
         }
-        let result = match e.verifier.verify(ogm.seqno, &ogm.chain) {
-            Err(ChainError::GapTooLarge(_)) if may_resync(e.last_resync, now) => {
+        let mut result = e.verifier.verify(ogm.seqno, &ogm.chain);
+        // A long walk is paid by the sending neighbour's budget; only a success holds the
+        // originator's next one back, so a forged far-ahead OGM cannot block the genuine.
+        let far = matches!(result, Err(ChainError::GapTooLarge(_)));
+        if far && may_resync(e.last_resync, now) && self.resync_allowed() {
+            let Some(e) = self.entries.get_mut(&ogm.node) else {
+                return AuthVerdict::UnknownOriginator;
+            };
+            result = e.verifier.verify_resync(ogm.seqno, &ogm.chain);
+            if result.is_ok() {
                 e.last_resync = Some(now);
-                e.verifier.verify_resync(ogm.seqno, &ogm.chain)
             }
-            other => other,
+        }
+        let Some(e) = self.entries.get_mut(&ogm.node) else {
+            return AuthVerdict::UnknownOriginator;
         };
         match result {
             Ok(ChainStatus::Fresh | ChainStatus::Duplicate) => {
@@ -434,5 +477,34 @@ mod tests {
             "another source's entry stays"
         );
         assert_eq!(store.len(), MAX_PROBATION_PER_SOURCE + 1);
+    }
+
+    #[test]
+    fn a_forged_far_ahead_ogm_does_not_hold_back_the_genuine_resync() {
+        let mut rng = ChaCha20Rng::seed_from_u64(13);
+        let id = Identity::generate(&mut rng);
+        let (bytes, chain) = signed(&id, 1);
+        let mut store = Announcements::default();
+        store.insert(&bytes, SRC, true).unwrap();
+        store.set_now(Instant::from_millis(10));
+        let mut forged = ogm(&id, 1, 1000, &chain);
+        forged.chain[3] ^= 0x40;
+        let member = Some((IfaceId(0), MacAddr([2, 0, 0, 0, 0, 7])));
+        store.set_source(member);
+        assert_eq!(store.check(&forged), AuthVerdict::Invalid);
+        store.set_source(SRC);
+        assert_eq!(store.check(&ogm(&id, 1, 1000, &chain)), AuthVerdict::Valid);
+        // A second later, the member's budget: a burst of long walks, then none until it
+        // refills (its failures never hold the originator's next resync back).
+        store.set_now(Instant::from_millis(1010));
+        store.set_source(member);
+        let walked = (0..10u32)
+            .filter(|k| {
+                let mut f = ogm(&id, 1, 2000 + k, &chain);
+                f.chain[0] ^= 1;
+                store.check(&f) == AuthVerdict::Invalid
+            })
+            .count();
+        assert_eq!(walked, RESYNCS_PER_SOURCE_PER_SEC as usize);
     }
 }

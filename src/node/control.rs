@@ -50,6 +50,9 @@ fn push_items(
 /// A parked OGM whose announcement did not arrive within this time is dropped.
 const PENDING_OGM_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Least time between two whole-table dumps to one neighbour.
+pub const TABLE_DUMP_MIN_GAP: Duration = Duration::from_secs(10);
+
 impl Node {
     /// Drain routing's outputs into frames and events.
     pub(super) fn drain_routing(&mut self, now: Instant) {
@@ -169,6 +172,7 @@ impl Node {
             return;
         }
         self.anns.set_now(now);
+        self.anns.set_source(Some((iface, mac)));
         let mut auth = Recording {
             inner: &mut self.anns,
             verdict: None,
@@ -244,7 +248,20 @@ impl Node {
 
     /// A neighbour that is new or restarted (its own announcement is new to us) gets our
     /// whole table at once instead of waiting up to Imax for each originator's next OGM.
-    pub(super) fn send_table_to(&mut self, slot: usize) {
+    /// At most one per `TABLE_DUMP_MIN_GAP` per neighbour: a member that keeps sending new
+    /// announcements of its own must not make us queue hundreds of frames each time.
+    pub(super) fn send_table_to(&mut self, now: Instant, slot: usize) {
+        let Some(link) = self.links.get_mut(slot) else {
+            return;
+        };
+        if link
+            .last_table_dump
+            .is_some_and(|t| now.saturating_since(t) < TABLE_DUMP_MIN_GAP)
+        {
+            self.stats.drop(DropReason::TableDumpRateLimited);
+            return;
+        }
+        link.last_table_dump = Some(now);
         let mut items: Vec<BatchItem> = Vec::new();
         for ogm in self.routing.advertisements() {
             if let Some(ann) = self.anns.bytes(&ogm.node) {

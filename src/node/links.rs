@@ -129,6 +129,8 @@ pub struct Link {
     pub last_attempt: Option<Instant>,
     /// When we last asked it for its group key.
     pub last_group_request: Option<Instant>,
+    /// When we last sent it our whole table.
+    pub last_table_dump: Option<Instant>,
     /// When we last heard any frame from it.
     pub last_heard: Instant,
     /// When a frame from it last opened under a session or its group key.
@@ -153,6 +155,7 @@ impl Link {
             group_previous: None,
             last_attempt: None,
             last_group_request: None,
+            last_table_dump: None,
             last_heard: now,
             last_authenticated: None,
             peer_init_seq: None,

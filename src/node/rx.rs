@@ -276,7 +276,7 @@ impl Node {
                     .is_some_and(|l| l.node.is_some() && l.node == fresh);
                 if via == Via::Unicast && from_itself {
                     if let Some(slot) = slot {
-                        self.send_table_to(slot);
+                        self.send_table_to(now, slot);
                     }
                 }
             }

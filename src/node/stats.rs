@@ -51,6 +51,7 @@ drop_reasons! {
     AnnounceEvicted => "announce_evicted": "announcement on probation (no OGM of its node verified yet) dropped to make room for a newer one from the same neighbour, or in a full store",
     AnnounceExpired => "announce_expired": "announcement dropped: on probation for 30 s, or its node forgotten by routing",
     AnnounceRateLimited => "announce_rate_limited": "too many announcement requests to answer",
+    TableDumpRateLimited => "table_dump_rate_limited": "whole-table dump to a neighbour not sent: one went to it less than 10 s ago",
     NoRoute => "no_route": "IP packet for a destination we have no route to",
     NoSession => "no_session": "next hop has no established link session",
     TtlExpired => "ttl_expired": "data frame whose hop limit ran out",
@@ -106,7 +107,7 @@ impl Default for DropCounters {
     }
 }
 
-const DROP_REASONS: usize = 35;
+const DROP_REASONS: usize = 36;
 const _: () = assert!(DropReason::ALL.len() == DROP_REASONS);
 
 impl Stats {

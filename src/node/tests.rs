@@ -396,3 +396,33 @@ fn a_darknet_member_that_left_cannot_read_later_broadcasts() {
     assert_eq!(b.stats().drops(DropReason::UnknownGroupKey), unknown);
     assert_eq!(b.stats().drops(DropReason::DecryptFailed), 0);
 }
+
+#[test]
+fn a_neighbour_renewing_its_announcement_gets_one_table_dump_per_gap() {
+    let t0 = Instant::ZERO;
+    let (mut a, mut b) = (node(1, t0), node(2, t0));
+    run_pair(&mut a, &mut b, t0, 10);
+    // Well after the dump that followed the handshake.
+    let now = t0 + Duration::from_secs(30);
+    let mut buf = [0u8; 1500];
+    while a.poll_transmit(&mut buf).is_some() {}
+    let slot = b.links.find(IfaceId(0), mac(1)).unwrap();
+    let mut dumps_to_b = 0;
+    for round in 0..5u32 {
+        // b starts a new chain (a new announcement of itself) and sends it over the
+        // session: to a, b looks new or restarted each time.
+        assert!(b.adopt_chain(1000 * (round + 1)));
+        let ann = b.own_ann;
+        assert!(b.queue_unicast(slot, true, |w| w.push_announce(&ann)));
+        while let Some(t) = b.poll_transmit(&mut buf) {
+            if t.dst == mac(1) {
+                a.handle_frame(now, IfaceId(0), mac(2), &buf[..t.len]);
+            }
+        }
+        while let Some(t) = a.poll_transmit(&mut buf) {
+            dumps_to_b += usize::from(t.dst == mac(2));
+        }
+    }
+    assert_eq!(dumps_to_b, 1, "a dumped its table {dumps_to_b} times");
+    assert_eq!(a.stats().drops(DropReason::TableDumpRateLimited), 4);
+}
