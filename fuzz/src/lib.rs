@@ -88,7 +88,7 @@ fn walk_message(msg: &Message<'_>) {
     match msg {
         Message::Ihu(entries) => {
             let n = entries.len();
-            assert_eq!(entries.clone().count(), n);
+            assert_eq!((*entries).count(), n);
             for e in *entries {
                 black_box(e);
             }
