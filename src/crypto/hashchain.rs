@@ -12,7 +12,9 @@ use crate::wire::CHAIN_ELEMENT_LEN;
 pub type ChainElement = [u8; CHAIN_ELEMENT_LEN];
 
 /// Chain length a node uses unless configured otherwise (68 min of OGMs at one per second).
-pub const DEFAULT_CHAIN_LEN: u16 = 4096;
+/// Fuzz builds (`cfg(fuzzing)`, set by cargo-fuzz) use 256: a node is built on every run,
+/// and the chain is most of its cost (docs/fuzzing.md).
+pub const DEFAULT_CHAIN_LEN: u16 = if cfg!(fuzzing) { 256 } else { 4096 };
 /// Longest chain accepted in an announcement (bounds signer memory and resync cost).
 pub const MAX_CHAIN_LEN: u16 = 8192;
 /// The signer keeps every 64th element, so any element costs at most 63 hashes.
