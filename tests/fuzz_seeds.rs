@@ -63,7 +63,7 @@ fn captured_frames() -> BTreeMap<String, Vec<u8>> {
                 while let Some(t) = nodes[from].poll_transmit(&mut buf) {
                     let frame = &buf[..t.len];
                     let kind = match Frame::parse(frame).unwrap() {
-                        Frame::Hello(_) => "hello",
+                        Frame::Hello { .. } => "hello",
                         Frame::Handshake { kind, .. } => match kind {
                             HandshakeKind::Init => "handshake-init",
                             HandshakeKind::Resp => "handshake-resp",
@@ -210,7 +210,7 @@ fn identity_seeds() -> BTreeMap<String, Vec<u8>> {
         file.replace('\n', "\n  ")
     );
     BTreeMap::from([
-        ("seed-keygen".into(), file.into_bytes()),
+        ("seed-keygen".into(), file.as_bytes().to_vec()),
         ("seed-commented".into(), commented.into_bytes()),
     ])
 }
@@ -331,7 +331,7 @@ fn check_seed(target: &str, name: &str, bytes: &[u8]) -> Result<(), String> {
         "frame" => {
             let f = Frame::parse(bytes).map_err(|e| e.to_string())?;
             let ok = match f {
-                Frame::Hello(_) => kind == "hello",
+                Frame::Hello { .. } => kind == "hello",
                 Frame::Handshake { kind: k, .. } => {
                     kind == format!("handshake-{}", format!("{k:?}").to_lowercase())
                 }

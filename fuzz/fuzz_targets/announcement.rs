@@ -5,9 +5,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use veilmesh::crypto::Announcement;
-use veilmesh::node::Announcements;
+use veilmesh::node::{Announcements, IfaceId};
 use veilmesh::time::Instant;
-use veilmesh::wire::ANNOUNCE_LEN;
+use veilmesh::wire::{MacAddr, ANNOUNCE_LEN};
 
 fuzz_target!(|data: &[u8]| {
     let mut store = Announcements::default();
@@ -23,7 +23,10 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(v.anchor(), a.anchor);
         }
         store.set_now(Instant::from_millis(1000 * i as u64));
-        if let Ok((_, a)) = store.insert(bytes) {
+        // Alternate sources and reachability: the probation and restart paths too.
+        let source = Some((IfaceId(0), MacAddr([2, 0, 0, 0, 0, (i % 3) as u8])));
+        if let Ok(r) = store.insert(bytes, source, i % 2 == 0) {
+            let a = r.ann;
             assert_eq!(store.get(&a.node_id()), Some(&a));
             assert_eq!(store.bytes(&a.node_id()), Some(bytes));
         }

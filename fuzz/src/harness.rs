@@ -38,18 +38,19 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use veilmesh::crypto::handshake::{MSG1_LEN, MSG2_LEN, MSG3_LEN};
 use veilmesh::crypto::{
-    AcceptPolicy, Announcement, ChainSigner, GroupReceiver, GroupSender, Identity, Initiator,
-    MeshPsk, Responder, Session,
+    AcceptPolicy, Announcement, ChainSigner, FrameTagKey, GroupReceiver, GroupSender, Identity,
+    Initiator, MeshPsk, Responder, Session,
 };
 use veilmesh::node::{IfaceId, Node, NodeConfig};
 use veilmesh::overlay::build::build_udp6;
 use veilmesh::overlay::{ipv6_for, mesh_prefix, DEFAULT_POOL};
 use veilmesh::time::{Duration, Instant};
 use veilmesh::wire::{
-    emit_encrypted_header, emit_handshake, split_encrypted_mut, EncryptedKind, Frame, GroupKeyRepr,
-    HandshakeKind, HelloRepr, IhuEntry, MacAddr, Message, MessageIter, MessageWriter, NodeId,
-    OgmRepr, SeqnoRequestRepr, ANNOUNCE_LEN, ENCRYPTED_HEADER_LEN, MAX_BROADCAST_PLAINTEXT_LEN,
-    MAX_FRAME_LEN, UNICAST_FRAME_LEN, UNICAST_PLAINTEXT_LEN,
+    emit_encrypted_header, emit_handshake, split_encrypted_mut, split_tag_mut, EncryptedKind,
+    Frame, GroupKeyRepr, HandshakeKind, HelloRepr, IhuEntry, MacAddr, Message, MessageIter,
+    MessageWriter, NodeId, OgmRepr, SeqnoRequestRepr, ANNOUNCE_LEN, ENCRYPTED_HEADER_LEN,
+    FRAME_TAG_LEN, MAX_BROADCAST_PLAINTEXT_LEN, MAX_FRAME_LEN, UNICAST_FRAME_LEN,
+    UNICAST_PLAINTEXT_LEN,
 };
 
 /// Number of actions; an op byte is taken modulo this.
@@ -320,6 +321,10 @@ pub struct Harness {
     node_group: Option<GroupReceiver>,
     next_idx: u32,
     seed: u8,
+    /// The peer's handshake sequence number (grows with every Init it sends).
+    init_seq: u64,
+    /// Tags the peer's clear frames as a member's.
+    tag_key: FrameTagKey,
     history: Vec<Vec<u8>>,
     iface_up: bool,
     /// When the peer last spoke up after a clear hello.
@@ -352,12 +357,13 @@ impl Harness {
             cfg.deliver_queue = 2;
         }
         if flags & 4 != 0 {
-            cfg.mesh_secret = Some(vec![0x5a; 16]);
+            cfg.mesh_secret = Some(vec![0x5a; 16].into());
         }
         if flags & 8 != 0 {
             cfg.hello_interval = Duration::from_millis(500);
         }
         let psk = MeshPsk::derive(cfg.mesh_name.as_bytes(), cfg.mesh_secret.as_deref());
+        let tag_key = FrameTagKey::derive(&psk);
         let mesh = cfg.mesh_name.clone();
         let mut node = Node::new(cfg, f.node.clone(), EPOCH, [9; 32], now).unwrap();
         assert!(node.add_interface(now, IFACE, NODE_MAC));
@@ -374,6 +380,8 @@ impl Harness {
             node_group: None,
             next_idx: 0x100,
             seed: 0,
+            init_seq: 1 << 32,
+            tag_key,
             history: Vec::new(),
             iface_up: true,
             last_talk: None,
@@ -525,6 +533,7 @@ impl Harness {
                 };
                 let mut buf = [0u8; 64];
                 let len = veilmesh::wire::emit_hello(&hello, &mut buf).unwrap();
+                self.seal_clear(src, &mut buf[..len]);
                 self.deliver(src, &buf[..len]);
             }
         }
@@ -578,12 +587,26 @@ impl Harness {
             if self.to_node.is_empty() {
                 break;
             }
-            for frame in std::mem::take(&mut self.to_node) {
+            for mut frame in std::mem::take(&mut self.to_node) {
+                self.seal_clear(PEER_MAC, &mut frame);
                 self.node.handle_frame(self.now, IFACE, PEER_MAC, &frame);
                 self.remember(frame);
             }
         }
         self.to_node.clear();
+    }
+
+    /// Give a clear frame (hello, handshake) from `src` the mesh-PSK tag a member would:
+    /// the fuzzer's bytes then reach the handshake and routing code, not only the tag check.
+    fn seal_clear(&self, src: MacAddr, frame: &mut [u8]) {
+        let (len, dst) = match Frame::parse(frame) {
+            Ok(Frame::Hello { tag, .. }) => (tag.covered.len(), MacAddr::BROADCAST),
+            Ok(Frame::Handshake { tag, .. }) => (tag.covered.len(), NODE_MAC),
+            _ => return,
+        };
+        if let Some((covered, tag)) = split_tag_mut(frame, len + FRAME_TAG_LEN) {
+            *tag = self.tag_key.tag(src, dst, covered);
+        }
     }
 
     fn remember(&mut self, frame: Vec<u8>) {
@@ -608,7 +631,10 @@ impl Harness {
     fn start_handshake(&mut self, flags: u8) {
         let seed = self.next_seed();
         let mut msg1 = [0u8; MSG1_LEN];
-        let Ok((hs, len)) = Initiator::new(&fixed().peer, &self.psk, seed, &mut msg1) else {
+        self.init_seq += 1;
+        let Ok((hs, len)) =
+            Initiator::new(&fixed().peer, &self.psk, seed, self.init_seq, &mut msg1)
+        else {
             return;
         };
         if flags & 1 != 0 {
@@ -629,7 +655,7 @@ impl Harness {
     fn peer_reads(&mut self, frame: &[u8]) {
         let parsed = Frame::parse(frame).expect("the node sent a frame that does not parse");
         match parsed {
-            Frame::Hello(_) => {
+            Frame::Hello { .. } => {
                 // The node is looking for neighbours: a peer without a session handshakes,
                 // one with a session says something under it (at most every 30 s), which
                 // tells a node that lost the session to make a new one.
@@ -650,6 +676,7 @@ impl Harness {
                 sender_idx,
                 receiver_idx,
                 noise,
+                ..
             } => self.peer_handshake(kind, sender_idx, receiver_idx, noise),
             Frame::Unicast(f) => {
                 let mut body = f.ciphertext().to_vec();
@@ -736,7 +763,7 @@ impl Harness {
                 .unwrap();
                 self.to_node.push(frame[..n].to_vec());
             }
-            (HandshakeKind::Resp, Some(PeerPending::Initiating { hs, local_idx }))
+            (HandshakeKind::Resp, Some(PeerPending::Initiating { mut hs, local_idx }))
                 if receiver == local_idx =>
             {
                 let Ok((est, len)) = hs.finish(noise, &mut out, &AcceptPolicy::Open) else {
@@ -756,7 +783,7 @@ impl Harness {
             (
                 HandshakeKind::Finish,
                 Some(PeerPending::Responding {
-                    hs,
+                    mut hs,
                     local_idx,
                     remote_idx,
                 }),

@@ -9,8 +9,8 @@ use std::hint::black_box;
 
 use veilmesh::crypto::aead::RecvKey;
 use veilmesh::wire::{
-    emit_encrypted_header, emit_handshake, emit_hello, EncryptedKind, Frame, Message, MessageIter,
-    MessageWriter, MAX_FRAME_LEN,
+    emit_encrypted_header, emit_handshake, emit_hello, split_tag_mut, EncryptedKind, Frame,
+    Message, MessageIter, MessageWriter, FRAME_TAG_LEN, MAX_FRAME_LEN,
 };
 
 /// Parse `bytes` as a frame and walk every part of what comes back; check that what parses
@@ -22,18 +22,22 @@ pub fn walk_frame(bytes: &[u8]) {
     assert!(bytes.len() <= MAX_FRAME_LEN, "accepted an oversized frame");
     let mut buf = [0u8; MAX_FRAME_LEN];
     match frame {
-        Frame::Hello(h) => {
-            let len = emit_hello(&h, &mut buf).expect("a parsed hello emits");
-            assert_eq!(Frame::parse(&buf[..len]), Ok(Frame::Hello(h)));
+        Frame::Hello { hello, tag } => {
+            let len = emit_hello(&hello, &mut buf).expect("a parsed hello emits");
+            copy_tag(&mut buf, len, tag.tag);
+            assert_eq!(Frame::parse(&buf[..len]), Ok(frame));
+            assert_eq!(&bytes[..len], &buf[..len]);
         }
         Frame::Handshake {
             kind,
             sender_idx,
             receiver_idx,
             noise,
+            tag,
         } => {
             let len = emit_handshake(kind, sender_idx, receiver_idx, noise, &mut buf)
                 .expect("a parsed handshake emits");
+            copy_tag(&mut buf, len, tag.tag);
             assert_eq!(Frame::parse(&buf[..len]), Ok(frame));
             // Link-layer padding after the Noise message is all the frame may add.
             assert_eq!(&bytes[..len], &buf[..len]);
@@ -58,6 +62,12 @@ pub fn walk_frame(bytes: &[u8]) {
             let _ = black_box(key.open_in_place(f.counter(), f.header(), &mut body, f.tag()));
         }
     }
+}
+
+/// Put `tag` where the emit functions leave a zero tag.
+fn copy_tag(buf: &mut [u8], len: usize, tag: &[u8; FRAME_TAG_LEN]) {
+    let (_, at) = split_tag_mut(buf, len).expect("an emitted clear frame has a tag");
+    *at = *tag;
 }
 
 /// Iterate over the messages of `plaintext` to the end; every message re-encodes and parses
