@@ -27,10 +27,13 @@ fn fill_with(
     Ok(())
 }
 
-/// One getrandom(2) call with no flags (blocking until the pool is initialised).
+/// One getrandom(2) call with no flags (blocking until the pool is initialised). The raw
+/// system call, not libc's wrapper: the static musl of some router targets (mipsel) has no
+/// `getrandom` symbol, and the weak reference called address 0.
 fn getrandom(buf: &mut [u8]) -> io::Result<usize> {
+    let flags: libc::c_uint = 0;
     // SAFETY: `buf` is a writable region of `buf.len()` bytes for the whole call.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    let n = unsafe { libc::syscall(libc::SYS_getrandom, buf.as_mut_ptr(), buf.len(), flags) };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
