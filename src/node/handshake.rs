@@ -157,8 +157,6 @@ impl Node {
         let Some(link) = self.links.get_mut(slot) else {
             return;
         };
-        let alive = link.session_alive(now);
-        let current_node = link.node;
         let iface = link.iface;
         let Some(Pending::Initiating { hs, local_idx, .. }) = link.pending.as_mut() else {
             self.stats.drop(DropReason::UnknownSession);
@@ -169,8 +167,7 @@ impl Node {
         match hs.finish(noise, &mut msg3, &self.cfg.policy) {
             Ok((est, len)) => {
                 link.pending = None;
-                if alive && current_node != Some(est.peer.node_id()) {
-                    // A member answering in place of the node whose live session this is.
+                if link.refuses_identity(now, est.peer.node_id()) {
                     self.stats.drop(DropReason::IdentityConflict);
                     return;
                 }
@@ -203,8 +200,6 @@ impl Node {
         let Some(link) = self.links.get_mut(slot) else {
             return;
         };
-        let alive = link.session_alive(now);
-        let current_node = link.node;
         let Some(Pending::Responding {
             hs,
             local_idx,
@@ -223,7 +218,7 @@ impl Node {
         match hs.finish(noise, &self.cfg.policy) {
             Ok(est) => {
                 link.pending = None;
-                if alive && current_node != Some(est.peer.node_id()) {
+                if link.refuses_identity(now, est.peer.node_id()) {
                     self.stats.drop(DropReason::IdentityConflict);
                     return;
                 }

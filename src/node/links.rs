@@ -163,6 +163,13 @@ impl Link {
         }
     }
 
+    /// Whether a handshake that completed with `node` must be refused: another identity
+    /// answering in place of the one whose session on this MAC is alive (a member with a
+    /// spoofed MAC).
+    pub fn refuses_identity(&self, now: Instant, node: NodeId) -> bool {
+        self.session_alive(now) && self.node != Some(node)
+    }
+
     /// Whether a confirmed session authenticated a frame from this neighbour lately: then
     /// nothing unconfirmed may take its place.
     pub fn session_alive(&self, now: Instant) -> bool {

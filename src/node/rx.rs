@@ -45,7 +45,7 @@ impl Node {
                 let alive = self
                     .links
                     .by_mac(iface, src)
-                    .is_some_and(|l| l.current.is_some() && l.session_alive(now));
+                    .is_some_and(|l| l.session_alive(now));
                 if !alive {
                     self.maybe_initiate(now, iface, src, Trigger::Authenticated);
                 }
