@@ -226,6 +226,69 @@ fn restarted_node_is_reachable_within_two_seconds() {
     }
 }
 
+/// A node that lost its state and took its epoch from a clock that went back (a router
+/// without a real-time clock, its flash wiped): its new announcement and OGMs are older than
+/// what the mesh holds. It must be reachable again within a bound: once routing gives up on
+/// the old epoch (ORIGINATOR_GC after its routes expire), its announcement goes with it (or
+/// an older one replaces it, its node being unreachable) and the new OGMs are accepted. With
+/// neither, as before issue 8, the node was never reachable again.
+#[test]
+fn a_node_whose_epoch_went_back_is_reachable_again_within_a_bound() {
+    use veilmesh::routing::ORIGINATOR_GC;
+    let bound = ORIGINATOR_GC + Duration::from_secs(60);
+    let victim = 5;
+    for seed in 0..3 {
+        let topo: Topology = "grid:4x4".parse().unwrap();
+        let mut sim = sim(&topo, seed);
+        sim.run_until(secs(20));
+        sim.apply(Action::RestartAtEpoch {
+            node: victim,
+            epoch: 100,
+        })
+        .unwrap();
+        sim.run_until(secs(60));
+        sim.apply(Action::RestartAtEpoch {
+            node: victim,
+            epoch: 50,
+        })
+        .unwrap();
+        let mut flows = Vec::new();
+        for corner in [0, 3, 12, 15] {
+            for (src, dst) in [(corner, victim), (victim, corner)] {
+                let spec = FlowSpec {
+                    src,
+                    dst,
+                    start: secs(60),
+                    interval: Duration::from_millis(500),
+                    count: 2 * (bound.as_millis() / 1000 + 30),
+                    payload_len: 0,
+                };
+                flows.push(sim.add_flow(spec).unwrap());
+            }
+        }
+        let flowing = |sim: &Sim<Node>| {
+            flows.iter().all(|&f| {
+                let st = sim.flow_stats(f).unwrap();
+                st.last_delivery
+                    .is_some_and(|d| sim.now() - d <= Duration::from_secs(1))
+            })
+        };
+        let mut back = None;
+        for s in 61..=60 + bound.as_millis() / 1000 {
+            sim.run_until(secs(s));
+            if flowing(&sim) {
+                back = Some(s - 60);
+                break;
+            }
+        }
+        eprintln!("seed {seed}: epoch 100 -> 50, every corner and the node reach each other again after {back:?} s");
+        assert!(back.is_some(), "seed {seed}: not back within {bound:?}");
+        // Still flowing a little later: the old epoch does not come back.
+        sim.run_for(Duration::from_secs(20));
+        assert!(flowing(&sim), "seed {seed}: flows stopped again");
+    }
+}
+
 #[test]
 fn same_seed_same_run() {
     let topo: Topology = "random:30:4".parse().unwrap();

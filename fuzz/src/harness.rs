@@ -621,6 +621,14 @@ impl Harness {
         [self.seed; 32]
     }
 
+    /// Queue a handshake frame from the peer to the node; returns its bytes.
+    fn send_handshake(&mut self, kind: HandshakeKind, idx: (u32, u32), noise: &[u8]) -> Vec<u8> {
+        let mut frame = [0u8; MAX_FRAME_LEN];
+        let n = emit_handshake(kind, idx.0, idx.1, noise, &mut frame).unwrap();
+        self.to_node.push(frame[..n].to_vec());
+        frame[..n].to_vec()
+    }
+
     fn new_idx(&mut self) -> u32 {
         self.next_idx = self.next_idx.wrapping_add(1).max(1);
         self.next_idx
@@ -642,12 +650,9 @@ impl Harness {
         }
         let local_idx = self.new_idx();
         self.pending = Some(PeerPending::Initiating { hs, local_idx });
-        let mut frame = [0u8; MAX_FRAME_LEN];
-        let n =
-            emit_handshake(HandshakeKind::Init, local_idx, 0, &msg1[..len], &mut frame).unwrap();
-        self.to_node.push(frame[..n].to_vec());
+        let sent = self.send_handshake(HandshakeKind::Init, (local_idx, 0), &msg1[..len]);
         if flags & 2 != 0 {
-            self.to_node.push(frame[..n].to_vec());
+            self.to_node.push(sent);
         }
     }
 
@@ -737,7 +742,6 @@ impl Harness {
     fn peer_handshake(&mut self, kind: HandshakeKind, sender: u32, receiver: u32, noise: &[u8]) {
         let f = fixed();
         let mut out = [0u8; MAX_MSG_LEN];
-        let mut frame = [0u8; MAX_FRAME_LEN];
         match (kind, self.pending.take()) {
             (HandshakeKind::Init, pending) => {
                 // The node's Init wins over ours only if its MAC is lower (it is).
@@ -753,15 +757,7 @@ impl Harness {
                     local_idx,
                     remote_idx: sender,
                 });
-                let n = emit_handshake(
-                    HandshakeKind::Resp,
-                    local_idx,
-                    sender,
-                    &out[..len],
-                    &mut frame,
-                )
-                .unwrap();
-                self.to_node.push(frame[..n].to_vec());
+                self.send_handshake(HandshakeKind::Resp, (local_idx, sender), &out[..len]);
             }
             (HandshakeKind::Resp, Some(PeerPending::Initiating { mut hs, local_idx }))
                 if receiver == local_idx =>
@@ -769,15 +765,7 @@ impl Harness {
                 let Ok((est, len)) = hs.finish(noise, &mut out, &AcceptPolicy::Open) else {
                     return;
                 };
-                let n = emit_handshake(
-                    HandshakeKind::Finish,
-                    local_idx,
-                    sender,
-                    &out[..len],
-                    &mut frame,
-                )
-                .unwrap();
-                self.to_node.push(frame[..n].to_vec());
+                self.send_handshake(HandshakeKind::Finish, (local_idx, sender), &out[..len]);
                 self.install(Session::new(&est, self.now), local_idx, sender);
             }
             (

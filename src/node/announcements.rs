@@ -70,6 +70,8 @@ pub enum Refused {
     Stale,
     /// The store is full.
     Full,
+    /// New, but the sender is over its budget of signature checks.
+    RateLimited,
 }
 
 /// What `Announcements::insert` did.
@@ -102,6 +104,7 @@ impl Announcements {
         bytes: &[u8; ANNOUNCE_LEN],
         source: Source,
         holder_reachable: bool,
+        may_verify: impl FnOnce() -> bool,
     ) -> Result<Inserted, Refused> {
         // Every neighbour pushes each announcement once: answer copies we hold, and older
         // versions, before paying for a signature check. A different announcement of the
@@ -130,6 +133,9 @@ impl Announcements {
             Stored::New => Some(self.make_room(source)?).flatten(),
             _ => None,
         };
+        if !may_verify() {
+            return Err(Refused::RateLimited);
+        }
         // The verified fields are the ones just read, so `node` and the order still hold.
         let ann = Announcement::parse_and_verify(bytes).map_err(|_| Refused::Invalid)?;
         let verifier = ann.chain_verifier().map_err(|_| Refused::Invalid)?;
@@ -353,11 +359,11 @@ mod tests {
         let first = ogm(&id, 1, 3, &chain);
         assert_eq!(store.check(&first), AuthVerdict::UnknownOriginator);
         assert_eq!(
-            store.insert(&bytes, SRC, true).map(|r| r.stored),
+            store.insert(&bytes, SRC, true, || true).map(|r| r.stored),
             Ok(Stored::New)
         );
         assert_eq!(
-            store.insert(&bytes, SRC, true).map(|r| r.stored),
+            store.insert(&bytes, SRC, true, || true).map(|r| r.stored),
             Ok(Stored::Same)
         );
         assert_eq!(store.check(&first), AuthVerdict::Valid);
@@ -385,22 +391,24 @@ mod tests {
         let (new, chain2) = signed(&id, 2);
         let mut store = Announcements::default();
         assert_eq!(
-            store.insert(&old, SRC, true).map(|r| r.stored),
+            store.insert(&old, SRC, true, || true).map(|r| r.stored),
             Ok(Stored::New)
         );
         assert_eq!(
-            store.insert(&new, SRC, true).map(|r| r.stored),
+            store.insert(&new, SRC, true, || true).map(|r| r.stored),
             Ok(Stored::Newer)
         );
         assert_eq!(
-            store.insert(&old, SRC, true).map(|r| r.stored),
+            store.insert(&old, SRC, true, || true).map(|r| r.stored),
             Err(Refused::Stale)
         );
         assert_eq!(store.check(&ogm(&id, 2, 0, &chain2)), AuthVerdict::Valid);
         let mut tampered = new;
         tampered[70] ^= 1;
         assert_eq!(
-            store.insert(&tampered, SRC, true).map(|r| r.stored),
+            store
+                .insert(&tampered, SRC, true, || true)
+                .map(|r| r.stored),
             Err(Refused::Invalid)
         );
     }
@@ -411,7 +419,7 @@ mod tests {
         let id = Identity::generate(&mut rng);
         let (bytes, chain) = signed(&id, 1);
         let mut store = Announcements::default();
-        store.insert(&bytes, SRC, true).unwrap();
+        store.insert(&bytes, SRC, true, || true).unwrap();
         store.set_now(Instant::from_millis(10));
         assert_eq!(store.check(&ogm(&id, 1, 1000, &chain)), AuthVerdict::Valid);
         // A second long jump within the interval is not verified now.
@@ -427,12 +435,16 @@ mod tests {
         let (new, _) = signed(&id, 5);
         let (lost_state, chain) = signed(&id, 1);
         let mut store = Announcements::default();
-        store.insert(&new, SRC, true).unwrap();
+        store.insert(&new, SRC, true, || true).unwrap();
         assert_eq!(
-            store.insert(&lost_state, SRC, true).map(|r| r.stored),
+            store
+                .insert(&lost_state, SRC, true, || true)
+                .map(|r| r.stored),
             Err(Refused::Stale)
         );
-        let r = store.insert(&lost_state, SRC, false).map(|r| r.stored);
+        let r = store
+            .insert(&lost_state, SRC, false, || true)
+            .map(|r| r.stored);
         assert_eq!(r, Ok(Stored::Restarted));
         assert_eq!(store.check(&ogm(&id, 1, 0, &chain)), AuthVerdict::Valid);
     }
@@ -444,8 +456,8 @@ mod tests {
         let ((ann_a, chain_a), (ann_b, _)) = (signed(&a, 1), signed(&b, 1));
         let mut store = Announcements::default();
         store.set_now(Instant::from_millis(1000));
-        store.insert(&ann_a, SRC, true).unwrap();
-        store.insert(&ann_b, SRC, true).unwrap();
+        store.insert(&ann_a, SRC, true, || true).unwrap();
+        store.insert(&ann_b, SRC, true, || true).unwrap();
         assert_eq!(store.check(&ogm(&a, 1, 1, &chain_a)), AuthVerdict::Valid);
         store.set_now(Instant::from_millis(1000) + PROBATION_TIMEOUT);
         // b never anchored an OGM: gone. a is established: stays while routing knows it.
@@ -460,17 +472,19 @@ mod tests {
         let other = Some((IfaceId(0), MacAddr([2, 0, 0, 0, 0, 9])));
         let mut store = Announcements::default();
         let theirs = Identity::generate(&mut rng);
-        store.insert(&signed(&theirs, 1).0, other, true).unwrap();
+        store
+            .insert(&signed(&theirs, 1).0, other, true, || true)
+            .unwrap();
         let mut first = None;
         for i in 0..MAX_PROBATION_PER_SOURCE {
             store.set_now(Instant::from_millis(i as u64));
             let id = Identity::generate(&mut rng);
             first.get_or_insert(id.node_id());
-            let r = store.insert(&signed(&id, 1).0, SRC, true).unwrap();
+            let r = store.insert(&signed(&id, 1).0, SRC, true, || true).unwrap();
             assert_eq!(r.evicted, None);
         }
         let id = Identity::generate(&mut rng);
-        let r = store.insert(&signed(&id, 1).0, SRC, true).unwrap();
+        let r = store.insert(&signed(&id, 1).0, SRC, true, || true).unwrap();
         assert_eq!(r.evicted, first, "the source's oldest goes");
         assert!(
             store.get(&theirs.node_id()).is_some(),
@@ -485,7 +499,7 @@ mod tests {
         let id = Identity::generate(&mut rng);
         let (bytes, chain) = signed(&id, 1);
         let mut store = Announcements::default();
-        store.insert(&bytes, SRC, true).unwrap();
+        store.insert(&bytes, SRC, true, || true).unwrap();
         store.set_now(Instant::from_millis(10));
         let mut forged = ogm(&id, 1, 1000, &chain);
         forged.chain[3] ^= 0x40;

@@ -1,6 +1,7 @@
 //! Who may make the node spend a handshake (three x25519 operations): one budget per kind
 //! of trigger, so a flood of one kind cannot starve another, and a gate per neighbour
-//! (docs/protocol.md §6.1).
+//! (docs/protocol.md §6.1); and how many announcement signatures (one ed25519 check each)
+//! a neighbour may make the node check.
 
 use crate::routing::seqno::{Gcra, TokenBucket};
 use crate::time::{Duration, Instant};
@@ -9,6 +10,12 @@ use crate::time::{Duration, Instant};
 pub const PER_LINK_PERIOD: Duration = Duration::from_millis(500);
 /// Inits of one neighbour answered back to back.
 pub const PER_LINK_BURST: u64 = 2;
+
+/// Signature checks of new announcements one neighbour may make us do: 64 per second...
+pub const ANNOUNCE_CHECK_PERIOD: Duration = Duration::from_micros(15_625);
+/// ...after a burst of a whole table: what a new neighbour's table dump, or the start of a
+/// mesh, brings at once.
+pub const ANNOUNCE_CHECK_BURST: u64 = super::MAX_ANNOUNCEMENTS as u64;
 
 /// What made the node want to spend a handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +57,12 @@ impl HandshakeBudgets {
             Trigger::Unauthenticated => self.unauthenticated.allow(now),
         }
     }
+}
+
+/// Whether one neighbour may make us check another announcement's signature now (records
+/// it if so).
+pub fn announce_check_allows(gate: &mut Gcra, now: Instant) -> bool {
+    gate.allow(now, ANNOUNCE_CHECK_PERIOD, ANNOUNCE_CHECK_BURST)
 }
 
 /// Whether one neighbour may have another Init answered now (records it if so).

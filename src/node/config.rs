@@ -14,8 +14,10 @@ pub struct NodeConfig {
     pub policy: AcceptPolicy,
     /// IPv4 pool to claim an address from, if IPv4 is on.
     pub ipv4_pool: Option<Ipv4Pool>,
-    /// Frames waiting to be sent (slots of 1500 bytes, allocated once).
+    /// Data frames waiting to be sent (slots of 1500 bytes, allocated once).
     pub tx_queue: usize,
+    /// Control frames waiting to be sent, in a queue of their own (slots of 1500 bytes).
+    pub tx_control_queue: usize,
     /// IP packets waiting for the TUN side.
     pub deliver_queue: usize,
     /// Handshakes (started or answered) per second over all neighbours.
@@ -32,6 +34,7 @@ impl Default for NodeConfig {
             policy: AcceptPolicy::Open,
             ipv4_pool: None,
             tx_queue: 256,
+            tx_control_queue: 128,
             deliver_queue: 128,
             handshakes_per_sec: 20,
             hello_interval: crate::routing::HELLO_INTERVAL,

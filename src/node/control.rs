@@ -216,7 +216,15 @@ impl Node {
         use super::announcements::{Inserted, Refused, Stored};
         let (claimed, _, _) = crate::crypto::Announcement::unverified_order(bytes);
         let reachable = self.routing.next_hop(&claimed).is_some() || claimed == self.id;
-        match self.anns.insert(bytes, Some(source), reachable) {
+        let links = &mut self.links;
+        let may_verify = || {
+            let slot = links.find(source.0, source.1);
+            let link = slot.and_then(|s| links.get_mut(s));
+            link.is_some_and(|l| {
+                super::budget::announce_check_allows(&mut l.announce_check_gate, now)
+            })
+        };
+        match self.anns.insert(bytes, Some(source), reachable, may_verify) {
             Ok(Inserted {
                 stored: Stored::Same,
                 ..
@@ -241,6 +249,10 @@ impl Node {
             }
             Err(Refused::Full) => {
                 self.stats.drop(DropReason::AnnounceStoreFull);
+                None
+            }
+            Err(Refused::RateLimited) => {
+                self.stats.drop(DropReason::AnnounceCheckRateLimited);
                 None
             }
         }

@@ -139,6 +139,8 @@ pub struct Link {
     pub peer_init_seq: Option<u64>,
     /// Rate of Inits from this MAC we answer.
     pub answer_gate: Gcra,
+    /// Rate of signature checks of new announcements this neighbour sent.
+    pub announce_check_gate: Gcra,
 }
 
 impl Link {
@@ -160,6 +162,7 @@ impl Link {
             last_authenticated: None,
             peer_init_seq: None,
             answer_gate: Gcra::default(),
+            announce_check_gate: Gcra::default(),
         }
     }
 

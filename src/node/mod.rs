@@ -22,8 +22,10 @@ mod ring;
 mod rx;
 mod stats;
 mod tx;
+mod tx_queues;
 
 pub use announcements::{Announcements, MAX_ANNOUNCEMENTS, MAX_PROBATION_PER_SOURCE};
+pub use budget::{ANNOUNCE_CHECK_BURST, ANNOUNCE_CHECK_PERIOD};
 pub use config::NodeConfig;
 pub use links::{HANDSHAKE_RETRY, HANDSHAKE_TIMEOUT, MAX_LINKS};
 pub use ring::{Ring, Slot};
@@ -130,7 +132,7 @@ pub struct Node {
     addr6: Ipv6Addr,
     book: AddressBook,
     pending_ogms: heapless::Vec<PendingOgm, MAX_PENDING_OGMS>,
-    tx: Ring<TxMeta>,
+    tx: tx_queues::TxQueues,
     deliver: Ring<()>,
     events: heapless::Deque<Event, EVENT_QUEUE_CAP>,
     hs_budgets: budget::HandshakeBudgets,
@@ -181,11 +183,11 @@ impl Node {
         let group = GroupSender::generate(&mut rng);
         let mut anns = Announcements::default();
         // Our own announcement answers AnnounceRequests for us like any other.
-        let _ = anns.insert(&own_ann, None, true);
+        let _ = anns.insert(&own_ann, None, true, || true);
         let mut book = AddressBook::new(prefix, cfg.ipv4_pool);
         book.learn(id, None);
         let mut node = Node {
-            tx: Ring::new(cfg.tx_queue),
+            tx: tx_queues::TxQueues::new(cfg.tx_control_queue, cfg.tx_queue),
             deliver: Ring::new(cfg.deliver_queue),
             hs_budgets: budget::HandshakeBudgets::new(now, cfg.handshakes_per_sec),
             tag_key: FrameTagKey::derive(&psk),
@@ -351,7 +353,8 @@ impl Node {
         let (Some(dst), Some(src)) = (buf.get_mut(..len), slot.buf.get(..len)) else {
             // The caller's buffer is too small: the frame is dropped, not truncated.
             self.tx.pop();
-            self.stats.drop(DropReason::TxQueueFull);
+            self.stats
+                .drop(tx_queues::TxQueues::full_reason(meta.control));
             return None;
         };
         dst.copy_from_slice(src);
@@ -462,7 +465,7 @@ impl Node {
         };
         self.chain = chain;
         self.own_ann = ann;
-        let _ = self.anns.insert(&ann, None, true);
+        let _ = self.anns.insert(&ann, None, true, || true);
         true
     }
 }

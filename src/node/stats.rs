@@ -51,6 +51,7 @@ drop_reasons! {
     AnnounceEvicted => "announce_evicted": "announcement on probation (no OGM of its node verified yet) dropped to make room for a newer one from the same neighbour, or in a full store",
     AnnounceExpired => "announce_expired": "announcement dropped: on probation for 30 s, or its node forgotten by routing",
     AnnounceRateLimited => "announce_rate_limited": "too many announcement requests to answer",
+    AnnounceCheckRateLimited => "announce_check_rate_limited": "new announcement not checked: its sender is over its budget of signature checks (64/s after a burst of a whole table)",
     TableDumpRateLimited => "table_dump_rate_limited": "whole-table dump to a neighbour not sent: one went to it less than 10 s ago",
     NoRoute => "no_route": "IP packet for a destination we have no route to",
     NoSession => "no_session": "next hop has no established link session",
@@ -58,7 +59,8 @@ drop_reasons! {
     NotOverlay => "not_overlay": "IP packet from the TUN side not addressed to the overlay",
     LocalNoise => "local_noise": "router solicitations and other link-local noise from the kernel",
     PacketTooBig => "packet_too_big": "IP packet larger than the overlay MTU",
-    TxQueueFull => "tx_queue_full": "transmit queue full",
+    TxControlQueueFull => "tx_control_queue_full": "control frame not sent: the control transmit queue is full",
+    TxDataQueueFull => "tx_data_queue_full": "data frame not sent: the data transmit queue is full",
     DeliverQueueFull => "deliver_queue_full": "queue toward the TUN device full",
     EventQueueFull => "event_queue_full": "event queue full (events are informational)",
     IcmpRateLimited => "icmp_rate_limited": "ICMP error (Time Exceeded) not sent: over the node's ICMP error budget",
@@ -107,7 +109,7 @@ impl Default for DropCounters {
     }
 }
 
-const DROP_REASONS: usize = 36;
+const DROP_REASONS: usize = 38;
 const _: () = assert!(DropReason::ALL.len() == DROP_REASONS);
 
 impl Stats {

@@ -8,11 +8,29 @@ use super::*;
 use crate::crypto::Identity;
 
 fn node(i: u8, now: Instant) -> Node {
+    node_with(i, now, NodeConfig::default())
+}
+
+fn node_with(i: u8, now: Instant, cfg: NodeConfig) -> Node {
     let mut rng = ChaCha20Rng::seed_from_u64(u64::from(i));
     let id = Identity::generate(&mut rng);
-    let mut n = Node::new(NodeConfig::default(), id, 1, [i; 32], now).unwrap();
+    let mut n = Node::new(cfg, id, 1, [i; 32], now).unwrap();
     n.add_interface(now, IfaceId(0), mac(i));
     n
+}
+
+/// A UDP packet from `a`'s overlay address to `b`'s carrying `payload`, and its length.
+fn udp_between(a: &Node, b: &Node, payload: &[u8]) -> ([u8; 200], usize) {
+    let mut pkt = [0u8; 200];
+    let len = crate::overlay::build::build_udp6(
+        &mut pkt,
+        &a.overlay_ipv6(),
+        &b.overlay_ipv6(),
+        (5, 9),
+        payload,
+    )
+    .unwrap();
+    (pkt, len)
 }
 
 fn mac(i: u8) -> MacAddr {
@@ -57,15 +75,7 @@ fn two_nodes_pair_route_and_carry_a_packet() {
     assert_eq!(a.sessions(), 1);
     assert_eq!(b.sessions(), 1);
     assert_eq!(a.next_hop(&b.node_id()), Some((IfaceId(0), mac(2))));
-    let mut pkt = [0u8; 200];
-    let len = crate::overlay::build::build_udp6(
-        &mut pkt,
-        &a.overlay_ipv6(),
-        &b.overlay_ipv6(),
-        (5, 9),
-        b"hello",
-    )
-    .unwrap();
+    let (pkt, len) = udp_between(&a, &b, b"hello");
     let now = t0 + Duration::from_secs(10);
     a.handle_ip_packet(now, &pkt[..len]);
     let mut frame = [0u8; 1500];
@@ -425,4 +435,155 @@ fn a_neighbour_renewing_its_announcement_gets_one_table_dump_per_gap() {
     }
     assert_eq!(dumps_to_b, 1, "a dumped its table {dumps_to_b} times");
     assert_eq!(a.stats().drops(DropReason::TableDumpRateLimited), 4);
+}
+
+/// Hand `b` everything `a` sends; returns how many packets `b` delivered to its TUN side.
+fn deliver_all(a: &mut Node, b: &mut Node, now: Instant) -> usize {
+    let (mut buf, mut out) = ([0u8; 1500], [0u8; 1500]);
+    let mut delivered = 0;
+    while let Some(t) = a.poll_transmit(&mut buf) {
+        b.handle_frame(now, IfaceId(0), mac(1), &buf[..t.len]);
+        while b.poll_deliver(&mut out).is_some() {
+            delivered += 1;
+        }
+    }
+    delivered
+}
+
+#[test]
+fn control_and_data_frames_cannot_crowd_each_other_out() {
+    let t0 = Instant::ZERO;
+    let cfg = NodeConfig {
+        tx_queue: 8,
+        tx_control_queue: 4,
+        ..NodeConfig::default()
+    };
+    let (mut a, mut b) = (node_with(1, t0, cfg), node(2, t0));
+    run_pair(&mut a, &mut b, t0, 10);
+    assert_eq!(a.sessions(), 1);
+    let (pkt, len) = udp_between(&a, &b, b"x");
+    // Control piles up unsent (hellos and OGMs of 10 s) beyond its queue...
+    let mut now = t0 + Duration::from_secs(10);
+    for _ in 0..100 {
+        now += Duration::from_millis(100);
+        a.handle_timeout(now);
+    }
+    assert!(a.stats().drops(DropReason::TxControlQueueFull) > 0);
+    // ...and data still gets every one of its slots.
+    for _ in 0..8 {
+        a.handle_ip_packet(now, &pkt[..len]);
+    }
+    assert_eq!(a.stats().drops(DropReason::TxDataQueueFull), 0);
+    assert_eq!(deliver_all(&mut a, &mut b, now), 8);
+    // The reverse: data beyond its queue is dropped and counted, control still goes out.
+    for _ in 0..20 {
+        a.handle_ip_packet(now, &pkt[..len]);
+    }
+    assert_eq!(a.stats().drops(DropReason::TxDataQueueFull), 12);
+    let control_before = a.stats().control_bytes_out;
+    a.handle_timeout(now + Duration::from_secs(5));
+    assert_eq!(deliver_all(&mut a, &mut b, now), 8);
+    assert!(
+        a.stats().control_bytes_out > control_before,
+        "a hello went out past a full data queue"
+    );
+}
+
+/// Announcements of `n` identities made up from `seed`, each validly signed by its own key.
+fn made_up_announcements(seed: u64, n: usize) -> Vec<[u8; crate::wire::ANNOUNCE_LEN]> {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let id = Identity::generate(&mut rng);
+            let chain = crate::crypto::ChainSigner::new(&id, 1, 0, 64).unwrap();
+            crate::crypto::Announcement::for_chain(&id, 1, &chain)
+                .sign(&id)
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_neighbour_pushing_new_announcements_gets_a_bounded_number_checked() {
+    let t0 = Instant::ZERO;
+    let (mut a, mut b) = (node(1, t0), node(2, t0));
+    run_pair(&mut a, &mut b, t0, 10);
+    let now = t0 + Duration::from_secs(10);
+    let from_b = (IfaceId(0), mac(2));
+    let burst = budget::ANNOUNCE_CHECK_BURST as usize;
+    let anns = made_up_announcements(77, burst + 188);
+    for ann in &anns[..burst + 88] {
+        a.on_announce(now, from_b, ann);
+    }
+    let limited = |n: &Node| n.stats().drops(DropReason::AnnounceCheckRateLimited);
+    assert_eq!(limited(&a), 88);
+    // A second later, 64 more signature checks are b's due.
+    for ann in &anns[burst + 88..] {
+        a.on_announce(now + Duration::from_secs(1), from_b, ann);
+    }
+    assert_eq!(limited(&a), 88 + 100 - 64);
+    // Copies of what is held cost no check and no budget.
+    let held = a.anns.bytes(&b.node_id()).copied().unwrap();
+    assert_eq!(
+        a.on_announce(now + Duration::from_secs(1), from_b, &held),
+        None
+    );
+    assert_eq!(limited(&a), 88 + 36);
+}
+
+#[test]
+fn every_session_expiring_in_one_tick_is_reported_to_routing() {
+    // A hub with 20 spokes (more than the 16 lost-session notices the housekeeping once had
+    // room for per tick): sessions made together at start expire together at
+    // REJECT_AFTER_TIME, because from 10 s on only broadcasts get through (no rekey).
+    let t0 = Instant::ZERO;
+    let spokes = 20;
+    let mut nodes: Vec<Node> = (1..=spokes + 1).map(|i| node(i as u8, t0)).collect();
+    let star = |from: usize, to: usize| from == 0 || to == 0;
+    let mut buf = [0u8; 1500];
+    let mut now = t0;
+    let mut down_at = Vec::new();
+    while now < t0 + crate::crypto::session::REJECT_AFTER_TIME + Duration::from_secs(2) {
+        for n in nodes.iter_mut() {
+            n.handle_timeout(now);
+        }
+        let unicast_ok = now < t0 + Duration::from_secs(10);
+        let mut moved = true;
+        while moved {
+            moved = false;
+            for from in 0..nodes.len() {
+                while let Some(t) = nodes[from].poll_transmit(&mut buf) {
+                    moved = true;
+                    let broadcast = t.dst == MacAddr::BROADCAST;
+                    for to in (0..nodes.len()).filter(|&to| to != from && star(from, to)) {
+                        if broadcast || (unicast_ok && t.dst == mac(to as u8 + 1)) {
+                            let src = mac(from as u8 + 1);
+                            nodes[to].handle_frame(now, IfaceId(0), src, &buf[..t.len]);
+                        }
+                    }
+                }
+            }
+        }
+        while let Some(e) = nodes[0].poll_event() {
+            if let Event::Routing(crate::routing::Event::NeighborDown {
+                reason: crate::routing::DownReason::Deauthenticated,
+                ..
+            }) = e
+            {
+                down_at.push(now);
+            }
+        }
+        if now == t0 + Duration::from_secs(10) {
+            assert_eq!(nodes[0].sessions(), spokes, "every spoke has its session");
+        }
+        now += Duration::from_millis(10);
+    }
+    assert_eq!(down_at.len(), spokes, "each lost session reported once");
+    let first = down_at[0];
+    let same_tick = down_at.iter().filter(|t| **t == first).count();
+    assert!(
+        same_tick > 16,
+        "only {same_tick} expired in one tick: {down_at:?}"
+    );
+    assert_eq!(nodes[0].sessions(), 0);
 }

@@ -1,6 +1,7 @@
-//! Building frames in place in the transmit ring: clear hellos, handshakes, session-encrypted
+//! Building frames in place in the transmit queues: clear hellos, handshakes, session-encrypted
 //! unicast and group-encrypted broadcast. Nothing here allocates.
 
+use super::tx_queues::TxQueues;
 use super::{DropReason, IfaceId, Node, TxMeta};
 use crate::wire::{
     emit_encrypted_header, emit_handshake, emit_hello, encrypted_frame_len, plaintext_area_mut,
@@ -14,8 +15,8 @@ impl Node {
         let Some(src) = self.mac_of(iface) else {
             return;
         };
-        let Some(out) = self.tx.reserve() else {
-            self.stats.drop(DropReason::TxQueueFull);
+        let Some(out) = self.tx.ring(true).reserve() else {
+            self.stats.drop(DropReason::TxControlQueueFull);
             return;
         };
         let Ok(len) = emit_hello(hello, &mut out.buf) else {
@@ -28,7 +29,7 @@ impl Node {
                 dst: MacAddr::BROADCAST,
                 control: true,
             };
-            self.tx.commit_as(len, meta);
+            self.tx.ring(true).commit_as(len, meta);
         }
     }
 
@@ -44,8 +45,8 @@ impl Node {
         let Some(src) = self.mac_of(iface) else {
             return;
         };
-        let Some(out) = self.tx.reserve() else {
-            self.stats.drop(DropReason::TxQueueFull);
+        let Some(out) = self.tx.ring(true).reserve() else {
+            self.stats.drop(DropReason::TxControlQueueFull);
             return;
         };
         let Ok(len) = emit_handshake(kind, indices.0, indices.1, noise, &mut out.buf) else {
@@ -53,7 +54,7 @@ impl Node {
         };
         if let Some((covered, tag)) = split_tag_mut(&mut out.buf, len) {
             *tag = self.tag_key.tag(src, dst, covered);
-            self.tx.commit_as(
+            self.tx.ring(true).commit_as(
                 len,
                 TxMeta {
                     iface,
@@ -89,8 +90,8 @@ impl Node {
             self.stats.drop(DropReason::NoSession);
             return false;
         };
-        let Some(out) = self.tx.reserve() else {
-            self.stats.drop(DropReason::TxQueueFull);
+        let Some(out) = self.tx.ring(control).reserve() else {
+            self.stats.drop(TxQueues::full_reason(control));
             return false;
         };
         let Ok(counter) = sess.session.send.next_counter() else {
@@ -114,7 +115,9 @@ impl Node {
             dst,
             control,
         };
-        built.map(|len| self.tx.commit_as(len, meta)).is_ok()
+        built
+            .map(|len| self.tx.ring(control).commit_as(len, meta))
+            .is_ok()
     }
 
     /// Queue a group-encrypted broadcast frame on `iface`, its messages written by `fill`.
@@ -123,8 +126,8 @@ impl Node {
         iface: IfaceId,
         fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
     ) -> bool {
-        let Some(out) = self.tx.reserve() else {
-            self.stats.drop(DropReason::TxQueueFull);
+        let Some(out) = self.tx.ring(true).reserve() else {
+            self.stats.drop(DropReason::TxControlQueueFull);
             return false;
         };
         let Ok(counter) = self.group.next_counter() else {
@@ -144,7 +147,9 @@ impl Node {
             dst: MacAddr::BROADCAST,
             control: true,
         };
-        built.map(|len| self.tx.commit_as(len, meta)).is_ok()
+        built
+            .map(|len| self.tx.ring(true).commit_as(len, meta))
+            .is_ok()
     }
 }
 

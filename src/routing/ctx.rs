@@ -133,6 +133,8 @@ pub struct Counters {
     pub ogm_queue_full: u64,
     pub ogm_seqno_exhausted: u64,
     pub retractions_sent: u64,
+    pub retractions_received: u64,
+    pub retractions_ignored: u64,
     pub route_entries_dropped: u64,
     pub route_entries_evicted: u64,
     pub routes_expired: u64,
@@ -217,6 +219,13 @@ impl Ctx {
         if self.ogms.len() >= OGM_BATCH_MAX {
             self.flush_due = true;
         }
+    }
+
+    /// Queue an OGM and make the batch holding it due now (retractions: every aggregation
+    /// delay is traffic sent into a dead link).
+    pub(crate) fn queue_urgent_ogm(&mut self, now: Instant, ogm: OgmRepr) {
+        self.queue_ogm(now, ogm);
+        self.flush_due = true;
     }
 
     /// Take up to OGM_BATCH_MAX queued OGMs if a flush is due.

@@ -356,3 +356,30 @@ fn a_configured_hello_interval_sets_the_gaps_and_is_advertised() {
     r.set_hello_interval(Duration::from_millis(1));
     assert_eq!(r.hello_interval(), Duration::from_millis(500), "clamped");
 }
+
+#[test]
+fn a_retraction_older_than_the_newest_verified_ogm_still_withdraws_its_route() {
+    let (mut r, mut auth) = router();
+    r.handle_ogm(T0, IF0, mac(1), &ogm(5, 1, 10, 100), &mut auth);
+    // 2 relays a newer OGM of 5 on a worse path: kept as the alternative.
+    r.handle_ogm(T0, IF0, mac(2), &ogm(5, 1, 11, 400), &mut auth);
+    assert_eq!(r.next_hop(&id(5)), Some((IF0, mac(1))));
+    drain(&mut r);
+    // 1 lost its route before seqno 11 reached it: its retraction carries seqno 10. It is
+    // not a replay to drop as stale, it takes 1's advertisement away.
+    let mut retraction = ogm(5, 1, 10, INFINITY);
+    retraction.ttl = 1;
+    r.handle_ogm(T0, IF0, mac(1), &retraction, &mut auth);
+    assert_eq!(r.counters().ogm_stale, 0);
+    assert_eq!(r.counters().retractions_received, 1);
+    assert_eq!(r.next_hop(&id(5)), Some((IF0, mac(2))));
+    // An unverified retraction never becomes the originator's newest known OGM, and one from
+    // a neighbour we hold no advertisement of changes nothing.
+    let mut far = ogm(5, 1, 50, INFINITY);
+    far.chain = [0; crate::wire::CHAIN_ELEMENT_LEN];
+    r.handle_ogm(T0, IF0, mac(1), &far, &mut auth);
+    assert_eq!(r.route(&id(5)).map(|i| i.latest.seqno), Some(11));
+    r.handle_ogm(T0, IF0, mac(2), &ogm(6, 1, 3, INFINITY), &mut auth);
+    assert_eq!(r.counters().retractions_ignored, 1);
+    assert_eq!(r.next_hop(&id(5)), Some((IF0, mac(2))));
+}

@@ -57,6 +57,10 @@ impl Routing {
                 return;
             }
         }
+        if ogm.metric == INFINITY {
+            self.handle_retraction(now, idx, ogm, seq);
+            return;
+        }
         match auth.check(ogm) {
             AuthVerdict::Valid => {}
             AuthVerdict::UnknownOriginator => {
@@ -86,13 +90,31 @@ impl Routing {
         self.update_route(now, idx, ogm, seq);
     }
 
+    /// A neighbour withdrawing its route. It needs no proof from the originator's chain: it
+    /// can only take away the sender's own advertisement, and it is often older than the
+    /// newest OGM we verified (the sender lost its route before newer OGMs reached it), so
+    /// a freshness check would drop exactly the retractions that matter.
+    fn handle_retraction(&mut self, now: Instant, idx: u16, ogm: &OgmRepr, seq: SeqKey) {
+        let routed = self
+            .originators
+            .get(&ogm.node)
+            .is_some_and(|o| o.route_via(idx).is_some());
+        if !routed {
+            self.ctx.counters.retractions_ignored += 1;
+            return;
+        }
+        self.ctx.counters.retractions_received += 1;
+        self.update_route(now, idx, ogm, seq);
+    }
+
     fn update_route(&mut self, now: Instant, idx: u16, ogm: &OgmRepr, seq: SeqKey) {
         let neighbors = &self.neighbors;
         let ctx = &mut self.ctx;
         let Some(o) = self.originators.get_mut(&ogm.node) else {
             return;
         };
-        if seq > o.latest {
+        // Only a verified OGM's chain element is kept (retractions are not verified).
+        if seq > o.latest && ogm.metric < INFINITY {
             o.latest = seq;
             o.chain = ogm.chain;
         }
@@ -208,8 +230,9 @@ pub(crate) fn settle(
         });
     }
     if sel.lost && o.forwarded.is_some() {
-        // One-hop retraction: neighbours that route through us must stop at once.
-        ctx.queue_ogm(
+        // One-hop retraction: neighbours that route through us must stop at once, so it
+        // leaves with the next batch, without the aggregation delay.
+        ctx.queue_urgent_ogm(
             now,
             OgmRepr {
                 node,

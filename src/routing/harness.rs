@@ -330,7 +330,7 @@ fn lossy_direct_link_loses_to_clean_two_hops_and_wins_back() {
 }
 
 #[test]
-fn backup_takes_over_within_300ms_when_link_dies_under_traffic() {
+fn backup_takes_over_within_250ms_when_link_dies_under_traffic() {
     // Diamond: 0 — 1 — 3 and 0 — 2 — 3; 0 sends data to its next hop toward 3.
     let mut s = Sim::new(4, 3);
     s.link(0, 1, 0.0, 0.0);
@@ -358,7 +358,7 @@ fn backup_takes_over_within_300ms_when_link_dies_under_traffic() {
     let (t, reason) = down.expect("neighbour down");
     assert_eq!(reason, DownReason::ProbeTimeout);
     assert!(
-        t.saturating_since(cut) <= Duration::from_millis(320),
+        t.saturating_since(cut) <= Duration::from_millis(270),
         "{:?}",
         t - cut
     );

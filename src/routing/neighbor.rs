@@ -26,7 +26,7 @@ pub const IHU_HOLD_HELLOS: u64 = 8;
 /// Under traffic: probe after this much silence since the first unconfirmed data frame...
 pub const PROBE_AFTER: Duration = Duration::from_millis(100);
 /// ...and declare the link dead after this much.
-pub const DEAD_UNDER_TRAFFIC: Duration = Duration::from_millis(300);
+pub const DEAD_UNDER_TRAFFIC: Duration = Duration::from_millis(250);
 /// Down and unauthenticated entries are forgotten after this much silence.
 pub const NEIGHBOR_GC: Duration = Duration::from_secs(60);
 /// Seqno requests accepted from one neighbour: rate per second and burst.
@@ -367,7 +367,7 @@ mod tests {
     }
 
     #[test]
-    fn dead_under_traffic_within_300ms() {
+    fn dead_under_traffic_within_250ms() {
         let t0 = Instant::from_millis(10_000);
         let mut n = up(t0);
         n.on_hello(t0, 1, 400);
@@ -387,7 +387,7 @@ mod tests {
             }
         }
         assert_eq!(probes, vec![(1, 105), (2, 205)]);
-        assert_eq!(down_at, Some((Some(DownReason::ProbeTimeout), 305)));
+        assert_eq!(down_at, Some((Some(DownReason::ProbeTimeout), 255)));
         assert_eq!(n.state, NeighborState::Down);
     }
 

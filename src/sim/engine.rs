@@ -135,6 +135,35 @@ impl<H: SimHost> Sim<H> {
         Ok(id)
     }
 
+    /// Adds the answers of a request/response exchange: from the moment flow `request`'s
+    /// destination receives a packet (the first copy), it sends one back with the same
+    /// sequence number and payload length. Returns the reply flow's id; its statistics
+    /// count the answers arriving back at the request's source.
+    pub fn add_reply_flow(&mut self, request: usize) -> Result<usize, SimError> {
+        let Some(req) = self.flows.get(request) else {
+            return Err(SimError::BadFlow("no such request flow"));
+        };
+        if req.reply.is_some() {
+            return Err(SimError::BadFlow(
+                "the request flow already has a reply flow",
+            ));
+        }
+        if self.flows.len() >= MAX_FLOWS {
+            return Err(SimError::TooManyFlows(MAX_FLOWS));
+        }
+        let spec = FlowSpec {
+            src: req.spec.dst,
+            dst: req.spec.src,
+            ..req.spec
+        };
+        self.flows.push(Flow::new(spec));
+        let id = self.flows.len() - 1;
+        if let Some(req) = self.flows.get_mut(request) {
+            req.reply = Some(id);
+        }
+        Ok(id)
+    }
+
     /// Schedules `action` at `at` (not before now); refused if it names no node or link.
     pub fn schedule(&mut self, at: Instant, action: Action) -> Result<(), SimError> {
         if at < self.now {
@@ -169,6 +198,10 @@ impl<H: SimHost> Sim<H> {
                 self.crash(i);
                 let epoch = self.epochs[i].wrapping_add(1);
                 self.build(i, epoch);
+            }
+            Action::RestartAtEpoch { node, epoch } => {
+                self.crash(node);
+                self.build(node, epoch);
             }
         }
         self.conv.disrupt(self.now);
@@ -209,6 +242,10 @@ impl<H: SimHost> Sim<H> {
             EventKind::Frame { to, from, slot } => self.on_frame(to as usize, from as usize, slot),
             EventKind::Timer { node, gen } => self.on_timer(node as usize, gen),
             EventKind::Flow { flow } => self.on_flow(flow as usize),
+            EventKind::Reply { flow, seq } => {
+                mix(&mut self.digest, 5 << 32 | u64::from(flow));
+                self.send_test_packet(flow as usize, seq);
+            }
             EventKind::Action { idx } => {
                 mix(&mut self.digest, 4);
                 let action = self.actions[idx as usize];
@@ -277,6 +314,14 @@ impl<H: SimHost> Sim<H> {
         if let Some(t) = next {
             self.queue.push(t, EventKind::Flow { flow: f as u32 });
         }
+        self.send_test_packet(f, seq);
+    }
+
+    /// Hand packet `seq` of flow `f` to its source host.
+    fn send_test_packet(&mut self, f: usize, seq: u64) {
+        let Some(flow) = self.flows.get_mut(f) else {
+            return;
+        };
         let (src, dst) = (flow.spec.src, flow.spec.dst);
         let Some(host) = self.hosts.get_mut(src).and_then(Option::as_mut) else {
             flow.stats.skipped_dead_src += 1;
@@ -372,7 +417,15 @@ impl<H: SimHost> Sim<H> {
             match parsed {
                 None => self.stats.bad_deliveries += 1,
                 Some(Some(p)) if (p.flow as usize) < self.flows.len() => {
-                    self.flows[p.flow as usize].on_delivered(self.now, i, p.seq);
+                    let flow = &mut self.flows[p.flow as usize];
+                    if let (true, Some(reply)) = (flow.on_delivered(self.now, i, p.seq), flow.reply)
+                    {
+                        let kind = EventKind::Reply {
+                            flow: reply as u32,
+                            seq: p.seq,
+                        };
+                        self.queue.push(self.now, kind);
+                    }
                 }
                 Some(_) => self.stats.stray_deliveries += 1,
             }
@@ -453,6 +506,7 @@ impl<H: SimHost> Sim<H> {
                 }
             }
             Action::Crash(i) | Action::Restart(i) => self.check_node(i)?,
+            Action::RestartAtEpoch { node, .. } => self.check_node(node)?,
         }
         Ok(())
     }

@@ -19,7 +19,8 @@
 //!   at scheduled instants. Link state is sampled when a frame is sent (frames already in
 //!   flight still arrive).
 //! - **Test traffic**: UDP/IPv6 packets handed to a source host's `handle_ip_packet` and
-//!   counted when a host's `poll_deliver` returns them.
+//!   counted when a host's `poll_deliver` returns them; a reply flow (`add_reply_flow`)
+//!   answers each request the moment it first arrives (request/response).
 //!
 //! # What it does not model
 //!

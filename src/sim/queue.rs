@@ -15,6 +15,8 @@ pub(crate) enum EventKind {
     Timer { node: u32, gen: u32 },
     /// Flow `flow` sends its next packet.
     Flow { flow: u32 },
+    /// Reply flow `flow` answers packet `seq` of its request flow.
+    Reply { flow: u32, seq: u64 },
     /// Scheduled scenario action `idx`.
     Action { idx: u32 },
     /// Periodic route check.

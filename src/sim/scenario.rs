@@ -60,6 +60,14 @@ pub enum Action {
     Crash(usize),
     /// Replace the node's host by a new one from the factory with the next epoch.
     Restart(usize),
+    /// Replace the node's host by a new one with this epoch, which may be lower than the
+    /// last (a node that lost its state and took its epoch from a clock that went back).
+    RestartAtEpoch {
+        /// The node.
+        node: usize,
+        /// Its new epoch.
+        epoch: u32,
+    },
 }
 
 /// Why a scenario request was refused.

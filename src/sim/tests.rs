@@ -128,6 +128,31 @@ fn the_flooding_mock_converges_routes_optimally_and_delivers() {
     assert_eq!(sim.stats().stray_deliveries, 0);
 }
 
+#[test]
+fn a_reply_flow_answers_each_request_that_arrives_once() {
+    let mut sim = flood_sim("line:3", 2);
+    let req = sim.add_flow(flow(0, 2, 3000, 40)).unwrap();
+    let rep = sim.add_reply_flow(req).unwrap();
+    assert!(
+        sim.add_reply_flow(req).is_err(),
+        "one reply flow per request flow"
+    );
+    assert!(sim.add_reply_flow(99).is_err());
+    // Requests sent while the middle link is cut never arrive, so they are never answered.
+    sim.schedule(Instant::from_millis(5_000), Action::Cut { a: 1, b: 2 })
+        .unwrap();
+    sim.run_until(Instant::from_millis(10_000));
+    let (q, a) = (sim.flow_stats(req).unwrap(), sim.flow_stats(rep).unwrap());
+    assert_eq!(q.sent, 40);
+    assert!(q.delivered >= 15 && q.delivered < 40, "{q:?}");
+    assert_eq!(a.sent, q.delivered, "one answer per request delivered");
+    assert_eq!(a.delivered, a.sent);
+    assert_eq!(
+        sim.flows().nth(rep).map(|(spec, _)| (spec.src, spec.dst)),
+        Some((2, 0))
+    );
+}
+
 /// Runs a busy scenario (loss, flows, a cut, a crash and a restart) and returns its fingerprint.
 fn busy_run(
     seed: u64,

@@ -176,6 +176,8 @@ fn ones_sum(addrs: &[u8], udp: &[u8]) -> u16 {
 pub(crate) struct Flow {
     pub(crate) spec: FlowSpec,
     pub(crate) stats: FlowStats,
+    /// The flow that answers each newly delivered packet of this one (request/response).
+    pub(crate) reply: Option<usize>,
     next_seq: u64,
     seen: Vec<u64>,
 }
@@ -187,6 +189,7 @@ impl Flow {
         Flow {
             spec,
             stats: FlowStats::default(),
+            reply: None,
             next_seq: 0,
             seen: vec![0; words],
         }
@@ -215,20 +218,21 @@ impl Flow {
         self.stats.last_send = Some(now);
     }
 
-    /// Records a delivery of packet `seq` at node `at_node` at `now`.
-    pub(crate) fn on_delivered(&mut self, now: Instant, at_node: usize, seq: u64) {
+    /// Records a delivery of packet `seq` at node `at_node` at `now`; true if it is the
+    /// first delivery of that packet.
+    pub(crate) fn on_delivered(&mut self, now: Instant, at_node: usize, seq: u64) -> bool {
         if at_node != self.spec.dst {
             self.stats.misdelivered += 1;
-            return;
+            return false;
         }
         let (word, bit) = ((seq / 64) as usize, seq % 64);
         let Some(w) = self.seen.get_mut(word) else {
             self.stats.misdelivered += 1;
-            return;
+            return false;
         };
         if *w & (1 << bit) != 0 {
             self.stats.duplicates += 1;
-            return;
+            return false;
         }
         *w |= 1 << bit;
         let latency = now - self.send_time(seq);
@@ -239,6 +243,7 @@ impl Flow {
         let prev = s.last_delivery.or(s.first_send).unwrap_or(now);
         s.max_delivery_gap = s.max_delivery_gap.max(now - prev);
         s.last_delivery = Some(now);
+        true
     }
 }
 
