@@ -10,6 +10,7 @@ use veilmesh::cli::commands::{
     self, CheckConfigArgs, PingArgs, QueryArgs, RunArgs, TracerouteArgs,
 };
 use veilmesh::cli::identity;
+use veilmesh::daemon::identity_file;
 #[cfg(feature = "sim")]
 use veilmesh::sim::{self, mock, SimArgs};
 
@@ -107,9 +108,9 @@ fn main() -> ExitCode {
 
 fn run_identity(args: &IdArgs, create: bool) -> ExitCode {
     let loaded = if create {
-        identity::keygen(&args.identity, args.force)
+        identity_file::keygen(&args.identity, args.force)
     } else {
-        identity::load(&args.identity)
+        identity_file::load(&args.identity)
     };
     match loaded {
         Ok(id) => {

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::cli::identity::{self, IdentityFileError};
+use super::identity_file::{self, IdentityFileError};
 use crate::crypto::Identity;
 
 /// An opened, locked state directory.
@@ -78,9 +78,9 @@ impl StateDir {
     pub fn identity(&self) -> Result<Identity, StateError> {
         let file = self.path.join("identity");
         if file.exists() {
-            Ok(identity::load(&file)?)
+            Ok(identity_file::load(&file)?)
         } else {
-            Ok(identity::keygen(&file, false)?)
+            Ok(identity_file::keygen(&file, false)?)
         }
     }
 

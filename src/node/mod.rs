@@ -46,9 +46,7 @@ use crate::wire::{MacAddr, NodeId, ANNOUNCE_LEN};
 
 use links::Links;
 
-/// Which of the node's mesh interfaces a frame arrived on or leaves by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct IfaceId(pub u8);
+pub use crate::iface::IfaceId;
 
 /// A frame the node wrote into the caller's buffer and wants sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

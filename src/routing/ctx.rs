@@ -3,7 +3,7 @@
 use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore;
 
-use crate::node::IfaceId;
+use crate::iface::IfaceId;
 use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId, OgmRepr, SeqnoRequestRepr};
 

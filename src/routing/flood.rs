@@ -1,6 +1,6 @@
 //! OGM handling: acceptance, route update, BATMAN rebroadcast, retractions, origination.
 
-use crate::node::IfaceId;
+use crate::iface::IfaceId;
 use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId, OgmRepr};
 

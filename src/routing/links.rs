@@ -1,6 +1,6 @@
 //! Neighbour inputs of [`Routing`]: hellos, Ihus, liveness, authentication.
 
-use crate::node::IfaceId;
+use crate::iface::IfaceId;
 use crate::time::Instant;
 use crate::wire::{HelloRepr, IhuEntry, MacAddr, NodeId};
 

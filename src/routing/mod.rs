@@ -37,7 +37,7 @@ pub use seqno::SeqKey;
 
 use rand_chacha::ChaCha20Rng;
 
-use crate::node::IfaceId;
+use crate::iface::IfaceId;
 use crate::time::{Duration, Instant};
 use crate::wire::{IhuEntry, MacAddr, NodeId, OgmRepr};
 

@@ -1,6 +1,6 @@
 //! Neighbour table: link quality in both directions, liveness when idle and under traffic.
 
-use crate::node::IfaceId;
+use crate::iface::IfaceId;
 use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId};
 

@@ -1,6 +1,6 @@
 //! Seqno requests (Babel-style, toward the originator) and announcement requests.
 
-use crate::node::IfaceId;
+use crate::iface::IfaceId;
 use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId, OgmRepr, SeqnoRequestRepr};
 
