@@ -283,7 +283,10 @@ impl OgmAuth for Announcements {
         if ogm.epoch > e.ann.epoch {
             return AuthVerdict::UnknownOriginator;
         }
-        if ogm.epoch < e.ann.epoch || ogm.seqno < e.ann.chain_start {
+        if ogm.epoch < e.ann.epoch {
+            return AuthVerdict::OlderEpoch;
+        }
+        if ogm.seqno < e.ann.chain_start {
             return AuthVerdict::Stale;
         }
         if !e.verifier.covers(ogm.seqno) {

@@ -180,8 +180,14 @@ impl Node {
         self.routing.handle_ogm(now, iface, mac, ogm, &mut auth);
         match auth.verdict {
             Some(AuthVerdict::UnknownOriginator) => self.park_ogm(now, iface, mac, ogm),
+            // Routing asked for the announcement only if it lost the originator.
+            Some(AuthVerdict::OlderEpoch) if self.routing.route(&ogm.node).is_none() => {
+                self.park_ogm(now, iface, mac, ogm)
+            }
             Some(AuthVerdict::Invalid) => self.stats.drop(DropReason::OgmInvalid),
-            Some(AuthVerdict::Stale) => self.stats.drop(DropReason::OgmStale),
+            Some(AuthVerdict::Stale | AuthVerdict::OlderEpoch) => {
+                self.stats.drop(DropReason::OgmStale)
+            }
             _ => {}
         }
     }
@@ -215,7 +221,16 @@ impl Node {
     ) -> Option<NodeId> {
         use super::announcements::{Inserted, Refused, Stored};
         let (claimed, _, _) = crate::crypto::Announcement::unverified_order(bytes);
-        let reachable = self.routing.next_hop(&claimed).is_some() || claimed == self.id;
+        // A node's own word, over its own link session, outranks a route to its old epoch:
+        // only it can complete that handshake, so an older announcement from it means it
+        // lost its state.
+        let own_word = self
+            .links
+            .find(source.0, source.1)
+            .and_then(|slot| self.links.get(slot))
+            .is_some_and(|l| l.node == Some(claimed));
+        let reachable =
+            (self.routing.next_hop(&claimed).is_some() && !own_word) || claimed == self.id;
         let links = &mut self.links;
         let may_verify = || {
             let slot = links.find(source.0, source.1);
@@ -229,12 +244,19 @@ impl Node {
                 stored: Stored::Same,
                 ..
             }) => None,
-            Ok(Inserted { ann, evicted, .. }) => {
+            Ok(Inserted {
+                stored,
+                ann,
+                evicted,
+            }) => {
                 if let Some(gone) = evicted {
                     self.stats.drop(DropReason::AnnounceEvicted);
                     self.book.forget(&gone);
                 }
                 let node = ann.node_id();
+                if stored == Stored::Restarted {
+                    self.routing.forget_restarted(now, node);
+                }
                 self.learn_addresses(node, &ann);
                 self.replay_parked(now, &node);
                 Some(node)

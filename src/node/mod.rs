@@ -27,7 +27,7 @@ mod tx_queues;
 pub use announcements::{Announcements, MAX_ANNOUNCEMENTS, MAX_PROBATION_PER_SOURCE};
 pub use budget::{ANNOUNCE_CHECK_BURST, ANNOUNCE_CHECK_PERIOD};
 pub use config::NodeConfig;
-pub use links::{HANDSHAKE_RETRY, HANDSHAKE_TIMEOUT, MAX_LINKS};
+pub use links::{HANDSHAKE_RETRY, HANDSHAKE_TIMEOUT, MAX_LINKS, SESSION_SILENT_AFTER};
 pub use ring::{Ring, Slot};
 pub use stats::{DropReason, Stats};
 

@@ -587,3 +587,30 @@ fn every_session_expiring_in_one_tick_is_reported_to_routing() {
     );
     assert_eq!(nodes[0].sessions(), 0);
 }
+
+#[test]
+fn an_older_announcement_is_taken_on_its_nodes_own_word_only() {
+    let t0 = Instant::ZERO;
+    let mut nodes: Vec<Node> = (1..=3u8).map(|i| node(i, t0)).collect();
+    run_mesh(&mut nodes, |_, _| true, t0, 10);
+    let now = t0 + Duration::from_secs(10);
+    let c = nodes[2].node_id();
+    assert!(nodes[0]
+        .routing()
+        .route(&c)
+        .is_some_and(|r| r.next_hop.is_some()));
+    // c's announcement of an older epoch (0; it runs in 1), validly signed: what c would
+    // send after losing its state, or what anyone who recorded it could replay.
+    let c_identity = Identity::generate(&mut ChaCha20Rng::seed_from_u64(3));
+    let (_, older) = signed_chain(&c_identity, 0, 0, None).unwrap();
+    let a = &mut nodes[0];
+    // Relayed by b while a reaches c: a replay, refused.
+    assert_eq!(a.on_announce(now, (IfaceId(0), mac(2)), &older), None);
+    assert_eq!(a.stats().drops(DropReason::AnnounceStale), 1);
+    assert!(a.routing().route(&c).is_some());
+    // Over c's own session: c restarted. Its old epoch is forgotten at once.
+    assert_eq!(a.on_announce(now, (IfaceId(0), mac(3)), &older), Some(c));
+    assert!(a.routing().route(&c).is_none());
+    assert_eq!(a.routing().counters().originators_restarted, 1);
+    assert_eq!(a.announcement(&c).map(|ann| ann.epoch), Some(0));
+}

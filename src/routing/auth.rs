@@ -16,6 +16,10 @@ pub enum AuthVerdict {
     Invalid,
     /// Verifies, but (epoch, seqno) is older than the newest verified one: a replay.
     Stale,
+    /// The announcement held is of a newer epoch than the OGM's: a replay, or the originator
+    /// lost its state and its epoch went back. Routing fetches its announcement if it has
+    /// no route to it any more (the older one is then taken, docs/protocol.md §4.2).
+    OlderEpoch,
 }
 
 /// Checks that an OGM was issued by its originator. Only `Valid` OGMs are used or forwarded.

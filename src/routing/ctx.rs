@@ -135,6 +135,8 @@ pub struct Counters {
     pub retractions_sent: u64,
     pub retractions_received: u64,
     pub retractions_ignored: u64,
+    pub ogm_older_epoch_fetched: u64,
+    pub originators_restarted: u64,
     pub route_entries_dropped: u64,
     pub route_entries_evicted: u64,
     pub routes_expired: u64,

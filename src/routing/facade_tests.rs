@@ -383,3 +383,37 @@ fn a_retraction_older_than_the_newest_verified_ogm_still_withdraws_its_route() {
     assert_eq!(r.counters().retractions_ignored, 1);
     assert_eq!(r.next_hop(&id(5)), Some((IF0, mac(2))));
 }
+
+#[test]
+fn an_older_epoch_is_fetched_once_its_originator_is_lost_and_a_restart_forgets_it() {
+    let (mut r, mut auth) = router();
+    r.handle_ogm(T0, IF0, mac(1), &ogm(5, 2, 10, 100), &mut auth);
+    assert!(!of(5, drain(&mut r).1).is_empty(), "rebroadcast");
+    // While 5 is reachable, an OGM of an older epoch is a replay: dropped, nothing fetched.
+    r.handle_ogm(T0, IF0, mac(2), &ogm(5, 1, 50, 100), &mut auth);
+    assert_eq!(r.counters().ogm_stale, 1);
+    let asks = |actions: &[Action]| {
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::RequestAnnounce { node, .. } if *node == id(5)))
+            .count()
+    };
+    assert_eq!(asks(&drain(&mut r).0), 0);
+    // 5 says it restarted in epoch 1: what we advertised of epoch 2 is withdrawn at once,
+    // and 5 is forgotten.
+    r.forget_restarted(T0, id(5));
+    let (_, ogms) = drain(&mut r);
+    let retraction = of(5, ogms);
+    assert_eq!(retraction.len(), 1);
+    assert_eq!((retraction[0].epoch, retraction[0].metric), (2, INFINITY));
+    assert!(r.route(&id(5)).is_none());
+    assert_eq!(r.counters().originators_restarted, 1);
+    // An epoch-1 OGM through a neighbour whose node still holds epoch 2's announcement:
+    // now that 5 is lost, its announcement is fetched.
+    r.handle_ogm(T0, IF0, mac(2), &ogm(5, 1, 51, 100), &mut auth);
+    assert_eq!(asks(&drain(&mut r).0), 1);
+    // With the epoch-1 announcement in place, its OGMs make a fresh originator.
+    auth.latest.insert(id(5), SeqKey { epoch: 1, seqno: 0 });
+    r.handle_ogm(T0, IF0, mac(2), &ogm(5, 1, 52, 100), &mut auth);
+    assert_eq!(r.next_hop(&id(5)), Some((IF0, mac(2))));
+}

@@ -76,6 +76,10 @@ impl Routing {
                 self.ctx.counters.ogm_stale += 1;
                 return;
             }
+            AuthVerdict::OlderEpoch => {
+                self.on_older_epoch(now, iface, mac, ogm.node);
+                return;
+            }
         }
         self.ctx.counters.ogm_accepted += 1;
         if self.originators.get(&ogm.node).is_none() {
@@ -88,6 +92,55 @@ impl Routing {
             self.topology_changed(now);
         }
         self.update_route(now, idx, ogm, seq);
+    }
+
+    /// An OGM of an epoch older than the announcement we hold: a replay while we can reach
+    /// its originator; once we cannot, perhaps the originator lost its state, so fetch its
+    /// announcement (the node takes an older one only for an unreachable node).
+    fn on_older_epoch(&mut self, now: Instant, iface: IfaceId, mac: MacAddr, node: NodeId) {
+        let reachable = self
+            .originators
+            .get(&node)
+            .is_some_and(|o| o.selected.is_some());
+        if reachable {
+            self.ctx.counters.ogm_stale += 1;
+        } else {
+            self.ctx.counters.ogm_older_epoch_fetched += 1;
+            self.request_announce(now, iface, mac, node);
+        }
+    }
+
+    /// `node` restarted in an older epoch (its own signed announcement says so): withdraw
+    /// what we advertised of its old epoch and forget it, so that the new epoch's OGMs make
+    /// a fresh originator instead of waiting out ORIGINATOR_GC.
+    pub fn forget_restarted(&mut self, now: Instant, node: NodeId) {
+        let Some(o) = self.originators.get(&node) else {
+            return;
+        };
+        if o.selected.is_some() {
+            if o.forwarded.is_some() {
+                self.ctx.queue_urgent_ogm(
+                    now,
+                    OgmRepr {
+                        node,
+                        epoch: o.latest.epoch,
+                        seqno: o.latest.seqno,
+                        metric: INFINITY,
+                        ttl: 1,
+                        flags: 0,
+                        chain: o.chain,
+                    },
+                );
+                self.ctx.counters.retractions_sent += 1;
+            }
+            self.ctx.event(Event::RouteChanged {
+                node,
+                next_hop: None,
+                metric: INFINITY,
+            });
+        }
+        self.originators.retain(|n, _| *n != node);
+        self.ctx.counters.originators_restarted += 1;
     }
 
     /// A neighbour withdrawing its route. It needs no proof from the originator's chain: it

@@ -43,6 +43,9 @@ impl OgmAuth for FakeAuth {
         }
         let seq = SeqKey::of_ogm(ogm);
         let latest = self.latest.entry(ogm.node).or_default();
+        if seq.epoch < latest.epoch {
+            return AuthVerdict::OlderEpoch;
+        }
         if seq < *latest {
             return AuthVerdict::Stale;
         }
