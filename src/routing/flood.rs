@@ -119,19 +119,7 @@ impl Routing {
         };
         if o.selected.is_some() {
             if o.forwarded.is_some() {
-                self.ctx.queue_urgent_ogm(
-                    now,
-                    OgmRepr {
-                        node,
-                        epoch: o.latest.epoch,
-                        seqno: o.latest.seqno,
-                        metric: INFINITY,
-                        ttl: 1,
-                        flags: 0,
-                        chain: o.chain,
-                    },
-                );
-                self.ctx.counters.retractions_sent += 1;
+                retract(&mut self.ctx, now, node, o);
             }
             self.ctx.event(Event::RouteChanged {
                 node,
@@ -262,6 +250,24 @@ impl Routing {
     }
 }
 
+/// One-hop retraction of what we advertised of `node`: neighbours that route through us must
+/// stop at once, so it leaves with the next batch, without the aggregation delay.
+fn retract(ctx: &mut Ctx, now: Instant, node: NodeId, o: &Originator) {
+    ctx.queue_urgent_ogm(
+        now,
+        OgmRepr {
+            node,
+            epoch: o.latest.epoch,
+            seqno: o.latest.seqno,
+            metric: INFINITY,
+            ttl: 1,
+            flags: 0,
+            chain: o.chain,
+        },
+    );
+    ctx.counters.retractions_sent += 1;
+}
+
 /// Consequences of a selection: route events, retraction and seqno request on loss.
 pub(crate) fn settle(
     ctx: &mut Ctx,
@@ -283,21 +289,7 @@ pub(crate) fn settle(
         });
     }
     if sel.lost && o.forwarded.is_some() {
-        // One-hop retraction: neighbours that route through us must stop at once, so it
-        // leaves with the next batch, without the aggregation delay.
-        ctx.queue_urgent_ogm(
-            now,
-            OgmRepr {
-                node,
-                epoch: o.latest.epoch,
-                seqno: o.latest.seqno,
-                metric: INFINITY,
-                ttl: 1,
-                flags: 0,
-                chain: o.chain,
-            },
-        );
-        ctx.counters.retractions_sent += 1;
+        retract(ctx, now, node, o);
     }
     if o.selected.is_none() && (sel.lost || o.has_infeasible(|i| neighbors.cost(i))) {
         request_seqno(ctx, now, node, o);
