@@ -224,18 +224,15 @@ impl Node {
         // A node's own word, over its own link session, outranks a route to its old epoch:
         // only it can complete that handshake, so an older announcement from it means it
         // lost its state.
-        let own_word = self
-            .links
-            .find(source.0, source.1)
-            .and_then(|slot| self.links.get(slot))
+        let slot = self.links.find(source.0, source.1);
+        let own_word = slot
+            .and_then(|s| self.links.get(s))
             .is_some_and(|l| l.node == Some(claimed));
         let reachable =
             (self.routing.next_hop(&claimed).is_some() && !own_word) || claimed == self.id;
         let links = &mut self.links;
         let may_verify = || {
-            let slot = links.find(source.0, source.1);
-            let link = slot.and_then(|s| links.get_mut(s));
-            link.is_some_and(|l| {
+            slot.and_then(|s| links.get_mut(s)).is_some_and(|l| {
                 super::budget::announce_check_allows(&mut l.announce_check_gate, now)
             })
         };

@@ -41,20 +41,24 @@ impl TxQueues {
         }
     }
 
+    /// Whether the next frame comes from the data queue: its turn and it holds one, or the
+    /// control queue is empty.
+    fn data_turn(&self) -> bool {
+        self.data_next && !self.data.is_empty() || self.control.is_empty()
+    }
+
     /// The frame to send next: the queues take turns while both hold frames.
     pub(super) fn front(&self) -> Option<&Slot<TxMeta>> {
-        let (first, second) = if self.data_next {
-            (&self.data, &self.control)
+        if self.data_turn() {
+            self.data.front()
         } else {
-            (&self.control, &self.data)
-        };
-        first.front().or_else(|| second.front())
+            self.control.front()
+        }
     }
 
     /// Remove the frame `front` returned, and give the other queue the next turn.
     pub(super) fn pop(&mut self) {
-        let data_first = self.data_next && !self.data.is_empty() || self.control.is_empty();
-        if data_first {
+        if self.data_turn() {
             self.data.pop();
             self.data_next = false;
         } else {
