@@ -154,14 +154,16 @@ fn link_local_parser_skips_tentative_addresses() {
     assert_eq!(parse_link_local(""), None);
 }
 
-/// Whether one `ping -6` from node `a` to node `b`'s link-local address is answered.
+/// Whether `ping -6` from node `a` to node `b`'s link-local address gets an answer: three
+/// echoes 300 ms apart, any answer counts (the first also waits for neighbour discovery,
+/// which on a loaded machine can take longer than one echo's wait).
 fn ping_link_local(lab: &Lab, a: usize, b: usize) -> bool {
     let addr = lab
         .mesh_link_local(b, Duration::from_secs(5))
         .unwrap()
         .expect("no usable link-local address within 5 s");
     let target = format!("{addr}%{MESH_IF}");
-    lab.exec(a, &["ping", "-6", "-c", "1", "-W", "1", &target])
+    lab.exec(a, &["ping", "-6", "-c", "3", "-i", "0.3", "-W", "2", &target])
         .unwrap()
         .status
         .success()
