@@ -3,7 +3,8 @@
 //! not work at all (no lab, no convergence, no transfer).
 //!
 //! * line:2 and line:4 — TCP first→last over IPv6 (Mbit/s), `ping -6` RTT, daemon CPU
-//!   seconds per GB carried (utime + stime of every daemon), peak RSS (VmHWM).
+//!   seconds per GB carried (utime + stime of every daemon), peak RSS (VmHWM); line:4 a
+//!   second time with TUN offloads off (`VEIL_TUN_OFFLOAD=0`), for the side-by-side.
 //! * line:5 — idle bytes/s per node from `veil stats` counters after convergence.
 //! * diamond — a UDP datagram every 2 ms n1→n4, the link it uses is cut: longest gap.
 //!
@@ -81,26 +82,44 @@ fn veil_bin() -> PathBuf {
 
 fn run_all(bin: &std::path::Path) -> BenchResult<Value> {
     let started = Instant::now();
-    let line2 = path_bench(bin, "vlbl2", "line:2")?;
-    let line4 = path_bench(bin, "vlbl4", "line:4")?;
+    let line2 = path_bench(bin, "vlbl2", "line:2", true)?;
+    let line4 = path_bench(bin, "vlbl4", "line:4", true)?;
+    let line4_plain = path_bench(bin, "vlbl4p", "line:4", false)?;
     let idle = idle_bench(bin, "vlbl5", "line:5")?;
     let reroute = reroute_bench(bin, "vlbdia")?;
     Ok(json!({
         "line2": line2,
         "line4": line4,
+        "line4_no_offload": line4_plain,
         "idle_line5": idle,
         "reroute_diamond": reroute,
         "wall_secs": started.elapsed().as_secs_f64(),
     }))
 }
 
-/// Brings a lab up (removing a leftover of a crashed run first) and waits for convergence.
-fn lab_up(bin: &std::path::Path, prefix: &str, topology: &str) -> BenchResult<(Lab, Duration)> {
+/// Brings a lab up (removing a leftover of a crashed run first) and waits for convergence;
+/// without `offload` the daemons run with `VEIL_TUN_OFFLOAD=0`.
+fn lab_up(
+    bin: &std::path::Path,
+    prefix: &str,
+    topology: &str,
+    offload: bool,
+) -> BenchResult<(Lab, Duration)> {
     let _ = Lab::down_prefix(prefix);
+    let daemon_cmd = if offload {
+        Vec::new()
+    } else {
+        vec![
+            "env".to_string(),
+            "VEIL_TUN_OFFLOAD=0".to_string(),
+            bin.display().to_string(),
+        ]
+    };
     let opts = LabOptions {
         prefix: prefix.to_string(),
         topology: topology.to_string(),
         veil_bin: bin.to_path_buf(),
+        daemon_cmd,
         ..LabOptions::default()
     };
     let lab = Lab::up(&opts).map_err(|e| format!("{topology}: lab did not come up: {e}"))?;
@@ -340,9 +359,15 @@ fn ping_rtt(lab: &Lab, a: usize, addr: IpAddr) -> BenchResult<Value> {
     Ok(json!({ "min_ms": rtt[0], "avg_ms": rtt[1], "max_ms": rtt[2], "received_of_20": received }))
 }
 
-/// TCP throughput, ping RTT, CPU per GB and peak RSS first→last on `topology`.
-fn path_bench(bin: &std::path::Path, prefix: &str, topology: &str) -> BenchResult<Value> {
-    let (mut lab, converged) = lab_up(bin, prefix, topology)?;
+/// TCP throughput, ping RTT, CPU per GB and peak RSS first→last on `topology`, with TUN
+/// offloads on or off.
+fn path_bench(
+    bin: &std::path::Path,
+    prefix: &str,
+    topology: &str,
+    offload: bool,
+) -> BenchResult<Value> {
+    let (mut lab, converged) = lab_up(bin, prefix, topology, offload)?;
     let last = lab.len();
     let dst = ipv6_of(&lab, last)?;
     let ping = ping_rtt(&lab, 1, dst)?;
@@ -392,9 +417,18 @@ fn path_bench(bin: &std::path::Path, prefix: &str, topology: &str) -> BenchResul
         .sum();
     let gb = tp.bytes as f64 / 1e9;
     let rss: Vec<u64> = pids.iter().map(|&p| peak_rss_kib(p)).collect();
-    eprintln!("{topology}: {:.0} Mbit/s, cpu {cpu:.2} s", tp.mbit_per_s());
+    let sender: StatsReport = query_as(&lab.control_socket(1), &Request::Stats)
+        .map_err(|e| format!("stats of n1: {e}"))?;
+    let counter = |k: &str| sender.counters.get(k).copied().unwrap_or(0);
+    eprintln!(
+        "{topology} (offload {offload}): {:.0} Mbit/s, cpu {cpu:.2} s",
+        tp.mbit_per_s()
+    );
     Ok(json!({
         "topology": topology,
+        "tun_offload": offload,
+        "sender_tun_gso_packets": counter("tun_gso_packets"),
+        "sender_tun_gso_segments": counter("tun_gso_segments"),
         "hops": last - 1,
         "converged_secs": converged.as_secs_f64(),
         "tcp_mbit_per_s": tp.mbit_per_s(),
@@ -431,7 +465,7 @@ fn out_counters(lab: &Lab) -> BenchResult<Vec<(u64, u64)>> {
 
 /// Idle bytes/s per node over `IDLE_SECS`, starting `IDLE_SETTLE_SECS` after convergence.
 fn idle_bench(bin: &std::path::Path, prefix: &str, topology: &str) -> BenchResult<Value> {
-    let (mut lab, converged) = lab_up(bin, prefix, topology)?;
+    let (mut lab, converged) = lab_up(bin, prefix, topology, true)?;
     let settle = env_secs("LAB_BENCH_IDLE_SETTLE", IDLE_SETTLE_SECS);
     let window = env_secs("LAB_BENCH_IDLE_SECS", IDLE_SECS);
     eprintln!("{topology}: idle: settle {settle} s, measure {window} s");
@@ -499,7 +533,7 @@ fn next_hop(lab: &Lab, from: usize, dst: IpAddr) -> BenchResult<usize> {
 
 /// Diamond n1–{n2,n3}–n4: a datagram every 2 ms n1→n4; the link n1 uses is cut 2 s in.
 fn reroute_bench(bin: &std::path::Path, prefix: &str) -> BenchResult<Value> {
-    let (mut lab, converged) = lab_up(bin, prefix, "diamond")?;
+    let (mut lab, converged) = lab_up(bin, prefix, "diamond", true)?;
     let dst = ipv6_of(&lab, 4)?;
     let via = next_hop(&lab, 1, dst)?;
     let addr = SocketAddr::new(dst, UDP_PORT);
