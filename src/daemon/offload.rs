@@ -92,7 +92,7 @@ impl VnetHdr {
 pub fn split(
     read: &mut [u8],
     out: &mut [u8],
-    mut each: impl FnMut(&[u8]),
+    each: &mut dyn FnMut(&[u8]),
 ) -> Result<Split, Malformed> {
     let hdr = read
         .get(..VNET_HDR_LEN)
@@ -185,7 +185,7 @@ fn segment(
     packet: &[u8],
     hdr: &VnetHdr,
     out: &mut [u8],
-    mut each: impl FnMut(&[u8]),
+    each: &mut dyn FnMut(&[u8]),
 ) -> Result<usize, Malformed> {
     if hdr.gso_size == 0 {
         return Err(Malformed::GsoSize);

@@ -130,7 +130,7 @@ fn payload(n: usize) -> Vec<u8> {
 fn run(read: &mut [u8], mtu: usize) -> (Result<Split, Malformed>, Vec<Vec<u8>>) {
     let mut out = vec![0u8; mtu];
     let mut got = Vec::new();
-    let r = split(read, &mut out, |p| got.push(p.to_vec()));
+    let r = split(read, &mut out, &mut |p| got.push(p.to_vec()));
     (r, got)
 }
 

@@ -391,7 +391,7 @@ impl Daemon {
                 continue;
             }
             let node = &mut self.node;
-            match offload::split(read, &mut self.seg_buf[..], |p| {
+            match offload::split(read, &mut self.seg_buf[..], &mut |p| {
                 node.handle_ip_packet(now, p)
             }) {
                 Ok(Split::Plain) => {}
