@@ -489,11 +489,11 @@ impl Daemon {
 }
 
 /// How much one read from `tun` can bring: one packet of the MTU, or with offloads a
-/// header and an IP packet of up to 64 KiB (a longer one would be truncated, and dropped
-/// as malformed).
+/// header and a super-segment of up to the kernel's GSO limit of 64 KiB
+/// (`GSO_LEGACY_MAX_SIZE`; a longer one would be truncated, and dropped as malformed).
 fn tun_read_len(tun: &Tun) -> usize {
     if tun.offload() {
-        VNET_HDR_LEN + usize::from(u16::MAX)
+        VNET_HDR_LEN + (1 << 16)
     } else {
         MAX_FRAME_LEN
     }
