@@ -7,6 +7,11 @@
 //!   second time with TUN offloads off (`VEIL_TUN_OFFLOAD=0`), for the side-by-side.
 //! * line:5 — idle bytes/s per node from `veil stats` counters after convergence.
 //! * diamond — a UDP datagram every 2 ms n1→n4, the link it uses is cut: longest gap.
+//! * Yggdrasil side by side (`lab_ygg`): in the line:2 and line:4 labs, after veil, one
+//!   `yggdrasil` per node peering along the same links (the medium carries IPv6 there), TCP
+//!   first→last over its 200::/7 addresses at its default TUN MTU and at 1280, measured the
+//!   same way; the table shows veil/Yggdrasil. Debian's package is installed if missing;
+//!   if that fails it says why and measures veil alone (`LAB_BENCH_YGG=0` skips it).
 //!
 //! Needs root. `cargo bench --bench lab` (add `-- --json` or `LAB_BENCH_JSON=1` for JSON).
 //! Results: docs/benchmarks.md, "Lab benchmark".
@@ -36,6 +41,7 @@ const UDP_PORT: u16 = 5202;
 type BenchResult<T> = Result<T, String>;
 
 mod lab_report;
+mod lab_ygg;
 
 fn main() -> ExitCode {
     if veilmesh::lab::require_root().is_err() {
@@ -60,13 +66,35 @@ fn main() -> ExitCode {
             } else {
                 lab_report::print_table(&results);
             }
-            ExitCode::SUCCESS
+            // Yggdrasil that is there but does not peer or carry is a broken comparison
+            // (unavailable is not: that is reported and veil's numbers stand alone).
+            let broken = ygg_errors(&results);
+            if broken.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("lab bench: yggdrasil did not work: {}", broken.join("; "));
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
             eprintln!("lab bench failed: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The `error` of every Yggdrasil run in `results`, as "topology run: error".
+fn ygg_errors(results: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for key in ["line2", "line4"] {
+        for run in ["default_mtu", "mtu_1280"] {
+            if let Some(e) = results[key]["yggdrasil"][run]["error"].as_str() {
+                let first = e.lines().next().unwrap_or("");
+                out.push(format!("{key} {run}: {first}"));
+            }
+        }
+    }
+    out
 }
 
 /// `VEIL_BIN`, else the binary cargo built for this bench, else target/release/veil.
@@ -82,9 +110,14 @@ fn veil_bin() -> PathBuf {
 
 fn run_all(bin: &std::path::Path) -> BenchResult<Value> {
     let started = Instant::now();
-    let line2 = path_bench(bin, "vlbl2", "line:2", true)?;
-    let line4 = path_bench(bin, "vlbl4", "line:4", true)?;
-    let line4_plain = path_bench(bin, "vlbl4p", "line:4", false)?;
+    let ygg = lab_ygg::prepare();
+    if let lab_ygg::Yggdrasil::Unavailable(why) = &ygg {
+        eprintln!("lab bench: yggdrasil: not available ({why}); measuring veil only");
+    }
+    let line2 = path_bench(bin, Some(&ygg), "vlbl2", "line:2", true)?;
+    let line4 = path_bench(bin, Some(&ygg), "vlbl4", "line:4", true)?;
+    // veil alone: Yggdrasil does not depend on veil's TUN offloads.
+    let line4_plain = path_bench(bin, None, "vlbl4p", "line:4", false)?;
     let idle = idle_bench(bin, "vlbl5", "line:5")?;
     let reroute = reroute_bench(bin, "vlbdia")?;
     Ok(json!({
@@ -93,20 +126,37 @@ fn run_all(bin: &std::path::Path) -> BenchResult<Value> {
         "line4_no_offload": line4_plain,
         "idle_line5": idle,
         "reroute_diamond": reroute,
+        "yggdrasil": ygg.summary(),
         "wall_secs": started.elapsed().as_secs_f64(),
     }))
 }
 
-/// Brings a lab up (removing a leftover of a crashed run first) and waits for convergence;
-/// without `offload` the daemons run with `VEIL_TUN_OFFLOAD=0`.
+/// How [`lab_up`] brings a lab up.
+#[derive(Clone, Copy)]
+struct Up {
+    /// The medium carries IPv6 along the links too (for Yggdrasil's peering).
+    carry_ipv6: bool,
+    /// TUN offloads on; off: the daemons run with `VEIL_TUN_OFFLOAD=0`.
+    offload: bool,
+}
+
+impl Up {
+    /// veil alone, as it runs by default: no IPv6 on the medium, TUN offloads on.
+    const VEIL: Up = Up {
+        carry_ipv6: false,
+        offload: true,
+    };
+}
+
+/// Brings a lab up (removing a leftover of a crashed run first) and waits for convergence.
 fn lab_up(
     bin: &std::path::Path,
     prefix: &str,
     topology: &str,
-    offload: bool,
+    up: Up,
 ) -> BenchResult<(Lab, Duration)> {
     let _ = Lab::down_prefix(prefix);
-    let daemon_cmd = if offload {
+    let daemon_cmd = if up.offload {
         Vec::new()
     } else {
         vec![
@@ -120,6 +170,7 @@ fn lab_up(
         topology: topology.to_string(),
         veil_bin: bin.to_path_buf(),
         daemon_cmd,
+        carry_ipv6: up.carry_ipv6,
         ..LabOptions::default()
     };
     let lab = Lab::up(&opts).map_err(|e| format!("{topology}: lab did not come up: {e}"))?;
@@ -359,50 +410,39 @@ fn ping_rtt(lab: &Lab, a: usize, addr: IpAddr) -> BenchResult<Value> {
     Ok(json!({ "min_ms": rtt[0], "avg_ms": rtt[1], "max_ms": rtt[2], "received_of_20": received }))
 }
 
-/// TCP throughput, ping RTT, CPU per GB and peak RSS first→last on `topology`, with TUN
-/// offloads on or off.
-fn path_bench(
-    bin: &std::path::Path,
-    prefix: &str,
-    topology: &str,
-    offload: bool,
-) -> BenchResult<Value> {
-    let (mut lab, converged) = lab_up(bin, prefix, topology, offload)?;
+/// Ping RTT, then TCP throughput node 1 → `dst` (an address of the last node) with the CPU
+/// of `pids` (the daemons carrying it) around it: CPU per GB, peak RSS, machine load. The
+/// same measurement for veil and for Yggdrasil.
+fn measure_tcp(
+    lab: &Lab,
+    pids: &[u32],
+    dst: IpAddr,
+    label: &str,
+) -> BenchResult<serde_json::Map<String, Value>> {
     let last = lab.len();
-    let dst = ipv6_of(&lab, last)?;
-    let ping = ping_rtt(&lab, 1, dst)?;
-    let pids = daemon_pids(&mut lab)?;
-    let tcp_before = nstat(&lab, 1, &["TcpOutSegs", "TcpRetransSegs"]);
-    let drops_before: Vec<u64> = (1..=last).map(|i| packet_socket_drops(&lab, i)).collect();
+    let ping = ping_rtt(lab, 1, dst)?;
     let busy_before = wait_quiet();
-    let mut ours = pids.clone();
+    let mut ours = pids.to_vec();
     ours.push(std::process::id());
     let before: Vec<(f64, f64)> = pids.iter().map(|&p| cpu_split(p)).collect();
     let machine_before = machine_cpu();
     let self_before = self_cpu_secs();
     let procs_before = all_processes_cpu();
     let tp = tcp_throughput(
-        &lab,
+        lab,
         1,
         last,
         SocketAddr::new(dst, TCP_PORT),
         Duration::from_secs(TCP_SECS),
     )
-    .map_err(|e| format!("{topology}: tcp: {e}\n{}", logs(&lab)))?;
+    .map_err(|e| format!("{label}: tcp: {e}"))?;
     let after: Vec<(f64, f64)> = pids.iter().map(|&p| cpu_split(p)).collect();
     let machine_after = machine_cpu();
     let procs_after = all_processes_cpu();
     let endpoints_cpu = self_cpu_secs() - self_before;
     let machine = machine_busy(machine_before, machine_after);
-    let tcp_after = nstat(&lab, 1, &["TcpOutSegs", "TcpRetransSegs"]);
-    let drops: Vec<u64> = (1..=last)
-        .zip(&drops_before)
-        .map(|(i, b)| packet_socket_drops(&lab, i).saturating_sub(*b))
-        .collect();
-    let segs = tcp_after[0].saturating_sub(tcp_before[0]);
-    let retrans = tcp_after[1].saturating_sub(tcp_before[1]);
     if tp.bytes == 0 {
-        return Err(format!("{topology}: tcp carried nothing\n{}", logs(&lab)));
+        return Err(format!("{label}: tcp carried nothing"));
     }
     let per_daemon: Vec<Value> = before
         .iter()
@@ -417,27 +457,12 @@ fn path_bench(
         .sum();
     let gb = tp.bytes as f64 / 1e9;
     let rss: Vec<u64> = pids.iter().map(|&p| peak_rss_kib(p)).collect();
-    let sender: StatsReport = query_as(&lab.control_socket(1), &Request::Stats)
-        .map_err(|e| format!("stats of n1: {e}"))?;
-    let counter = |k: &str| sender.counters.get(k).copied().unwrap_or(0);
-    eprintln!(
-        "{topology} (offload {offload}): {:.0} Mbit/s, cpu {cpu:.2} s",
-        tp.mbit_per_s()
-    );
-    Ok(json!({
-        "topology": topology,
-        "tun_offload": offload,
-        "sender_tun_gso_packets": counter("tun_gso_packets"),
-        "sender_tun_gso_segments": counter("tun_gso_segments"),
-        "hops": last - 1,
-        "converged_secs": converged.as_secs_f64(),
+    eprintln!("{label}: {:.0} Mbit/s, cpu {cpu:.2} s", tp.mbit_per_s());
+    let v = json!({
         "tcp_mbit_per_s": tp.mbit_per_s(),
         "tcp_bytes": tp.bytes,
         "tcp_secs": tp.elapsed.as_secs_f64(),
         "ping": ping,
-        "tcp_segments_out": segs,
-        "tcp_retransmitted": retrans,
-        "packet_socket_rx_drops": drops,
         "daemon_cpu_secs": cpu,
         "cpu_secs_per_gb": cpu / gb,
         "cpu_per_daemon": per_daemon,
@@ -448,7 +473,113 @@ fn path_bench(
         "others_cpu_secs": others_cpu(machine_before, machine_after, cpu + endpoints_cpu),
         "peak_rss_kib": rss,
         "peak_rss_kib_max": rss.iter().copied().max().unwrap_or(0),
-    }))
+    });
+    v.as_object()
+        .cloned()
+        .ok_or_else(|| format!("{label}: results are not an object"))
+}
+
+/// veil's TCP throughput, ping RTT, CPU per GB and peak RSS first→last on `topology`, with
+/// TUN offloads on or off (and the sender's super-packet counters), then Yggdrasil's in the
+/// same lab (when it is given and there).
+fn path_bench(
+    bin: &std::path::Path,
+    ygg: Option<&lab_ygg::Yggdrasil>,
+    prefix: &str,
+    topology: &str,
+    offload: bool,
+) -> BenchResult<Value> {
+    let ygg = match ygg {
+        Some(lab_ygg::Yggdrasil::Ready {
+            bin: ygg_bin, ctl, ..
+        }) => Some((ygg_bin, ctl)),
+        _ => None,
+    };
+    let up = Up {
+        carry_ipv6: ygg.is_some(),
+        offload,
+    };
+    let (mut lab, converged) = lab_up(bin, prefix, topology, up)?;
+    let last = lab.len();
+    let dst = ipv6_of(&lab, last)?;
+    let pids = daemon_pids(&mut lab)?;
+    let tcp_before = nstat(&lab, 1, &["TcpOutSegs", "TcpRetransSegs"]);
+    let drops_before: Vec<u64> = (1..=last).map(|i| packet_socket_drops(&lab, i)).collect();
+    let label = if offload {
+        topology.to_string()
+    } else {
+        format!("{topology} (TUN offloads off)")
+    };
+    let mut out =
+        measure_tcp(&lab, &pids, dst, &label).map_err(|e| format!("{e}\n{}", logs(&lab)))?;
+    let sender: StatsReport = query_as(&lab.control_socket(1), &Request::Stats)
+        .map_err(|e| format!("stats of n1: {e}"))?;
+    let counter = |k: &str| sender.counters.get(k).copied().unwrap_or(0);
+    let tcp_after = nstat(&lab, 1, &["TcpOutSegs", "TcpRetransSegs"]);
+    let drops: Vec<u64> = (1..=last)
+        .zip(&drops_before)
+        .map(|(i, b)| packet_socket_drops(&lab, i).saturating_sub(*b))
+        .collect();
+    let segs = tcp_after[0].saturating_sub(tcp_before[0]);
+    let retrans = tcp_after[1].saturating_sub(tcp_before[1]);
+    out.insert("topology".into(), json!(topology));
+    out.insert("tun_offload".into(), json!(offload));
+    out.insert(
+        "sender_tun_gso_packets".into(),
+        json!(counter("tun_gso_packets")),
+    );
+    out.insert(
+        "sender_tun_gso_segments".into(),
+        json!(counter("tun_gso_segments")),
+    );
+    out.insert("hops".into(), json!(last - 1));
+    out.insert("converged_secs".into(), json!(converged.as_secs_f64()));
+    out.insert("tcp_segments_out".into(), json!(segs));
+    out.insert("tcp_retransmitted".into(), json!(retrans));
+    out.insert("packet_socket_rx_drops".into(), json!(drops));
+    if let Some((ygg_bin, ctl)) = ygg {
+        let veil = Value::Object(out.clone());
+        out.insert(
+            "yggdrasil".into(),
+            ygg_bench(&lab, ygg_bin, ctl.as_deref(), topology, &veil),
+        );
+    }
+    Ok(Value::Object(out))
+}
+
+/// Yggdrasil in `lab` (veil's daemons stay up, idle) at its default TUN MTU and at 1280,
+/// one after the other; a run that does not work is recorded as `error`.
+fn ygg_bench(
+    lab: &Lab,
+    bin: &std::path::Path,
+    ctl: Option<&std::path::Path>,
+    topology: &str,
+    veil: &Value,
+) -> Value {
+    let mut runs = serde_json::Map::new();
+    for (key, mtu) in [
+        ("default_mtu", None),
+        ("mtu_1280", Some(lab_ygg::SMALL_MTU)),
+    ] {
+        let label = format!("{topology} yggdrasil {key}");
+        let run = lab_ygg::start(bin, ctl, lab, mtu).and_then(|(mesh, peers)| {
+            let pids = mesh.pids()?;
+            let dst = lab_ygg::last_addr(&mesh)?;
+            let mut m = measure_tcp(lab, &pids, dst, &label)?;
+            m.insert("if_mtu".into(), json!(mesh.if_mtu));
+            m.insert("peering".into(), peers);
+            Ok(Value::Object(m))
+            // `mesh` drops here: its processes are killed before the next run.
+        });
+        let v = run.unwrap_or_else(|e| {
+            eprintln!("{label}: did not work: {e}");
+            json!({ "error": e })
+        });
+        runs.insert(key.into(), v);
+    }
+    let mut v = Value::Object(runs);
+    v["ratios"] = lab_ygg::ratios(veil, &v);
+    v
 }
 
 /// (bytes_out, control_bytes_out) of every node.
@@ -465,7 +596,7 @@ fn out_counters(lab: &Lab) -> BenchResult<Vec<(u64, u64)>> {
 
 /// Idle bytes/s per node over `IDLE_SECS`, starting `IDLE_SETTLE_SECS` after convergence.
 fn idle_bench(bin: &std::path::Path, prefix: &str, topology: &str) -> BenchResult<Value> {
-    let (mut lab, converged) = lab_up(bin, prefix, topology, true)?;
+    let (mut lab, converged) = lab_up(bin, prefix, topology, Up::VEIL)?;
     let settle = env_secs("LAB_BENCH_IDLE_SETTLE", IDLE_SETTLE_SECS);
     let window = env_secs("LAB_BENCH_IDLE_SECS", IDLE_SECS);
     eprintln!("{topology}: idle: settle {settle} s, measure {window} s");
@@ -533,7 +664,7 @@ fn next_hop(lab: &Lab, from: usize, dst: IpAddr) -> BenchResult<usize> {
 
 /// Diamond n1–{n2,n3}–n4: a datagram every 2 ms n1→n4; the link n1 uses is cut 2 s in.
 fn reroute_bench(bin: &std::path::Path, prefix: &str) -> BenchResult<Value> {
-    let (mut lab, converged) = lab_up(bin, prefix, "diamond", true)?;
+    let (mut lab, converged) = lab_up(bin, prefix, "diamond", Up::VEIL)?;
     let dst = ipv6_of(&lab, 4)?;
     let via = next_hop(&lab, 1, dst)?;
     let addr = SocketAddr::new(dst, UDP_PORT);

@@ -9,7 +9,7 @@ use veilmesh::crypto::AcceptPolicy;
 use veilmesh::node::{DropReason, IfaceId, Node, NodeConfig, Transmit};
 use veilmesh::sim::{node_factory, sim_identity, FlowSpec, Sim, SimConfig, SimHost, Topology};
 use veilmesh::time::{Duration, Instant};
-use veilmesh::wire::{MacAddr, NodeId, UNICAST_FRAME_LEN};
+use veilmesh::wire::{MacAddr, NodeId, BROADCAST_FRAME_LENS, UNICAST_FRAME_LEN};
 
 const SEED: u64 = 11;
 
@@ -156,7 +156,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 #[test]
-fn eavesdropper_sees_fixed_size_unicast_and_no_keys_or_addresses() {
+fn eavesdropper_sees_fixed_size_frames_and_no_keys_or_addresses() {
     let topo: Topology = "line:4".parse().unwrap();
     let frames = Rc::new(RefCell::new(Vec::new()));
     let tap_frames = frames.clone();
@@ -201,6 +201,7 @@ fn eavesdropper_sees_fixed_size_unicast_and_no_keys_or_addresses() {
     let frames = frames.borrow();
     assert!(frames.len() > 700, "{} frames captured", frames.len());
     let mut unicast = 0;
+    let mut broadcast_sizes = [0usize; BROADCAST_FRAME_LENS.len()];
     for f in frames.iter() {
         if f[0] == 0x15 {
             unicast += 1;
@@ -209,6 +210,11 @@ fn eavesdropper_sees_fixed_size_unicast_and_no_keys_or_addresses() {
                 UNICAST_FRAME_LEN,
                 "every unicast frame has one size"
             );
+        }
+        if f[0] == 0x16 {
+            let class = BROADCAST_FRAME_LENS.iter().position(|&l| l == f.len());
+            let class = class.unwrap_or_else(|| panic!("a {}-byte broadcast", f.len()));
+            broadcast_sizes[class] += 1;
         }
         for s in &secrets {
             assert!(
@@ -219,4 +225,9 @@ fn eavesdropper_sees_fixed_size_unicast_and_no_keys_or_addresses() {
         }
     }
     assert!(unicast > 400, "{unicast} unicast frames");
+    // Hellos and probe answers look alike; single OGMs and pushed announcements take
+    // larger sizes.
+    assert!(broadcast_sizes[0] > 100, "{broadcast_sizes:?}");
+    assert!(broadcast_sizes[1] > 0, "{broadcast_sizes:?}");
+    assert!(broadcast_sizes[3] > 0, "{broadcast_sizes:?}");
 }

@@ -139,5 +139,95 @@ pub fn print_table(r: &Value) {
         rr["sent"],
         rr["received"]
     );
+    print_yggdrasil(r);
     println!("wall time {:.0} s", f(r, "wall_secs"));
+}
+
+/// veil next to Yggdrasil (same labs, same medium, same measurement): values and ratios.
+fn print_yggdrasil(r: &Value) {
+    let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let summary = &r["yggdrasil"];
+    if summary["available"].as_bool() != Some(true) {
+        println!(
+            "\nyggdrasil: not available ({})",
+            summary["why"].as_str().unwrap_or("?")
+        );
+        return;
+    }
+    println!(
+        "\nveil vs yggdrasil {} (same labs and medium, n1 → last, veil with TUN offloads on; ratio = veil / yggdrasil)",
+        summary["version"].as_str().unwrap_or("?")
+    );
+    println!(
+        "{:<28} {:>9} {:>17} {:>7} {:>15} {:>7}",
+        "", "veil", "ygg default MTU", "ratio", "ygg MTU 1280", "ratio"
+    );
+    let runs = ["default_mtu", "mtu_1280"];
+    for (key, name) in [("line2", "line:2"), ("line4", "line:4")] {
+        let veil = &r[key];
+        let ygg = &veil["yggdrasil"];
+        for run in runs {
+            if let Some(e) = ygg[run]["error"].as_str() {
+                println!(
+                    "{name} yggdrasil {run}: DID NOT WORK: {}",
+                    e.lines().next().unwrap_or("")
+                );
+            }
+        }
+        if runs
+            .iter()
+            .all(|run| ygg[run].get("tcp_mbit_per_s").is_none())
+        {
+            continue;
+        }
+        let cell = |run: &str, k: &str, digits: usize| {
+            let (a, b) = (f(veil, k), f(&ygg[run], k));
+            (format!("{b:.digits$}"), format!("{:.2}", a / b))
+        };
+        for (k, what, digits) in [
+            ("tcp_mbit_per_s", "TCP Mbit/s", 0),
+            ("cpu_secs_per_gb", "daemon CPU s/GB", 1),
+        ] {
+            let (d, dr) = cell(runs[0], k, digits);
+            let (s, sr) = cell(runs[1], k, digits);
+            println!(
+                "{:<28} {:>9.digits$} {:>17} {:>7} {:>15} {:>7}",
+                format!("{name} {what}"),
+                f(veil, k),
+                d,
+                dr,
+                s,
+                sr
+            );
+        }
+        let avg = |v: &Value| f(&v["ping"], "avg_ms");
+        let rss = |v: &Value| f(v, "peak_rss_kib_max") / 1024.0;
+        println!(
+            "{:<28} {:>9.2} {:>17.2} {:>7} {:>15.2} {:>7}",
+            format!("{name} ping avg ms"),
+            avg(veil),
+            avg(&ygg[runs[0]]),
+            "",
+            avg(&ygg[runs[1]]),
+            ""
+        );
+        println!(
+            "{:<28} {:>9.1} {:>17.1} {:>7} {:>15.1} {:>7}",
+            format!("{name} peak RSS MiB (max)"),
+            rss(veil),
+            rss(&ygg[runs[0]]),
+            "",
+            rss(&ygg[runs[1]]),
+            ""
+        );
+        let peers = &ygg[runs[0]]["peering"]["peers_per_node"];
+        println!(
+            "    yggdrasil TUN MTU {} / {}; peers per node {} (the lab's links); machine busy during TCP {:.0} % / {:.0} %",
+            ygg[runs[0]]["if_mtu"],
+            ygg[runs[1]]["if_mtu"],
+            peers,
+            100.0 * f(&ygg[runs[0]]["machine_cpu_during_tcp"], "busy"),
+            100.0 * f(&ygg[runs[1]]["machine_cpu_during_tcp"], "busy"),
+        );
+    }
 }

@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 pub use error::LabError;
-pub use names::{DEFAULT_PREFIX, MAX_NODES, RUN_ROOT};
+pub use names::{DEFAULT_PREFIX, MAX_NODES, MESH_IF, RUN_ROOT};
 pub use netns::{in_netns, require_root};
-pub use ruleset::ETHERTYPE;
+pub use ruleset::{ETHERTYPE, ETHERTYPE_IPV6};
 pub use show::{farthest_pair, node_status, query, render_table, wait_converged, NodeStatus};
 pub use state::{LabState, LinkState};
 pub use sys::Signal;
@@ -54,6 +54,10 @@ pub struct LabOptions {
     pub extra_config: Vec<String>,
     /// TOML lines for single nodes: `(node, lines)`, applied after `extra_config`.
     pub node_config: Vec<(usize, Vec<String>)>,
+    /// Let IPv6 (EtherType 0x86DD) cross the medium too, along the same links, cuts and
+    /// loss as veil's frames: for other mesh daemons that peer over link-local IPv6
+    /// (Yggdrasil in the lab benchmark). Off by default, so the medium stays veil-only.
+    pub carry_ipv6: bool,
 }
 
 impl Default for LabOptions {
@@ -68,6 +72,7 @@ impl Default for LabOptions {
             start_daemons: true,
             extra_config: Vec::new(),
             node_config: Vec::new(),
+            carry_ipv6: false,
         }
     }
 }
@@ -129,6 +134,7 @@ impl Lab {
             veil_bin: opts.veil_bin.clone(),
             daemon_cmd: opts.daemon_cmd.clone(),
             run_dir: run_dir.clone(),
+            carry_ipv6: opts.carry_ipv6,
         };
         std::fs::create_dir_all(RUN_ROOT).map_err(|e| LabError::io(Path::new(RUN_ROOT), e))?;
         std::fs::create_dir(&run_dir).map_err(|e| LabError::io(&run_dir, e))?;
@@ -302,6 +308,34 @@ impl Lab {
             .map_err(|source| LabError::Spawn { cmd: shown, source })
     }
 
+    /// Node `i`'s IPv6 link-local address on its mesh interface once duplicate address
+    /// detection has finished (the kernel adds it when the interface comes up and it is
+    /// unusable while "tentative"); `None` if there is none usable within `timeout`. Other
+    /// daemons peer over it in a lab with [`LabOptions::carry_ipv6`].
+    pub fn mesh_link_local(
+        &self,
+        i: usize,
+        timeout: std::time::Duration,
+    ) -> Result<Option<std::net::Ipv6Addr>, LabError> {
+        let start = std::time::Instant::now();
+        loop {
+            let out = self.exec(
+                i,
+                &[
+                    "ip", "-6", "-o", "addr", "show", "dev", MESH_IF, "scope", "link",
+                ],
+            )?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            if let Some(addr) = parse_link_local(&text) {
+                return Ok(Some(addr));
+            }
+            if start.elapsed() >= timeout {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// Cuts the link `a`–`b`: nothing crosses it until [`Lab::heal`].
     pub fn cut(&mut self, a: usize, b: usize) -> Result<(), LabError> {
         self.change_link(a, b, |l| l.cut = true)
@@ -334,7 +368,7 @@ impl Lab {
             .link_mut(a, b)
             .ok_or(LabError::NoLink { a, b, topology })?;
         f(link);
-        netns::apply_ruleset(&self.state.air_ns, &self.state.links)?;
+        netns::apply_ruleset(&self.state)?;
         self.state.save()
     }
 
@@ -400,6 +434,17 @@ impl Drop for Lab {
             self.teardown();
         }
     }
+}
+
+/// The first usable (not tentative, not failed DAD) address in `ip -6 -o addr show` output.
+fn parse_link_local(text: &str) -> Option<std::net::Ipv6Addr> {
+    text.lines()
+        .filter(|l| !l.contains("tentative") && !l.contains("dadfailed"))
+        .find_map(|l| {
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "inet6")?;
+            words.next()?.split('/').next()?.parse().ok()
+        })
 }
 
 /// Fails with `AlreadyUp` if a lab.json or a namespace of this prefix exists.

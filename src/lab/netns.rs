@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use super::names::{self, BRIDGE, MESH_IF};
-use super::state::{LabState, LinkState};
+use super::state::LabState;
 use super::{ruleset, sys, LabError};
 
 /// Where `ip netns` keeps its namespace handles.
@@ -113,14 +113,14 @@ pub fn build(s: &LabState) -> Result<(), LabError> {
         );
         run(Command::new("ip").args(["-n", ns, "-b", "-"]), Some(&node))?;
     }
-    apply_ruleset(&s.air_ns, &s.links)
+    apply_ruleset(s)
 }
 
-/// Replaces the medium's filter with one for `links`, atomically.
-pub fn apply_ruleset(air_ns: &str, links: &[LinkState]) -> Result<(), LabError> {
-    let rules = ruleset::ruleset(links);
+/// Replaces the medium's filter with one for the lab's links, atomically.
+pub fn apply_ruleset(s: &LabState) -> Result<(), LabError> {
+    let rules = ruleset::ruleset(&s.links, s.carry_ipv6);
     run(
-        Command::new("ip").args(["netns", "exec", air_ns, "nft", "-f", "-"]),
+        Command::new("ip").args(["netns", "exec", &s.air_ns, "nft", "-f", "-"]),
         Some(&rules),
     )
     .map(drop)

@@ -254,6 +254,7 @@ mod tests {
                 veil_bin: "veil".into(),
                 daemon_cmd: Vec::new(),
                 run_dir: "/nonexistent".into(),
+                carry_ipv6: false,
             }
         };
         assert_eq!(farthest_pair(&state("line:5")), (1, 5));

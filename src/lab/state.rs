@@ -55,6 +55,10 @@ pub struct LabState {
     pub daemon_cmd: Vec<String>,
     /// The lab's run directory (`lab.json`, one directory per node).
     pub run_dir: PathBuf,
+    /// The medium also carries IPv6 along the links (`LabOptions::carry_ipv6`); kept here
+    /// so that a later `cut`/`heal`/`loss` rebuilds the same filter. Absent in older files.
+    #[serde(default)]
+    pub carry_ipv6: bool,
 }
 
 impl LabState {
@@ -164,6 +168,7 @@ mod tests {
             veil_bin: "/usr/bin/veil".into(),
             daemon_cmd: Vec::new(),
             run_dir: "/run/veil-lab/t-".into(),
+            carry_ipv6: true,
         }
     }
 
@@ -189,6 +194,11 @@ mod tests {
         );
         let text = serde_json::to_string(&s).unwrap();
         assert_eq!(LabState::parse(&text, Path::new("x")).unwrap(), s);
+        // A lab.json written before `carry_ipv6` existed reads as a veil-only medium.
+        let old = text.replace(",\"carry_ipv6\":true", "");
+        assert_ne!(old, text);
+        let old = LabState::parse(&old, Path::new("x")).unwrap();
+        assert!(!old.carry_ipv6);
         let dir = std::env::temp_dir().join(format!("veil-lab-state-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let s2 = LabState {

@@ -143,6 +143,62 @@ fn medium_carries_frames_only_between_neighbours() {
 }
 
 #[test]
+fn link_local_parser_skips_tentative_addresses() {
+    let text = "2: wlan0    inet6 fe80::76:6cff:fe00:1/64 scope link tentative \\       valid_lft forever preferred_lft forever\n";
+    assert_eq!(parse_link_local(text), None);
+    let text = "2: wlan0    inet6 fe80::76:6cff:fe00:1/64 scope link \\       valid_lft forever preferred_lft forever\n";
+    assert_eq!(
+        parse_link_local(text),
+        Some("fe80::76:6cff:fe00:1".parse().unwrap())
+    );
+    assert_eq!(parse_link_local(""), None);
+}
+
+/// Whether one `ping -6` from node `a` to node `b`'s link-local address is answered.
+fn ping_link_local(lab: &Lab, a: usize, b: usize) -> bool {
+    let addr = lab
+        .mesh_link_local(b, Duration::from_secs(5))
+        .unwrap()
+        .expect("no usable link-local address within 5 s");
+    let target = format!("{addr}%{MESH_IF}");
+    lab.exec(a, &["ping", "-6", "-c", "1", "-W", "1", &target])
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn ipv6_crosses_only_lab_links_and_only_when_asked() {
+    if !can_run() {
+        return;
+    }
+    // Default medium: veil frames only, so not even neighbours reach each other over IPv6.
+    let lab = Lab::up(&options("6", "line:2")).unwrap();
+    assert!(!lab.state().carry_ipv6);
+    assert!(!ping_link_local(&lab, 1, 2));
+    drop(lab);
+
+    // With carry_ipv6, IPv6 (NDP included) follows the topology: the neighbour answers,
+    // the node two hops away does not, and a cut link stops it like veil's frames.
+    let opts = LabOptions {
+        carry_ipv6: true,
+        ..options("6", "line:3")
+    };
+    let mut lab = Lab::up(&opts).unwrap();
+    assert!(LabState::load(&lab.state().run_dir).unwrap().carry_ipv6);
+    assert!(ping_link_local(&lab, 1, 2));
+    assert!(ping_link_local(&lab, 3, 2));
+    assert!(!ping_link_local(&lab, 1, 3));
+    lab.cut(1, 2).unwrap();
+    assert!(!ping_link_local(&lab, 2, 1));
+    lab.heal(1, 2).unwrap();
+    assert!(ping_link_local(&lab, 2, 1));
+    // veil's EtherType still crosses next to IPv6.
+    let socks = sockets(&lab, ETHERTYPE);
+    assert_eq!(heard_by(&socks, 2, BROADCAST, b"v2"), vec![1, 3]);
+}
+
+#[test]
 fn drop_removes_everything_even_when_the_test_panics() {
     if !can_run() {
         return;

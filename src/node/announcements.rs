@@ -206,6 +206,12 @@ impl Announcements {
         gone
     }
 
+    /// When the oldest announcement on probation runs out of time.
+    pub fn next_probation_end(&self) -> Option<Instant> {
+        let on_probation = self.entries.values().filter(|e| e.probation);
+        on_probation.map(|e| e.since + PROBATION_TIMEOUT).min()
+    }
+
     /// The announcement bytes held for `node`, to answer an AnnounceRequest.
     pub fn bytes(&self, node: &NodeId) -> Option<&[u8; ANNOUNCE_LEN]> {
         self.entries.get(node).map(|e| &e.bytes)

@@ -1,7 +1,7 @@
 //! Routing control traffic: turning routing's actions into frames, OGM authentication with
 //! parked OGMs while an announcement is fetched, announcements, and housekeeping.
 
-use super::{DropReason, Event, IfaceId, Node, PendingOgm};
+use super::{DropReason, Event, IfaceId, Node, PendingOgm, Timer};
 use crate::routing::{Action, AuthVerdict, Dest, OgmAuth};
 use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId, OgmRepr, ANNOUNCE_LEN};
@@ -49,6 +49,8 @@ fn push_items(
 
 /// A parked OGM whose announcement did not arrive within this time is dropped.
 const PENDING_OGM_TIMEOUT: Duration = Duration::from_secs(2);
+/// On an interface with a session, one hello round in this many also sends a clear hello.
+const CLEAR_HELLO_EVERY: u16 = 4;
 
 /// Least time between two whole-table dumps to one neighbour.
 pub const TABLE_DUMP_MIN_GAP: Duration = Duration::from_secs(10);
@@ -70,6 +72,11 @@ impl Node {
             self.push_event(Event::Routing(e));
         }
         self.neighbours_left(now, left);
+        let forgotten = self.routing.originators_forgotten();
+        if forgotten != self.originators_forgotten {
+            self.originators_forgotten = forgotten;
+            self.expire_announcements();
+        }
     }
 
     fn on_action(&mut self, _now: Instant, action: Action) {
@@ -79,11 +86,16 @@ impl Node {
                     .links
                     .iter()
                     .any(|(_, l)| l.iface == iface && l.current.is_some());
-                // The clear hello always goes out: its PSK tag is what lets a newcomer
-                // start a handshake with us from its authenticated budget (a broadcast from
-                // an unknown MAC is a trigger anyone can forge). Neighbours with a session
-                // also get the encrypted hello and Ihu.
-                self.queue_clear_hello(iface, &hello);
+                // The clear hello's PSK tag lets a newcomer start a handshake with us from
+                // its authenticated budget (a broadcast from an unknown MAC is a trigger
+                // anyone can forge). Once the interface has a session it goes out every
+                // CLEAR_HELLO_EVERY rounds only: a newcomer's own clear hellos, every round,
+                // already make us start the handshake from ours, and the idle budget pays
+                // for padded broadcasts instead (protocol §4.12). Neighbours with a session
+                // get the encrypted hello and Ihu every round.
+                if !has_session || hello.seq % CLEAR_HELLO_EVERY == 0 {
+                    self.queue_clear_hello(iface, &hello);
+                }
                 if has_session {
                     let mut entries = heapless::Vec::<_, 64>::new();
                     for e in self.routing.ihu_entries(iface) {
@@ -180,8 +192,8 @@ impl Node {
         self.routing.handle_ogm(now, iface, mac, ogm, &mut auth);
         match auth.verdict {
             Some(AuthVerdict::UnknownOriginator) => self.park_ogm(now, iface, mac, ogm),
-            // Routing asked for the announcement only if it lost the originator.
-            Some(AuthVerdict::OlderEpoch) if self.routing.route(&ogm.node).is_none() => {
+            // Routing asked for the announcement only if it has no next hop to the originator.
+            Some(AuthVerdict::OlderEpoch) if self.routing.next_hop(&ogm.node).is_none() => {
                 self.park_ogm(now, iface, mac, ogm)
             }
             Some(AuthVerdict::Invalid) => self.stats.drop(DropReason::OgmInvalid),
@@ -208,7 +220,10 @@ impl Node {
             *p = pending;
         } else if self.pending_ogms.push(pending).is_err() {
             self.stats.drop(DropReason::PendingFull);
+            return;
         }
+        self.timers
+            .arm(Timer::PendingOgms, now + PENDING_OGM_TIMEOUT);
     }
 
     /// A node announcement (ours, a neighbour's, or one we asked for). Returns the node
@@ -220,6 +235,7 @@ impl Node {
         bytes: &[u8; ANNOUNCE_LEN],
     ) -> Option<NodeId> {
         use super::announcements::{Inserted, Refused, Stored};
+        self.anns.set_now(now);
         let (claimed, _, _) = crate::crypto::Announcement::unverified_order(bytes);
         // A node's own word, over its own link session, outranks a route to its old epoch:
         // only it can complete that handshake, so an older announcement from it means it
@@ -250,6 +266,11 @@ impl Node {
                     self.stats.drop(DropReason::AnnounceEvicted);
                     self.book.forget(&gone);
                 }
+                // It may be on probation: look again when that would end.
+                self.timers.arm(
+                    Timer::Probation,
+                    now + super::announcements::PROBATION_TIMEOUT,
+                );
                 let node = ann.node_id();
                 if stored == Stored::Restarted {
                     self.routing.forget_restarted(now, node);
@@ -338,17 +359,38 @@ impl Node {
         }
     }
 
-    /// Periodic work: link timers, expired parked OGMs.
-    pub(super) fn housekeeping(&mut self, now: Instant) {
-        self.housekeep_links(now);
-        self.housekeep_group_key(now);
-        self.expire_announcements();
+    /// `timer` is due: do its work and set its next deadline.
+    pub(super) fn on_timer(&mut self, now: Instant, timer: Timer) {
+        match timer {
+            Timer::Links => {
+                self.housekeep_links(now);
+                self.timers.set(Timer::Links, self.links.next_deadline(now));
+            }
+            Timer::GroupKey => {
+                self.housekeep_group_key(now);
+                let next = self.group_since + super::group_keys::GROUP_KEY_LIFETIME;
+                self.timers.set(Timer::GroupKey, Some(next));
+            }
+            Timer::PendingOgms => self.expire_pending_ogms(now),
+            Timer::Probation => {
+                self.anns.set_now(now);
+                self.expire_announcements();
+                self.timers
+                    .set(Timer::Probation, self.anns.next_probation_end());
+            }
+        }
+    }
+
+    fn expire_pending_ogms(&mut self, now: Instant) {
         let before = self.pending_ogms.len();
         self.pending_ogms
             .retain(|p| now.saturating_since(p.since) < PENDING_OGM_TIMEOUT);
         for _ in self.pending_ogms.len()..before {
             self.stats.drop(DropReason::PendingExpired);
         }
+        let oldest = self.pending_ogms.iter().map(|p| p.since).min();
+        self.timers
+            .set(Timer::PendingOgms, oldest.map(|t| t + PENDING_OGM_TIMEOUT));
     }
 
     /// Announcements whose node routing forgot, or that stayed on probation too long, go

@@ -3,7 +3,7 @@
 
 use super::budget::{self, Trigger};
 use super::links::{Link, LinkSession, Links, Pending, HANDSHAKE_TIMEOUT, IDLE_LINK_TIMEOUT};
-use super::{DropReason, Event, IfaceId, Node};
+use super::{DropReason, Event, IfaceId, Node, Timer};
 use crate::crypto::handshake::{MSG1_LEN, MSG2_LEN, MSG3_LEN};
 use crate::crypto::{Established, HandshakeError, Initiator, Responder, Session};
 use crate::time::Instant;
@@ -53,6 +53,7 @@ impl Node {
             });
             link.last_attempt = Some(now);
         }
+        self.arm_link_timer(slot);
         self.queue_handshake(
             iface,
             mac,
@@ -131,6 +132,7 @@ impl Node {
             });
             link.last_heard = now;
         }
+        self.arm_link_timer(slot);
         self.queue_handshake(
             iface,
             mac,
@@ -295,6 +297,7 @@ impl Node {
         link.peer = Some(est.peer);
         link.node = Some(node);
         link.last_heard = now;
+        self.arm_link_timer(slot);
         self.stats.sessions_established += 1;
         // Our group key (so it can read our broadcasts) and our announcement (so it can
         // check our OGMs without asking). The responder always sends it: its first frame
@@ -309,6 +312,14 @@ impl Node {
         }
         if !est.initiator {
             self.session_up(now, slot);
+        }
+    }
+
+    /// The link in `slot` has a new deadline (a handshake or session began): the link
+    /// timer fires no later than it.
+    fn arm_link_timer(&mut self, slot: usize) {
+        if let Some(link) = self.links.get(slot) {
+            self.timers.arm(Timer::Links, link.deadline());
         }
     }
 

@@ -20,6 +20,9 @@ pub const IDLE_LINK_TIMEOUT: Duration = Duration::from_secs(60);
 /// A session that authenticated nothing for this long no longer protects its link: an
 /// older Init (the peer lost its state) or another identity behind the MAC is accepted.
 pub const SESSION_SILENT_AFTER: Duration = Duration::from_secs(10);
+/// How soon a link whose deadline passed without its work getting done (a refused rekey)
+/// is looked at again.
+pub const STUCK_RETRY: Duration = Duration::from_millis(100);
 /// Forged or broken Resp/Finish messages one pending handshake reads (each costs a key
 /// agreement) before it ignores the rest until it times out.
 pub const MAX_FAILED_READS: u8 = 4;
@@ -182,6 +185,36 @@ impl Link {
                 .is_some_and(|t| now.saturating_since(t) < SESSION_SILENT_AFTER)
     }
 
+    /// When housekeeping next has something to do for this link (see `housekeep_links`):
+    /// the pending handshake times out, a session is still unconfirmed or expires, the
+    /// current session is due for a rekey (no sooner than a retry allows), or the link is
+    /// idle long enough to forget. The message-count rekey is left out: 2^32 frames within
+    /// `REKEY_AFTER_TIME` is beyond any radio, so the time-based rekey always comes first.
+    pub fn deadline(&self) -> Instant {
+        let pending = self.pending.as_ref().map(|p| p.since() + HANDSHAKE_TIMEOUT);
+        let previous = self
+            .previous
+            .as_ref()
+            .map(|s| s.session.timers.expires_at());
+        let current = self.current.as_ref().map(|s| {
+            let retry = self
+                .last_attempt
+                .map_or(Instant::ZERO, |t| t + HANDSHAKE_RETRY);
+            let rekey = s.session.timers.rekey_at().max(retry);
+            let mut at = s.session.timers.expires_at().min(rekey);
+            if !s.confirmed {
+                at = at.min(s.since + HANDSHAKE_TIMEOUT);
+            }
+            at
+        });
+        let idle = self.last_heard + IDLE_LINK_TIMEOUT;
+        [pending, previous, current]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(idle)
+    }
+
     /// Whether we may start a handshake toward this neighbour now.
     pub fn may_initiate(&self, now: Instant) -> bool {
         self.pending.is_none()
@@ -305,6 +338,18 @@ impl Links {
     pub fn new_index(slot: usize, rng: &mut impl RngCore) -> u32 {
         let high = (rng.next_u32() & 0xFFFF_FF00).max(0x100);
         high | (slot as u32 & 0xFF)
+    }
+
+    /// The earliest deadline of any link (`Link::deadline`) after housekeeping at `now`.
+    /// A link still due then wanted something it could not have (a rekey the handshake
+    /// budget refused): it is looked at again `STUCK_RETRY` later, not in a busy loop.
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        self.iter()
+            .map(|(_, l)| match l.deadline() {
+                due if due <= now => now + STUCK_RETRY,
+                later => later,
+            })
+            .min()
     }
 
     /// Iterate over occupied slots.

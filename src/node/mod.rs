@@ -21,6 +21,7 @@ mod links;
 mod ring;
 mod rx;
 mod stats;
+mod timers;
 mod tx;
 mod tx_queues;
 
@@ -45,6 +46,7 @@ use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId, ANNOUNCE_LEN};
 
 use links::Links;
+use timers::Timer;
 
 pub use crate::iface::IfaceId;
 
@@ -81,8 +83,6 @@ pub const MAX_IFACES: usize = 8;
 pub const MAX_PENDING_OGMS: usize = 64;
 /// Most events queued for the caller (events are informational; overflow is counted).
 pub const EVENT_QUEUE_CAP: usize = 256;
-/// Period of the node's housekeeping (handshake timeouts, rekeys, session expiry).
-pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
 /// Largest ttl of data frames we originate (the IP hop limit gives it, capped here).
 pub const DATA_TTL: u8 = 64;
 /// Least time between two ProbeAck broadcasts on one interface.
@@ -138,7 +138,9 @@ pub struct Node {
     init_seq: u64,
     announce_budget: TokenBucket,
     icmp_budget: TokenBucket,
-    next_housekeeping: Instant,
+    timers: timers::TimerTable,
+    /// `Routing::originators_forgotten` when announcements were last matched against it.
+    originators_forgotten: u64,
     last_probe_ack: [Option<Instant>; MAX_IFACES],
     probe_seq: u32,
     scratch: Option<Box<[u8; crate::wire::MAX_FRAME_LEN]>>,
@@ -217,7 +219,8 @@ impl Node {
             book,
             pending_ogms: heapless::Vec::new(),
             events: heapless::Deque::new(),
-            next_housekeeping: now + HOUSEKEEPING_INTERVAL,
+            timers: timers::TimerTable::default(),
+            originators_forgotten: 0,
             last_probe_ack: [None; MAX_IFACES],
             probe_seq: 0,
             scratch: Some(Box::new([0u8; crate::wire::MAX_FRAME_LEN])),
@@ -225,6 +228,8 @@ impl Node {
             stats: Stats::default(),
         };
         node.learn_own_ipv4_claim();
+        node.timers
+            .set(Timer::GroupKey, Some(now + group_keys::GROUP_KEY_LIFETIME));
         Ok(node)
     }
 
@@ -400,19 +405,19 @@ impl Node {
 
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let routing = self.routing.poll_timeout();
-        Some(match routing {
-            Some(t) => t.min(self.next_housekeeping),
-            None => self.next_housekeeping,
-        })
+        match (self.routing.poll_timeout(), self.timers.next()) {
+            (Some(r), Some(n)) => Some(r.min(n)),
+            (r, n) => r.or(n),
+        }
     }
 
-    /// Advance timers to `now`.
+    /// Run every deadline due at `now`: routing's, then the node's in `Timer::ALL` order.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.routing.handle_timeout(now);
-        if now >= self.next_housekeeping {
-            self.housekeeping(now);
-            self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
+        for timer in Timer::ALL {
+            if self.timers.take_due(timer, now) {
+                self.on_timer(now, timer);
+            }
         }
         self.drain_routing(now);
     }

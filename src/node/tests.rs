@@ -614,3 +614,108 @@ fn an_older_announcement_is_taken_on_its_nodes_own_word_only() {
     assert_eq!(a.routing().counters().originators_restarted, 1);
     assert_eq!(a.announcement(&c).map(|ann| ann.epoch), Some(0));
 }
+
+#[test]
+fn an_older_epoch_relayed_behind_a_retraction_is_fetched_and_parked() {
+    let t0 = Instant::ZERO;
+    let mut nodes: Vec<Node> = (1..=3u8).map(|i| node(i, t0)).collect();
+    run_mesh(&mut nodes, |_, _| true, t0, 10);
+    // c goes silent: a and b lose it, b retracts its route to a.
+    run_mesh(
+        &mut nodes,
+        |f, t| f != 2 && t != 2,
+        t0 + Duration::from_secs(10),
+        30,
+    );
+    let now = t0 + Duration::from_secs(40);
+    let c = nodes[2].node_id();
+    assert!(
+        nodes[0].routing().next_hop(&c).is_none(),
+        "a still reaches c"
+    );
+    // c came back in an older epoch (0; it ran in 1) and b relays its first OGM to a.
+    let c_identity = Identity::generate(&mut ChaCha20Rng::seed_from_u64(3));
+    let (chain, _) = signed_chain(&c_identity, 0, 0, None).unwrap();
+    let ogm = crate::wire::OgmRepr {
+        node: c,
+        epoch: 0,
+        seqno: 1,
+        metric: 300,
+        ttl: 63,
+        flags: 0,
+        chain: chain.element(1).unwrap(),
+    };
+    let a = &mut nodes[0];
+    a.on_ogm(now, IfaceId(0), mac(2), &ogm);
+    assert_eq!(a.routing().counters().ogm_older_epoch_fetched, 1);
+    assert_eq!(a.routing().counters().ogm_old, 0);
+    assert_eq!(
+        a.pending_ogms.len(),
+        1,
+        "the OGM waits for the announcement"
+    );
+}
+
+#[test]
+fn link_deadlines_fire_when_due_not_on_a_periodic_tick() {
+    use super::budget::Trigger;
+    use super::links::{HANDSHAKE_TIMEOUT, IDLE_LINK_TIMEOUT};
+    let t0 = Instant::ZERO;
+    let mut a = node(1, t0);
+    let ms = Duration::from_millis;
+    // Nothing but routing and the group key's lifetime wakes a node without links.
+    assert_eq!(a.timers.next(), Some(t0 + group_keys::GROUP_KEY_LIFETIME));
+    // A handshake toward a MAC that never answers, started between two old 500 ms ticks.
+    let start = t0 + ms(300);
+    a.maybe_initiate(start, IfaceId(0), mac(9), Trigger::Authenticated);
+    let pending = |a: &Node| {
+        a.links
+            .by_mac(IfaceId(0), mac(9))
+            .map(|l| l.pending.is_some())
+    };
+    assert_eq!(pending(&a), Some(true));
+    assert_eq!(
+        a.poll_timeout(),
+        Some(start + HANDSHAKE_TIMEOUT).min(a.routing.poll_timeout())
+    );
+    a.handle_timeout(start + (HANDSHAKE_TIMEOUT - ms(1)));
+    assert_eq!(pending(&a), Some(true));
+    a.handle_timeout(start + HANDSHAKE_TIMEOUT);
+    assert_eq!(
+        pending(&a),
+        Some(false),
+        "abandoned the moment it timed out"
+    );
+    // The link, now idle, is forgotten when it has been silent for IDLE_LINK_TIMEOUT.
+    assert_eq!(a.timers.next(), Some(start + IDLE_LINK_TIMEOUT));
+    a.handle_timeout(start + (IDLE_LINK_TIMEOUT - ms(1)));
+    assert!(a.links.by_mac(IfaceId(0), mac(9)).is_some());
+    a.handle_timeout(start + IDLE_LINK_TIMEOUT);
+    assert!(a.links.by_mac(IfaceId(0), mac(9)).is_none());
+    assert_eq!(a.timers.next(), Some(t0 + group_keys::GROUP_KEY_LIFETIME));
+}
+
+#[test]
+fn clear_hellos_thin_out_once_the_interface_has_a_session() {
+    let t0 = Instant::ZERO;
+    let (mut a, mut b) = (node(1, t0), node(2, t0));
+    let first = run_pair(&mut a, &mut b, t0, 2);
+    assert!(a.sessions() == 1 && b.sessions() == 1);
+    let rest = run_pair(&mut a, &mut b, t0 + Duration::from_secs(2), 120);
+    let count = |frames: &[Vec<u8>], kind: u8| frames.iter().filter(|f| f[0] == kind).count();
+    assert!(
+        count(&first, 0x11) >= 1,
+        "discovery starts with a clear hello"
+    );
+    // Two nodes, one encrypted hello each per round; a clear one every fourth round.
+    let (clear, rounds) = (count(&rest, 0x11), count(&rest, 0x16));
+    assert!(rounds > 40, "{rounds} broadcasts");
+    assert!(
+        clear > 0,
+        "newcomers still hear a tagged hello now and then"
+    );
+    assert!(
+        clear * 3 < rounds,
+        "{clear} clear hellos for {rounds} broadcasts"
+    );
+}

@@ -48,7 +48,10 @@ impl Routing {
             .get(&ogm.node)
             .and_then(|o| o.route_via(idx))
         {
-            if seq < r.seq {
+            // An older epoch behind this neighbour's retraction may be its originator after
+            // a restart that lost its state: the authenticator decides (`on_older_epoch`).
+            let restart_candidate = r.metric == INFINITY && seq.epoch < r.seq.epoch;
+            if seq < r.seq && !restart_candidate {
                 self.ctx.counters.ogm_old += 1;
                 return;
             }

@@ -9,10 +9,13 @@ use rand_chacha::ChaCha20Rng;
 use super::*;
 use crate::wire::{HelloRepr, SeqnoRequestRepr, CHAIN_ELEMENT_LEN};
 
-/// Bytes of an encrypted broadcast frame around its messages (Ethernet + header + tag).
-const FRAME_OVERHEAD: usize = 14 + 13 + 16;
-/// A clear hello frame.
-const CLEAR_HELLO_BYTES: usize = 14 + 6;
+/// Bytes on the air of an encrypted broadcast carrying `msgs` bytes of messages: Ethernet
+/// header and the frame padded to its size class (`wire::BROADCAST_FRAME_LENS`).
+fn broadcast_bytes(msgs: usize) -> usize {
+    14 + crate::wire::MIN_ENCRYPTED_FRAME_LEN + crate::wire::broadcast_plaintext_len(msgs)
+}
+/// A clear hello frame with its Ethernet header.
+const CLEAR_HELLO_BYTES: usize = 14 + crate::wire::HELLO_FRAME_LEN;
 /// Message header (type + length).
 const MSG_HDR: usize = 3;
 const OGM_MSG: usize = MSG_HDR + 47;
@@ -203,14 +206,14 @@ impl Sim {
                 Action::SendHello { hello, .. } => {
                     let ihu: Vec<IhuEntry> = self.nodes[i].ihu_entries(IF0).collect();
                     self.bytes[i] +=
-                        CLEAR_HELLO_BYTES + FRAME_OVERHEAD + MSG_HDR + 4 + MSG_HDR + 8 * ihu.len();
+                        CLEAR_HELLO_BYTES + broadcast_bytes(MSG_HDR + 4 + MSG_HDR + 8 * ihu.len());
                     self.send(i, None, Msg::Hello(hello, ihu));
                 }
                 Action::SendProbe { mac: m, seq, .. } => {
                     self.send(i, self.index_of(m), Msg::Probe(seq));
                 }
                 Action::SendSeqnoRequest { dest, req } => {
-                    self.bytes[i] += FRAME_OVERHEAD + MSG_HDR + 25;
+                    self.bytes[i] += broadcast_bytes(MSG_HDR + 25);
                     let to = match dest {
                         Dest::AllInterfaces => None,
                         Dest::Neighbor { mac: m, .. } => self.index_of(m),
@@ -232,7 +235,7 @@ impl Sim {
                     o
                 })
                 .collect();
-            self.bytes[i] += FRAME_OVERHEAD + OGM_MSG * ogms.len();
+            self.bytes[i] += broadcast_bytes(OGM_MSG * ogms.len());
             self.send(i, None, Msg::Ogms(ogms));
         }
         while let Some(e) = self.nodes[i].poll_event() {

@@ -295,6 +295,16 @@ impl Routing {
         c
     }
 
+    /// How many times an originator was forgotten, or refused a place, so far: the node
+    /// drops announcements of originators routing does not hold when this changes.
+    pub fn originators_forgotten(&self) -> u64 {
+        let c = &self.ctx.counters;
+        c.originators_expired
+            + c.originators_restarted
+            + self.originators.evicted
+            + self.originators.refused
+    }
+
     /// Current own-OGM Trickle interval.
     pub fn ogm_interval(&self) -> Duration {
         self.trickle.interval()

@@ -33,9 +33,27 @@ pub const MAX_NOISE_LEN: usize = MAX_FRAME_LEN - HANDSHAKE_HEADER_LEN - FRAME_TA
 pub const MIN_ENCRYPTED_FRAME_LEN: usize = ENCRYPTED_HEADER_LEN + TAG_LEN;
 /// Largest plaintext of a broadcast frame.
 pub const MAX_BROADCAST_PLAINTEXT_LEN: usize = MAX_FRAME_LEN - MIN_ENCRYPTED_FRAME_LEN;
-/// Senders pad broadcast plaintext to at least this, so no NIC pads the frame (which would
-/// move the tag).
-pub const MIN_BROADCAST_PLAINTEXT_LEN: usize = MIN_FRAME_LEN - MIN_ENCRYPTED_FRAME_LEN;
+/// The lengths a broadcast frame is sent with (after the Ethernet header): senders pad the
+/// plaintext to the first that fits, so an eavesdropper learns which of five size classes
+/// a broadcast is in, not what it says. The smallest holds a Hello with Ihu for up to 3
+/// neighbours, a ProbeAck or a SeqnoRequest — so a probe answer, which data traffic
+/// triggers, looks like a hello; the next one OGM (or a hello with up to 5 neighbours);
+/// then a hello with up to 11 neighbours or two OGMs; then an OGM with its announcement or
+/// up to 4 OGMs. Every one is at least `MIN_FRAME_LEN`, so no NIC pads a broadcast (which
+/// would move its tag). Five classes rather than one keep the hellos and OGMs of quiet and
+/// of dense meshes within their idle budgets.
+pub const BROADCAST_FRAME_LENS: [usize; 5] = [64, 80, 128, 256, MAX_FRAME_LEN];
+const _: () = assert!(BROADCAST_FRAME_LENS[0] >= MIN_FRAME_LEN);
+
+/// The plaintext length a broadcast carrying `len` bytes of messages is padded to: the
+/// first size class that holds it (`len` itself past the largest, which no writer allows).
+pub fn broadcast_plaintext_len(len: usize) -> usize {
+    BROADCAST_FRAME_LENS
+        .iter()
+        .map(|frame| frame - MIN_ENCRYPTED_FRAME_LEN)
+        .find(|&plaintext| plaintext >= len)
+        .unwrap_or(len)
+}
 /// ChaCha20-Poly1305 nonce length.
 pub const NONCE_LEN: usize = 12;
 

@@ -284,15 +284,16 @@ fn unicast_built_in_place_parses_back_to_its_messages() {
 }
 
 #[test]
-fn broadcast_finish_keeps_frames_above_ethernet_minimum() {
+fn broadcast_finish_pads_frames_to_the_smallest_class_above_ethernet_minimum() {
     let mut buf = [0xAAu8; MAX_FRAME_LEN];
     emit_encrypted_header(EncryptedKind::Broadcast, 3, 1, &mut buf).unwrap();
     let mut w = MessageWriter::new(plaintext_area_mut(EncryptedKind::Broadcast, &mut buf).unwrap());
     w.push_probe(5).unwrap();
     let len = encrypted_frame_len(w.finish());
-    assert_eq!(len, MIN_FRAME_LEN);
+    assert_eq!(len, crate::wire::BROADCAST_FRAME_LENS[0]);
+    assert!(len >= MIN_FRAME_LEN);
     let parts = split_encrypted_mut(&mut buf[..len]).unwrap();
-    assert_eq!(parts.body[7..], [0; 10]);
+    assert_eq!(parts.body[7..], [0; 28]);
     assert_eq!(
         split_encrypted_mut(&mut [0; 28]).err(),
         Some(Error::BadFrameLength(28))

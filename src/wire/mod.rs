@@ -100,11 +100,11 @@ pub use body::{
 pub use codec::{Reader, Writer};
 pub use error::Error;
 pub use frame::{
-    emit_encrypted_header, emit_handshake, emit_handshake_header, emit_hello, encrypted_frame_len,
-    handshake_noise_mut, nonce, plaintext_area_mut, split_encrypted_mut, split_tag_mut,
-    EncryptedFrame, EncryptedKind, EncryptedParts, Frame, HandshakeKind, TagParts,
-    CLEAR_HELLO_BODY_LEN, FRAME_TAG_LEN, HANDSHAKE_HEADER_LEN, HELLO_FRAME_LEN,
-    MAX_BROADCAST_PLAINTEXT_LEN, MAX_NOISE_LEN, MIN_BROADCAST_PLAINTEXT_LEN,
+    broadcast_plaintext_len, emit_encrypted_header, emit_handshake, emit_handshake_header,
+    emit_hello, encrypted_frame_len, handshake_noise_mut, nonce, plaintext_area_mut,
+    split_encrypted_mut, split_tag_mut, EncryptedFrame, EncryptedKind, EncryptedParts, Frame,
+    HandshakeKind, TagParts, BROADCAST_FRAME_LENS, CLEAR_HELLO_BODY_LEN, FRAME_TAG_LEN,
+    HANDSHAKE_HEADER_LEN, HELLO_FRAME_LEN, MAX_BROADCAST_PLAINTEXT_LEN, MAX_NOISE_LEN,
     MIN_ENCRYPTED_FRAME_LEN, MIN_FRAME_LEN, NONCE_LEN,
 };
 pub use message::{IhuIter, Message, MessageIter};

@@ -5,7 +5,7 @@ use super::body::{
     MESSAGE_HEADER_LEN,
 };
 use super::codec::Writer;
-use super::frame::MIN_BROADCAST_PLAINTEXT_LEN;
+use super::frame::broadcast_plaintext_len;
 use super::message::Message;
 use super::{
     Error, GroupKeyRepr, HelloRepr, IhuEntry, NodeId, OgmRepr, SeqnoRequestRepr, ANNOUNCE_LEN,
@@ -207,10 +207,11 @@ impl<'a> MessageWriter<'a> {
     }
 
     /// End a broadcast plaintext: return its length, first zero-padding it (an implicit
-    /// Pad) up to `MIN_BROADCAST_PLAINTEXT_LEN` or the buffer's end, whichever is first.
+    /// Pad) up to its size class (`broadcast_plaintext_len`) or the buffer's end, whichever
+    /// is first.
     pub fn finish(self) -> usize {
         let (buf, len) = (self.buf, self.len);
-        let end = len.max(MIN_BROADCAST_PLAINTEXT_LEN.min(buf.len()));
+        let end = len.max(broadcast_plaintext_len(len).min(buf.len()));
         if let Some(tail) = buf.get_mut(len..end) {
             tail.fill(0);
         }

@@ -3,7 +3,9 @@ use proptest::prelude::*;
 use super::*;
 use crate::wire::body::MAX_DATA_PACKET_LEN;
 use crate::wire::test_support::{owned, Owned};
-use crate::wire::{MessageIter, UNICAST_PLAINTEXT_LEN};
+use crate::wire::{
+    MessageIter, BROADCAST_FRAME_LENS, MIN_ENCRYPTED_FRAME_LEN, UNICAST_PLAINTEXT_LEN,
+};
 
 /// Encoded length of one message.
 fn encoded_len(m: &Owned) -> usize {
@@ -31,8 +33,9 @@ proptest! {
         let mut w = MessageWriter::new(&mut short);
         prop_assert_eq!(m.push(&mut w), Err(Error::NoSpace));
         prop_assert_eq!(w.len(), 0);
-        prop_assert_eq!(w.finish(), MIN_BROADCAST_PLAINTEXT_LEN.min(need - 1));
-        prop_assert!(short.iter().skip(MIN_BROADCAST_PLAINTEXT_LEN).all(|&b| b == 0xAA));
+        let padded = broadcast_plaintext_len(0).min(need - 1);
+        prop_assert_eq!(w.finish(), padded);
+        prop_assert!(short.iter().skip(padded).all(|&b| b == 0xAA));
     }
 }
 
@@ -146,24 +149,51 @@ fn oversized_bodies_are_refused_not_truncated() {
 }
 
 #[test]
-fn finish_pads_broadcast_to_minimum_and_unicast_to_the_end() {
-    let mut buf = [0xAAu8; 40];
+fn finish_pads_broadcast_to_its_size_class_and_unicast_to_the_end() {
+    let classes = BROADCAST_FRAME_LENS.map(|f| f - MIN_ENCRYPTED_FRAME_LEN);
+    assert_eq!(classes, [35, 51, 99, 227, 1471]);
+    let mut buf = [0xAAu8; 1471];
     let w = MessageWriter::new(&mut buf);
-    assert_eq!(w.finish(), MIN_BROADCAST_PLAINTEXT_LEN);
-    assert_eq!(buf[..17], [0; 17]);
-    assert_eq!(buf[17], 0xAA);
+    assert_eq!(
+        w.finish(),
+        35,
+        "even an empty broadcast has the smallest size"
+    );
+    assert!(buf[..35].iter().all(|&b| b == 0));
+    assert_eq!(buf[35], 0xAA);
 
-    let mut buf = [0xAAu8; 40];
+    // One OGM fills the second class; a few bytes more take the third.
+    let ogm = OgmRepr {
+        node: NodeId([1; 16]),
+        epoch: 1,
+        seqno: 2,
+        metric: 3,
+        ttl: 4,
+        flags: 0,
+        chain: [5; 16],
+    };
+    let mut buf = [0xAAu8; 1471];
     let mut w = MessageWriter::new(&mut buf);
-    w.push_hello(&HelloRepr {
-        seq: 1,
-        interval_10ms: 2,
-    })
-    .unwrap();
-    w.push_probe(3).unwrap();
-    w.push_probe(4).unwrap();
-    assert_eq!(w.finish(), 21, "longer than the minimum: no padding");
-    assert_eq!(buf[21], 0xAA);
+    w.push_ogm(&ogm).unwrap();
+    assert_eq!(
+        w.finish(),
+        51,
+        "a 50-byte OGM message fills the smallest class"
+    );
+    let mut buf = [0xAAu8; 1471];
+    let mut w = MessageWriter::new(&mut buf);
+    w.push_ogm(&ogm).unwrap();
+    w.push_probe(1).unwrap();
+    assert_eq!(w.finish(), 99);
+    assert!(buf[57..99].iter().all(|&b| b == 0));
+    assert_eq!(buf[99], 0xAA);
+    // Past the middle class: the whole frame.
+    let mut buf = [0xAAu8; 1471];
+    let mut w = MessageWriter::new(&mut buf);
+    for _ in 0..5 {
+        w.push_ogm(&ogm).unwrap();
+    }
+    assert_eq!(w.finish(), 1471);
 
     let mut buf = [0xAAu8; 40];
     assert_eq!(MessageWriter::new(&mut buf).finish_padded(), 40);
