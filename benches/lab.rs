@@ -3,7 +3,8 @@
 //! not work at all (no lab, no convergence, no transfer).
 //!
 //! * line:2 and line:4 — TCP first→last over IPv6 (Mbit/s), `ping -6` RTT, daemon CPU
-//!   seconds per GB carried (utime + stime of every daemon), peak RSS (VmHWM).
+//!   seconds per GB carried (utime + stime of every daemon), peak RSS (VmHWM); line:4 a
+//!   second time with TUN offloads off (`VEIL_TUN_OFFLOAD=0`), for the side-by-side.
 //! * line:5 — idle bytes/s per node from `veil stats` counters after convergence.
 //! * diamond — a UDP datagram every 2 ms n1→n4, the link it uses is cut: longest gap.
 //! * Yggdrasil side by side (`lab_ygg`): in the line:2 and line:4 labs, after veil, one
@@ -113,13 +114,16 @@ fn run_all(bin: &std::path::Path) -> BenchResult<Value> {
     if let lab_ygg::Yggdrasil::Unavailable(why) = &ygg {
         eprintln!("lab bench: yggdrasil: not available ({why}); measuring veil only");
     }
-    let line2 = path_bench(bin, &ygg, "vlbl2", "line:2")?;
-    let line4 = path_bench(bin, &ygg, "vlbl4", "line:4")?;
+    let line2 = path_bench(bin, Some(&ygg), "vlbl2", "line:2", true)?;
+    let line4 = path_bench(bin, Some(&ygg), "vlbl4", "line:4", true)?;
+    // veil alone: Yggdrasil does not depend on veil's TUN offloads.
+    let line4_plain = path_bench(bin, None, "vlbl4p", "line:4", false)?;
     let idle = idle_bench(bin, "vlbl5", "line:5")?;
     let reroute = reroute_bench(bin, "vlbdia")?;
     Ok(json!({
         "line2": line2,
         "line4": line4,
+        "line4_no_offload": line4_plain,
         "idle_line5": idle,
         "reroute_diamond": reroute,
         "yggdrasil": ygg.summary(),
@@ -127,20 +131,46 @@ fn run_all(bin: &std::path::Path) -> BenchResult<Value> {
     }))
 }
 
+/// How [`lab_up`] brings a lab up.
+#[derive(Clone, Copy)]
+struct Up {
+    /// The medium carries IPv6 along the links too (for Yggdrasil's peering).
+    carry_ipv6: bool,
+    /// TUN offloads on; off: the daemons run with `VEIL_TUN_OFFLOAD=0`.
+    offload: bool,
+}
+
+impl Up {
+    /// veil alone, as it runs by default: no IPv6 on the medium, TUN offloads on.
+    const VEIL: Up = Up {
+        carry_ipv6: false,
+        offload: true,
+    };
+}
+
 /// Brings a lab up (removing a leftover of a crashed run first) and waits for convergence.
-/// `ipv6`: the medium carries IPv6 along the links too (for Yggdrasil's peering).
 fn lab_up(
     bin: &std::path::Path,
     prefix: &str,
     topology: &str,
-    ipv6: bool,
+    up: Up,
 ) -> BenchResult<(Lab, Duration)> {
     let _ = Lab::down_prefix(prefix);
+    let daemon_cmd = if up.offload {
+        Vec::new()
+    } else {
+        vec![
+            "env".to_string(),
+            "VEIL_TUN_OFFLOAD=0".to_string(),
+            bin.display().to_string(),
+        ]
+    };
     let opts = LabOptions {
         prefix: prefix.to_string(),
         topology: topology.to_string(),
         veil_bin: bin.to_path_buf(),
-        carry_ipv6: ipv6,
+        daemon_cmd,
+        carry_ipv6: up.carry_ipv6,
         ..LabOptions::default()
     };
     let lab = Lab::up(&opts).map_err(|e| format!("{topology}: lab did not come up: {e}"))?;
@@ -449,23 +479,42 @@ fn measure_tcp(
         .ok_or_else(|| format!("{label}: results are not an object"))
 }
 
-/// veil's TCP throughput, ping RTT, CPU per GB and peak RSS first→last on `topology`,
-/// then Yggdrasil's in the same lab (when it is there).
+/// veil's TCP throughput, ping RTT, CPU per GB and peak RSS first→last on `topology`, with
+/// TUN offloads on or off (and the sender's super-packet counters), then Yggdrasil's in the
+/// same lab (when it is given and there).
 fn path_bench(
     bin: &std::path::Path,
-    ygg: &lab_ygg::Yggdrasil,
+    ygg: Option<&lab_ygg::Yggdrasil>,
     prefix: &str,
     topology: &str,
+    offload: bool,
 ) -> BenchResult<Value> {
-    let with_ygg = matches!(ygg, lab_ygg::Yggdrasil::Ready { .. });
-    let (mut lab, converged) = lab_up(bin, prefix, topology, with_ygg)?;
+    let ygg = match ygg {
+        Some(lab_ygg::Yggdrasil::Ready {
+            bin: ygg_bin, ctl, ..
+        }) => Some((ygg_bin, ctl)),
+        _ => None,
+    };
+    let up = Up {
+        carry_ipv6: ygg.is_some(),
+        offload,
+    };
+    let (mut lab, converged) = lab_up(bin, prefix, topology, up)?;
     let last = lab.len();
     let dst = ipv6_of(&lab, last)?;
     let pids = daemon_pids(&mut lab)?;
     let tcp_before = nstat(&lab, 1, &["TcpOutSegs", "TcpRetransSegs"]);
     let drops_before: Vec<u64> = (1..=last).map(|i| packet_socket_drops(&lab, i)).collect();
+    let label = if offload {
+        topology.to_string()
+    } else {
+        format!("{topology} (TUN offloads off)")
+    };
     let mut out =
-        measure_tcp(&lab, &pids, dst, topology).map_err(|e| format!("{e}\n{}", logs(&lab)))?;
+        measure_tcp(&lab, &pids, dst, &label).map_err(|e| format!("{e}\n{}", logs(&lab)))?;
+    let sender: StatsReport = query_as(&lab.control_socket(1), &Request::Stats)
+        .map_err(|e| format!("stats of n1: {e}"))?;
+    let counter = |k: &str| sender.counters.get(k).copied().unwrap_or(0);
     let tcp_after = nstat(&lab, 1, &["TcpOutSegs", "TcpRetransSegs"]);
     let drops: Vec<u64> = (1..=last)
         .zip(&drops_before)
@@ -474,16 +523,25 @@ fn path_bench(
     let segs = tcp_after[0].saturating_sub(tcp_before[0]);
     let retrans = tcp_after[1].saturating_sub(tcp_before[1]);
     out.insert("topology".into(), json!(topology));
+    out.insert("tun_offload".into(), json!(offload));
+    out.insert(
+        "sender_tun_gso_packets".into(),
+        json!(counter("tun_gso_packets")),
+    );
+    out.insert(
+        "sender_tun_gso_segments".into(),
+        json!(counter("tun_gso_segments")),
+    );
     out.insert("hops".into(), json!(last - 1));
     out.insert("converged_secs".into(), json!(converged.as_secs_f64()));
     out.insert("tcp_segments_out".into(), json!(segs));
     out.insert("tcp_retransmitted".into(), json!(retrans));
     out.insert("packet_socket_rx_drops".into(), json!(drops));
-    if let lab_ygg::Yggdrasil::Ready { bin, ctl, .. } = ygg {
+    if let Some((ygg_bin, ctl)) = ygg {
         let veil = Value::Object(out.clone());
         out.insert(
             "yggdrasil".into(),
-            ygg_bench(&lab, bin, ctl.as_deref(), topology, &veil),
+            ygg_bench(&lab, ygg_bin, ctl.as_deref(), topology, &veil),
         );
     }
     Ok(Value::Object(out))
@@ -538,7 +596,7 @@ fn out_counters(lab: &Lab) -> BenchResult<Vec<(u64, u64)>> {
 
 /// Idle bytes/s per node over `IDLE_SECS`, starting `IDLE_SETTLE_SECS` after convergence.
 fn idle_bench(bin: &std::path::Path, prefix: &str, topology: &str) -> BenchResult<Value> {
-    let (mut lab, converged) = lab_up(bin, prefix, topology, false)?;
+    let (mut lab, converged) = lab_up(bin, prefix, topology, Up::VEIL)?;
     let settle = env_secs("LAB_BENCH_IDLE_SETTLE", IDLE_SETTLE_SECS);
     let window = env_secs("LAB_BENCH_IDLE_SECS", IDLE_SECS);
     eprintln!("{topology}: idle: settle {settle} s, measure {window} s");
@@ -606,7 +664,7 @@ fn next_hop(lab: &Lab, from: usize, dst: IpAddr) -> BenchResult<usize> {
 
 /// Diamond n1–{n2,n3}–n4: a datagram every 2 ms n1→n4; the link n1 uses is cut 2 s in.
 fn reroute_bench(bin: &std::path::Path, prefix: &str) -> BenchResult<Value> {
-    let (mut lab, converged) = lab_up(bin, prefix, "diamond", false)?;
+    let (mut lab, converged) = lab_up(bin, prefix, "diamond", Up::VEIL)?;
     let dst = ipv6_of(&lab, 4)?;
     let via = next_hop(&lab, 1, dst)?;
     let addr = SocketAddr::new(dst, UDP_PORT);

@@ -10,10 +10,14 @@ pub fn print_table(r: &Value) {
         "\n{:<38} {:>12} {:>18} {:>8}",
         "lab benchmark", "value", "target", "verdict"
     );
-    for (key, name) in [("line2", "line:2 (1 hop)"), ("line4", "line:4 (3 hops)")] {
+    for (key, name) in [
+        ("line2", "line:2 (1 hop)"),
+        ("line4", "line:4 (3 hops)"),
+        ("line4_no_offload", "line:4, TUN offloads off"),
+    ] {
         let v = &r[key];
         let mbit = f(v, "tcp_mbit_per_s");
-        let (target, ok) = if key == "line4" {
+        let (target, ok) = if key.starts_with("line4") {
             ("≥ 500 Mbit/s", verdict(mbit >= 500.0))
         } else {
             ("-", "")
@@ -30,6 +34,10 @@ pub fn print_table(r: &Value) {
             v["tcp_segments_out"],
             v["tcp_retransmitted"],
             v["packet_socket_rx_drops"]
+        );
+        println!(
+            "    sender's TUN: {} super-packets cut into {} segments",
+            v["sender_tun_gso_packets"], v["sender_tun_gso_segments"]
         );
         let p = &v["ping"];
         println!(
@@ -147,7 +155,7 @@ fn print_yggdrasil(r: &Value) {
         return;
     }
     println!(
-        "\nveil vs yggdrasil {} (same labs and medium, n1 → last; ratio = veil / yggdrasil)",
+        "\nveil vs yggdrasil {} (same labs and medium, n1 → last, veil with TUN offloads on; ratio = veil / yggdrasil)",
         summary["version"].as_str().unwrap_or("?")
     );
     println!(

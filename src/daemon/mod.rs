@@ -7,6 +7,7 @@ pub mod control_server;
 pub mod event_loop;
 pub mod identity_file;
 pub mod logging;
+pub mod offload;
 pub mod ping;
 pub mod report;
 pub mod run;

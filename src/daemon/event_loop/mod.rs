@@ -23,6 +23,7 @@ mod requests;
 
 use super::config::Config;
 use super::control_server::{self, Job};
+use super::offload::{self, Split, VNET_HDR_LEN};
 use super::ping::Pings;
 use super::run::DaemonError;
 use super::sys::{self, Netlink, PacketSocket, RecvBatch, SendBatch, SysError, Tun};
@@ -35,8 +36,11 @@ use crate::wire::{MacAddr, MAX_DATA_PACKET_LEN, MAX_FRAME_LEN};
 const LINK_CHECK: Duration = Duration::from_secs(1);
 /// Receive batches taken from one source before others get a turn.
 const MAX_BATCHES_PER_WAKE: usize = 8;
-/// TUN packets read before others get a turn.
-const MAX_TUN_READS_PER_WAKE: usize = 64;
+/// Packets taken from the TUN device (segments of a super-segment each count) before
+/// others get a turn: bounded so they fit the node's transmit queue until the next flush.
+const MAX_TUN_PACKETS_PER_WAKE: usize = 64;
+/// The environment switch that turns TUN offloads off (`VEIL_TUN_OFFLOAD=0`).
+const OFFLOAD_ENV: &str = "VEIL_TUN_OFFLOAD";
 /// The TUN MTU: an overlay packet must fit one fixed-size frame.
 pub const TUN_MTU: u32 = MAX_DATA_PACKET_LEN as u32;
 const _: () = assert!(TUN_MTU >= 1280, "IPv6 needs an MTU of at least 1280");
@@ -50,6 +54,9 @@ struct IoCounters {
     rx_oversized: u64,
     tun_write_dropped: u64,
     tun_read_errors: u64,
+    tun_gso_packets: u64,
+    tun_gso_segments: u64,
+    tun_malformed: u64,
     interface_down: u64,
     control_requests: u64,
 }
@@ -130,6 +137,10 @@ pub struct Daemon {
     ipv4: Option<Ipv4Addr>,
     rx: RecvBatch,
     buf: Box<[u8; MAX_FRAME_LEN]>,
+    /// What one TUN read lands in: a packet, or with offloads a header and a super-segment.
+    tun_buf: Box<[u8]>,
+    /// The segments cut from a super-segment, one at a time.
+    seg_buf: Box<[u8; TUN_MTU as usize]>,
     pings: Pings,
     counters: IoCounters,
 }
@@ -152,8 +163,18 @@ impl Opened {
             let fd = sys::register(sock).map_err(io_err("registering the packet socket"))?;
             ifaces.push(Iface::new(name, Some(fd)));
         }
-        let tun = Tun::open(&cfg.tun)?;
+        let want_offload = std::env::var_os(OFFLOAD_ENV).is_none_or(|v| v != "0");
+        let tun = Tun::open(&cfg.tun, want_offload)?;
         let tun_name = tun.name().to_string();
+        match (tun.offload(), tun.offload_refused()) {
+            (true, _) => tracing::info!("{tun_name}: TUN offloads on (TSO and checksum)"),
+            (false, Some(e)) => {
+                tracing::info!(
+                    "{tun_name}: TUN offloads refused by the kernel ({e}): plain packets"
+                )
+            }
+            (false, None) => tracing::info!("{tun_name}: TUN offloads off ({OFFLOAD_ENV}=0)"),
+        }
         let tun_index =
             netlink
                 .link(&tun_name)?
@@ -210,6 +231,7 @@ impl Daemon {
             prefix_len,
         )?;
         let ident = u16::from_le_bytes([node.node_id().0[0], node.node_id().0[1]]);
+        let tun_buf = vec![0u8; tun_read_len(opened.tun.get_ref())].into_boxed_slice();
         tracing::info!(
             node = %node.node_id(),
             ipv6 = %node.overlay_ipv6(),
@@ -229,6 +251,8 @@ impl Daemon {
             ipv4: None,
             rx: RecvBatch::new(),
             buf: Box::new([0u8; MAX_FRAME_LEN]),
+            tun_buf,
+            seg_buf: Box::new([0u8; TUN_MTU as usize]),
             pings: Pings::new(ident),
             counters: IoCounters::default(),
         })
@@ -345,19 +369,40 @@ impl Daemon {
 
     fn drain_tun(&mut self) {
         let now = self.clock.now();
-        for _ in 0..MAX_TUN_READS_PER_WAKE {
-            let buf = &mut self.buf[..];
-            match self.tun.try_io(Interest::READABLE, |t| t.read(buf)) {
-                Ok(len) => {
-                    if let Some(packet) = self.buf.get(..len) {
-                        self.node.handle_ip_packet(now, packet);
-                    }
-                }
+        let offload = self.tun.get_ref().offload();
+        let mut packets = 0;
+        while packets < MAX_TUN_PACKETS_PER_WAKE {
+            let buf = &mut self.tun_buf[..];
+            let len = match self.tun.try_io(Interest::READABLE, |t| t.read(buf)) {
+                Ok(len) => len,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     self.counters.tun_read_errors += 1;
                     tracing::warn!("reading {}: {e}", self.cfg.tun);
                     break;
+                }
+            };
+            let Some(read) = self.tun_buf.get_mut(..len) else {
+                break;
+            };
+            packets += 1;
+            if !offload {
+                self.node.handle_ip_packet(now, read);
+                continue;
+            }
+            let node = &mut self.node;
+            match offload::split(read, &mut self.seg_buf[..], &mut |p| {
+                node.handle_ip_packet(now, p)
+            }) {
+                Ok(Split::Plain) => {}
+                Ok(Split::Segments(n)) => {
+                    self.counters.tun_gso_packets += 1;
+                    self.counters.tun_gso_segments += n as u64;
+                    packets += n.saturating_sub(1);
+                }
+                Err(e) => {
+                    self.counters.tun_malformed += 1;
+                    tracing::debug!("dropped a malformed read from {}: {e:?}", self.cfg.tun);
                 }
             }
         }
@@ -440,6 +485,17 @@ impl Daemon {
                 None => tracing::info!("route to {node}: unreachable"),
             },
         }
+    }
+}
+
+/// How much one read from `tun` can bring: one packet of the MTU, or with offloads a
+/// header and a super-segment of up to the kernel's GSO limit of 64 KiB
+/// (`GSO_LEGACY_MAX_SIZE`; a longer one would be truncated, and dropped as malformed).
+fn tun_read_len(tun: &Tun) -> usize {
+    if tun.offload() {
+        VNET_HDR_LEN + (1 << 16)
+    } else {
+        MAX_FRAME_LEN
     }
 }
 

@@ -128,6 +128,9 @@ impl Daemon {
             ("rx_oversized", c.rx_oversized),
             ("tun_write_dropped", c.tun_write_dropped),
             ("tun_read_errors", c.tun_read_errors),
+            ("tun_gso_packets", c.tun_gso_packets),
+            ("tun_gso_segments", c.tun_gso_segments),
+            ("tun_malformed", c.tun_malformed),
             ("interface_down", c.interface_down),
             ("control_requests", c.control_requests),
         ]

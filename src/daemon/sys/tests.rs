@@ -22,6 +22,7 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::rtnl::{self, RequestBuf};
 use super::*;
+use crate::daemon::offload::VNET_HDR_LEN;
 use crate::wire::MacAddr;
 
 /// Moves this test's thread into a new, empty network namespace.
@@ -475,8 +476,9 @@ fn tun_with_mtu_address_and_route_and_their_removal() {
     if !private_netns() {
         return;
     }
-    let tun = Tun::open("veiltun0").unwrap();
+    let tun = Tun::open("veiltun0", false).unwrap();
     assert_eq!(tun.name(), "veiltun0");
+    assert!(!tun.offload() && tun.offload_refused().is_none());
     let mut nl = Netlink::open().unwrap();
     let link = nl.link("veiltun0").unwrap().unwrap();
     assert!(!link.up);
@@ -513,7 +515,7 @@ fn tun_with_mtu_address_and_route_and_their_removal() {
     );
     assert!(routes(link.index).contains(&(net, 32)));
 
-    read_the_kernels_packet(&tun, addr);
+    read_the_kernels_packet(&tun, addr, "fd00:abcd::5".parse().unwrap());
 
     for round in 0..2 {
         nl.del_route(link.index, net, 32).unwrap(); // the second time is ESRCH: fine
@@ -566,12 +568,12 @@ fn link_monitor() -> netlink_sys::Socket {
     s
 }
 
-/// Sends a UDP datagram to an address routed into the TUN and reads it from the TUN.
-fn read_the_kernels_packet(tun: &Tun, src: IpAddr) {
-    let dst: Ipv6Addr = "fd00:abcd::5".parse().unwrap();
+/// Sends a UDP datagram to `dst`, routed into the TUN, and reads it from the TUN.
+fn read_the_kernels_packet(tun: &Tun, src: IpAddr, dst: Ipv6Addr) {
     let udp = UdpSocket::bind((src, 0)).unwrap();
     udp.send_to(b"to the overlay", (dst, 9)).unwrap();
     let mut buf = [0u8; 1500];
+    let skip = if tun.offload() { VNET_HDR_LEN } else { 0 };
     // Skip anything else the kernel sends on a fresh interface (MLD reports).
     for _ in 0..16 {
         assert!(
@@ -579,13 +581,87 @@ fn read_the_kernels_packet(tun: &Tun, src: IpAddr) {
             "the kernel sent nothing into the TUN"
         );
         let n = tun.read(&mut buf).unwrap();
-        let packet = &buf[..n];
+        let packet = &buf[skip..n];
         if n >= 40 && packet[0] >> 4 == 6 && packet[6] == 17 && packet[24..40] == dst.octets() {
             assert!(packet.ends_with(b"to the overlay"));
             return;
         }
     }
     panic!("no UDP packet to {dst} came out of the TUN");
+}
+
+#[test]
+fn tun_offloads_on_refused_and_off() {
+    if !private_netns() {
+        return;
+    }
+    // A feature bit the kernel does not know makes TUNSETOFFLOAD fail with EINVAL, as an
+    // old kernel refuses TSO: the device must come up plain.
+    let cases = [
+        ("veiltun2", Some(tun::OFFLOADS), true),
+        ("veiltun3", Some(1 << 31), false),
+        ("veiltun4", None, false),
+    ];
+    let mut nl = Netlink::open().unwrap();
+    for (k, (name, offloads, on)) in cases.into_iter().enumerate() {
+        let tun = Tun::open_with(name, offloads).unwrap();
+        assert_eq!(tun.offload(), on, "{name}");
+        let refused = tun.offload_refused().and_then(io::Error::raw_os_error);
+        let want = (offloads.is_some() && !on).then_some(libc::EINVAL);
+        assert_eq!(refused, want, "{name}");
+        let index = nl.link(name).unwrap().unwrap().index;
+        nl.set_up(index).unwrap();
+        let addr: Ipv6Addr = format!("fd00:5e1{k}::1").parse().unwrap();
+        let far: Ipv6Addr = format!("fd00:abc{k}::5").parse().unwrap();
+        nl.add_address(index, IpAddr::V6(addr), 64).unwrap();
+        nl.add_route(index, IpAddr::V6(far), 128).unwrap();
+        read_the_kernels_packet(&tun, IpAddr::V6(addr), far);
+        write_a_packet_to_the_kernel(&tun, far, addr);
+    }
+}
+
+/// Writes a UDP datagram from `src` to `dst` (local) into the TUN and receives it.
+fn write_a_packet_to_the_kernel(tun: &Tun, src: Ipv6Addr, dst: Ipv6Addr) {
+    let udp = UdpSocket::bind((dst, 0)).unwrap();
+    udp.set_read_timeout(Some(std::time::Duration::from_millis(100)))
+        .unwrap();
+    let port = udp.local_addr().unwrap().port();
+    let body = b"from the overlay";
+    let len = 8 + body.len();
+    let mut p = vec![0u8; 40 + len];
+    p[0] = 0x60;
+    p[4..6].copy_from_slice(&(len as u16).to_be_bytes());
+    p[6] = 17;
+    p[7] = 64;
+    p[8..24].copy_from_slice(&src.octets());
+    p[24..40].copy_from_slice(&dst.octets());
+    p[40..42].copy_from_slice(&9u16.to_be_bytes());
+    p[42..44].copy_from_slice(&port.to_be_bytes());
+    p[44..46].copy_from_slice(&(len as u16).to_be_bytes());
+    p[48..].copy_from_slice(body);
+    let mut sum: u32 = 17 + len as u32;
+    for w in p[8..40].chunks(2).chain(p[40..].chunks(2)) {
+        sum += u32::from(w[0]) << 8 | w.get(1).map_or(0, |&b| u32::from(b));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    p[46..48].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    // Until the new address's local route is in place the kernel forwards the packet
+    // (and, not a router, drops it): send again until it arrives.
+    let mut buf = [0u8; 64];
+    for _ in 0..50 {
+        assert_eq!(tun.write(&p).unwrap(), p.len());
+        if let Ok((n, from)) = udp.recv_from(&mut buf) {
+            assert_eq!(&buf[..n], body);
+            assert_eq!(from.ip(), IpAddr::V6(src));
+            return;
+        }
+    }
+    panic!(
+        "{}: the packet written into the TUN did not arrive",
+        tun.name()
+    );
 }
 
 #[test]
@@ -703,7 +779,7 @@ fn missing_capabilities_are_permission_errors_naming_them() {
         ),
         "{e}"
     );
-    let e = Tun::open("veiltun1").unwrap_err();
+    let e = Tun::open("veiltun1", true).unwrap_err();
     assert!(
         matches!(
             e,

@@ -6,12 +6,18 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use super::error::{check_ifname, SysError, CAP_NET_ADMIN};
+use crate::daemon::offload::VNET_HDR_LEN;
 
 /// Path of the TUN clone device.
 const TUN_PATH: &str = "/dev/net/tun";
+/// What TUNSETOFFLOAD asks for: checksum offload and TCP segmentation for both families
+/// (not UDP segmentation: `offload::split` cuts TCP only).
+pub(super) const OFFLOADS: libc::c_uint = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
 
 /// A non-blocking layer-3 TUN device without packet information header (IFF_TUN |
-/// IFF_NO_PI): every read returns one bare IP packet, every write takes one.
+/// IFF_NO_PI). Plain, every read returns one bare IP packet and every write takes one; with
+/// offloads (IFF_VNET_HDR and TSO), every read and write starts with a `virtio_net_hdr` and
+/// a read may be a TCP super-segment (see `daemon::offload`).
 ///
 /// The device is not persistent: it disappears, with its addresses and routes, when this
 /// value (its only file descriptor) is dropped.
@@ -19,24 +25,52 @@ const TUN_PATH: &str = "/dev/net/tun";
 pub struct Tun {
     file: File,
     name: String,
+    offload: bool,
+    refused: Option<io::Error>,
 }
 
 impl Tun {
     /// Creates the TUN device `name` (or attaches to an existing non-persistent one of that
-    /// name owned by us); a name with `%d` lets the kernel pick the number.
-    pub fn open(name: &str) -> Result<Tun, SysError> {
+    /// name owned by us); a name with `%d` lets the kernel pick the number. With `offload`,
+    /// it asks for IFF_VNET_HDR and TSO, and falls back to a plain device if the kernel
+    /// refuses either.
+    pub fn open(name: &str, offload: bool) -> Result<Tun, SysError> {
+        Tun::open_with(name, offload.then_some(OFFLOADS))
+    }
+
+    /// `open` asking TUNSETOFFLOAD for `offloads`, if any.
+    pub(super) fn open_with(name: &str, offloads: Option<libc::c_uint>) -> Result<Tun, SysError> {
         check_ifname(name)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(TUN_PATH)
-            .map_err(open_error)?;
+        let mut refused = None;
+        if let Some(features) = offloads {
+            let file = open_dev()?;
+            let flags = (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short;
+            // The flags of an attached fd cannot change: a refusal closes it (which removes
+            // the device again) and the plain device below is a new one.
+            match set_iff(&file, name, flags).and_then(|n| set_offload(&file, features).map(|()| n))
+            {
+                Ok(name) => {
+                    return Ok(Tun {
+                        file,
+                        name,
+                        offload: true,
+                        refused: None,
+                    })
+                }
+                Err(e) => refused = Some(e),
+            }
+        }
+        let file = open_dev()?;
         let flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
         let name = set_iff(&file, name, flags).map_err(|source| {
             SysError::from_io(source, format!("creating TUN device {name}"), CAP_NET_ADMIN)
         })?;
-        Ok(Tun { file, name })
+        Ok(Tun {
+            file,
+            name,
+            offload: false,
+            refused,
+        })
     }
 
     /// The device's name as the kernel gave it.
@@ -44,15 +78,47 @@ impl Tun {
         &self.name
     }
 
-    /// Reads one IP packet; `WouldBlock` when none is queued. A packet longer than `buf`
-    /// is truncated to `buf.len()` (size `buf` for the TUN's MTU).
+    /// Whether reads and writes carry a `virtio_net_hdr` (offloads on).
+    pub fn offload(&self) -> bool {
+        self.offload
+    }
+
+    /// Why the kernel refused offloads, if they were asked for and refused.
+    pub fn offload_refused(&self) -> Option<&io::Error> {
+        self.refused.as_ref()
+    }
+
+    /// Reads one packet (with offloads: its `virtio_net_hdr` first); `WouldBlock` when none
+    /// is queued. A packet longer than `buf` is truncated to `buf.len()`.
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         fd_read(self.file.as_raw_fd(), buf)
     }
 
-    /// Writes one IP packet; `WouldBlock` when the device queue is full.
+    /// Writes one IP packet (with offloads: behind an all-zero `virtio_net_hdr`, a plain
+    /// packet whose checksums the kernel checks); `WouldBlock` when the device queue is full.
     pub fn write(&self, packet: &[u8]) -> io::Result<usize> {
-        fd_write(self.file.as_raw_fd(), packet)
+        if !self.offload {
+            return fd_write(self.file.as_raw_fd(), packet);
+        }
+        const ZERO_HDR: [u8; VNET_HDR_LEN] = [0; VNET_HDR_LEN];
+        let iov = [
+            libc::iovec {
+                iov_base: ZERO_HDR.as_ptr() as *mut libc::c_void,
+                iov_len: ZERO_HDR.len(),
+            },
+            libc::iovec {
+                iov_base: packet.as_ptr() as *mut libc::c_void,
+                iov_len: packet.len(),
+            },
+        ];
+        // SAFETY: both iovecs point at live readable regions of the stated lengths for the
+        // whole call; writev only reads through them.
+        let n = unsafe { libc::writev(self.file.as_raw_fd(), iov.as_ptr(), 2) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok((n as usize).saturating_sub(VNET_HDR_LEN))
+        }
     }
 }
 
@@ -79,6 +145,33 @@ fn set_iff(file: &File, name: &str, flags: libc::c_short) -> io::Result<String> 
         return Err(io::Error::last_os_error());
     }
     Ok(ifreq_name(&req))
+}
+
+/// TUNSETOFFLOAD on `file`: the offloads the TUN device may hand us.
+fn set_offload(file: &File, features: libc::c_uint) -> io::Result<()> {
+    // SAFETY: TUNSETOFFLOAD takes its argument by value and touches no memory of ours; the
+    // fd is a live /dev/net/tun descriptor.
+    let rc = unsafe {
+        libc::ioctl(
+            file.as_raw_fd(),
+            libc::TUNSETOFFLOAD as _,
+            features as libc::c_ulong,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Opens the TUN clone device, non-blocking.
+fn open_dev() -> Result<File, SysError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(TUN_PATH)
+        .map_err(open_error)
 }
 
 /// A zeroed `ifreq` whose name is `name` (already checked to fit with its NUL).
