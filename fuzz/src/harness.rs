@@ -447,7 +447,7 @@ impl Harness {
                 let msgs = decode_msgs(r.chunk());
                 let mut tmp = vec![0u8; MAX_BROADCAST_PLAINTEXT_LEN];
                 let len = self.write_msgs(&msgs, &mut tmp);
-                tmp.truncate(len.max(veilmesh::wire::MIN_BROADCAST_PLAINTEXT_LEN));
+                tmp.truncate(veilmesh::wire::broadcast_plaintext_len(len));
                 self.send_broadcast(0, &tmp);
             }
             5 => {
@@ -507,7 +507,7 @@ impl Harness {
                 };
                 let mut tmp = vec![0u8; MAX_BROADCAST_PLAINTEXT_LEN];
                 let len = self.write_msgs(&[msg], &mut tmp);
-                tmp.truncate(len.max(veilmesh::wire::MIN_BROADCAST_PLAINTEXT_LEN));
+                tmp.truncate(veilmesh::wire::broadcast_plaintext_len(len));
                 self.send_broadcast(0, &tmp);
             }
             11 => {

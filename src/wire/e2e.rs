@@ -24,6 +24,12 @@ pub const E2E_HEADER_LEN: usize = NODE_ID_LEN + 1;
 pub const E2E_SEALED_HEADER_LEN: usize = E2E_HEADER_LEN + 4 + 8;
 /// What a Sealed payload adds to the IP packet it carries.
 pub const E2E_SEALED_OVERHEAD: usize = E2E_SEALED_HEADER_LEN + TAG_LEN;
+/// Largest IP packet a Sealed payload carries in one unicast frame: the overlay MTU.
+pub const MAX_E2E_PACKET_LEN: usize = super::MAX_DATA_PACKET_LEN - E2E_SEALED_OVERHEAD;
+const _: () = assert!(
+    MAX_E2E_PACKET_LEN >= 1280,
+    "IPv6 needs an MTU of at least 1280"
+);
 /// Length of an Init payload.
 pub const E2E_INIT_LEN: usize = E2E_HEADER_LEN + 4 + E2E_MSG1_LEN;
 /// Length of a Resp payload.
@@ -77,6 +83,12 @@ pub enum E2ePayload<'a> {
         /// The dropped payload's counter.
         counter: u64,
     },
+}
+
+/// Whether `payload` carries an IP packet (kind Sealed) rather than a session message:
+/// relays queue the latter as control traffic.
+pub fn carries_packet(payload: &[u8]) -> bool {
+    payload.get(E2E_HEADER_LEN - 1) == Some(&KIND_SEALED)
 }
 
 /// A Sealed payload split for opening in place.
@@ -247,6 +259,7 @@ mod tests {
         ));
         let n = emit_expired(&mut buf, SRC, 5, 6).unwrap();
         assert_eq!(n, E2E_EXPIRED_LEN);
+        assert!(!carries_packet(&buf[..n]));
         assert_eq!(
             E2ePayload::parse(&buf[..n]),
             Ok(E2ePayload::Expired {
@@ -269,6 +282,7 @@ mod tests {
                 counter: 12
             })
         );
+        assert!(carries_packet(&buf));
         let parts = split_sealed_mut(&mut buf).unwrap();
         assert_eq!(parts.header.len(), E2E_SEALED_HEADER_LEN);
         assert_eq!(parts.body.len(), 10);
