@@ -19,9 +19,10 @@ use veilmesh::node::{IfaceId, Node, NodeConfig};
 use veilmesh::overlay::build::build_udp6;
 use veilmesh::sim::{mac_of, node_factory};
 use veilmesh::time::{Duration, Instant};
+use veilmesh::wire::e2e::MAX_E2E_PACKET_LEN;
 use veilmesh::wire::{
-    emit_encrypted_header, nonce, split_encrypted_mut, EncryptedKind, MacAddr, MAX_DATA_PACKET_LEN,
-    UNICAST_FRAME_LEN, UNICAST_PLAINTEXT_LEN,
+    emit_encrypted_header, nonce, split_encrypted_mut, EncryptedKind, MacAddr, UNICAST_FRAME_LEN,
+    UNICAST_PLAINTEXT_LEN,
 };
 
 /// A line of real nodes driven by hand: zero-latency, lossless delivery between index
@@ -93,12 +94,12 @@ impl Line {
 
 /// A UDP/IPv6 packet of overlay-MTU size from node 0 to node 2.
 fn mtu_packet(line: &Line) -> Vec<u8> {
-    let mut pkt = vec![0u8; MAX_DATA_PACKET_LEN];
-    let payload: Vec<u8> = (0..MAX_DATA_PACKET_LEN - 48).map(|i| i as u8).collect();
+    let mut pkt = vec![0u8; MAX_E2E_PACKET_LEN];
+    let payload: Vec<u8> = (0..MAX_E2E_PACKET_LEN - 48).map(|i| i as u8).collect();
     let src = line.nodes[0].overlay_ipv6();
     let dst = line.nodes[2].overlay_ipv6();
     let len = build_udp6(&mut pkt, &src, &dst, (4000, 5000), &payload).expect("udp6 packet");
-    assert_eq!(len, MAX_DATA_PACKET_LEN);
+    assert_eq!(len, MAX_E2E_PACKET_LEN);
     pkt
 }
 
@@ -109,6 +110,15 @@ fn converged_line() -> (Line, Vec<u8>) {
     assert_eq!(line.nodes[0].next_hop(&c), Some((IfaceId(0), mac_of(1))));
     assert_eq!(line.nodes[1].next_hop(&c), Some((IfaceId(0), mac_of(2))));
     let pkt = mtu_packet(&line);
+    // The first packet sets up A's end-to-end session with C; the measured ones are sealed.
+    let now = line.now;
+    line.nodes[0].handle_ip_packet(now, &pkt);
+    line.run_until(now + Duration::from_secs(1));
+    assert_eq!(
+        line.nodes[2].stats().e2e_sessions_established,
+        1,
+        "A and C hold a session"
+    );
     (line, pkt)
 }
 

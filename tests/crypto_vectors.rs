@@ -5,9 +5,11 @@
 use std::collections::BTreeMap;
 
 use veilmesh::crypto::announce::Announcement;
+use veilmesh::crypto::e2e::{E2eEnds, E2eInitReceived, E2eInitiator};
 use veilmesh::crypto::handshake::{Initiator, MeshPsk, Responder};
 use veilmesh::crypto::hashchain::{chain_hash, chain_seed, ChainSigner};
 use veilmesh::crypto::{AcceptPolicy, FrameTagKey, Identity, SendKey};
+use veilmesh::wire::e2e::{emit_sealed_header, E2E_SEALED_HEADER_LEN};
 use veilmesh::wire::MacAddr;
 
 fn seq<const N: usize>(first: u8) -> [u8; N] {
@@ -52,6 +54,7 @@ fn computed() -> Vec<(&'static str, Vec<u8>)> {
     v.push(("transport_frame", transport_frame()));
     v.extend(frame_tag());
     v.extend(handshake());
+    v.extend(e2e());
     v
 }
 
@@ -93,6 +96,41 @@ fn handshake() -> Vec<(&'static str, Vec<u8>)> {
         ("handshake_key_i2r", ei.send_key.to_vec()),
         ("handshake_key_r2i", ei.recv_key.to_vec()),
         ("handshake_hash", ei.handshake_hash.to_vec()),
+    ]
+}
+
+/// The end-to-end handshake (docs/protocol.md §7.1): A initiates toward B with RNG seed
+/// a0..bf and session sequence number 1, B answers with seed c0..df; then the Sealed payload
+/// (§7.2) of "veilmesh e2e vector" from A under receiver idx 0x01020304, counter 1.
+fn e2e() -> Vec<(&'static str, Vec<u8>)> {
+    let (a, b) = (ident_a(), ident_b());
+    let ends = E2eEnds {
+        initiator: a.node_id(),
+        responder: b.node_id(),
+    };
+    let (mut m1, mut m2) = ([0u8; 64], [0u8; 64]);
+    let (mut i, n1) = E2eInitiator::new(&a, &b.public(), ends, seq(0xa0), 1, &mut m1).unwrap();
+    let got = E2eInitReceived::read(&b, &a.public(), ends, seq(0xc0), &m1[..n1]).unwrap();
+    assert_eq!(got.init_seq(), 1);
+    let (er, n2) = got.answer(&mut m2).unwrap();
+    let ei = i.finish(&m2[..n2]).unwrap();
+    assert_eq!((ei.send_key, ei.recv_key), (er.recv_key, er.send_key));
+    let packet = b"veilmesh e2e vector";
+    let mut sealed = vec![0u8; E2E_SEALED_HEADER_LEN + packet.len()];
+    emit_sealed_header(&mut sealed, a.node_id(), 0x0102_0304, 1).unwrap();
+    let (header, body) = sealed.split_at_mut(E2E_SEALED_HEADER_LEN);
+    body.copy_from_slice(packet);
+    let tag = SendKey::new(&ei.send_key)
+        .seal_in_place(1, header, body)
+        .unwrap();
+    sealed.extend_from_slice(&tag);
+    vec![
+        ("e2e_msg1", m1[..n1].to_vec()),
+        ("e2e_msg2", m2[..n2].to_vec()),
+        ("e2e_key_i2r", ei.send_key.to_vec()),
+        ("e2e_key_r2i", ei.recv_key.to_vec()),
+        ("e2e_hash", ei.handshake_hash.to_vec()),
+        ("e2e_sealed", sealed),
     ]
 }
 

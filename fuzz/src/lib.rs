@@ -113,7 +113,15 @@ fn walk_message(msg: &Message<'_>) {
             }
         }
         Message::Data { packet, .. } => {
-            black_box(packet.iter().fold(0u8, |a, b| a ^ b));
+            // The end-to-end payload a destination reads (docs/protocol.md §7.2).
+            if let Ok(payload) = veilmesh::wire::e2e::E2ePayload::parse(packet) {
+                black_box(payload);
+                let mut copy = packet.to_vec();
+                assert!(
+                    veilmesh::wire::e2e::split_sealed_mut(&mut copy).is_ok()
+                        || !matches!(payload, veilmesh::wire::e2e::E2ePayload::Sealed { .. })
+                );
+            }
         }
         other => {
             black_box(other);

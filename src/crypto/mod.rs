@@ -9,6 +9,7 @@ use crate::wire::{NodeId, NODE_ID_LEN};
 
 pub mod aead;
 pub mod announce;
+pub mod e2e;
 pub mod frame_tag;
 pub mod group;
 pub mod handshake;

@@ -372,6 +372,7 @@ impl Node {
                 self.timers.set(Timer::GroupKey, Some(next));
             }
             Timer::PendingOgms => self.expire_pending_ogms(now),
+            Timer::E2e => self.e2e_timers(now),
             Timer::Probation => {
                 self.anns.set_now(now);
                 self.expire_announcements();

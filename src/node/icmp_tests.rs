@@ -1,11 +1,13 @@
-//! Node-level tests of the data path's ttl (from the IP hop limit), Time Exceeded from
-//! relays, its rate limit, and detaching/reattaching an interface.
+//! Node-level tests of the data path's ttl (from the IP hop limit), Time Exceeded for a
+//! relay's ttl-expired notice (the relay cannot read the packet: the source makes the
+//! error), the notices' rate limit, and detaching/reattaching an interface.
 
 use std::net::IpAddr;
 
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
+use super::e2e_wait::PROBE_QUOTE_LEN;
 use super::*;
 use crate::crypto::Identity;
 use crate::overlay::icmp::{build_time_exceeded6, ICMPV6_ERROR_MAX};
@@ -129,7 +131,12 @@ fn relay_answers_an_expired_echo_with_time_exceeded() {
     let mut line = Line::converged(&[false; 3]);
     line.send(0, &echo6(&line, 1, 5));
     assert_eq!(line.nodes[1].stats().drops(DropReason::TtlExpired), 1);
-    assert_eq!(line.nodes[1].stats().icmp_errors_sent, 1);
+    assert_eq!(
+        line.nodes[1].stats().icmp_errors_sent,
+        1,
+        "the relay's notice"
+    );
+    assert_eq!(line.nodes[0].stats().icmp_errors_made, 1);
     assert!(line.delivered[2].is_empty(), "3 never sees it");
     assert_eq!(
         line.delivered[0].len(),
@@ -171,7 +178,9 @@ fn icmp_errors_are_never_answered() {
     buf[7] = 1; // hop limit 1 (not covered by the checksum)
     line.send(0, &buf[..n]);
     assert_eq!(line.nodes[1].stats().drops(DropReason::TtlExpired), 1);
-    assert_eq!(line.nodes[1].stats().icmp_errors_sent, 0);
+    // The relay cannot tell an error from anything else; the source, which can, makes none.
+    assert_eq!(line.nodes[1].stats().icmp_errors_sent, 1);
+    assert_eq!(line.nodes[0].stats().icmp_errors_made, 0);
     assert!(line.delivered[0].is_empty());
 }
 
@@ -227,19 +236,22 @@ fn relay_without_ipv4_sends_no_ipv4_error() {
     let n = build_echo_request4(&mut buf, me, far, 1, 1, 1, 8).unwrap();
     line.send(0, &buf[..n]);
     assert_eq!(line.nodes[1].stats().drops(DropReason::TtlExpired), 1);
-    assert_eq!(line.nodes[1].stats().icmp_errors_sent, 0);
+    // The source has no IPv4 address of the relay to send the error from.
+    assert_eq!(line.nodes[1].stats().icmp_errors_sent, 1);
+    assert_eq!(line.nodes[0].stats().icmp_errors_made, 0);
     assert!(line.delivered[0].is_empty());
 }
 
 #[test]
-fn large_packets_are_quoted_within_1280_bytes() {
+fn the_error_quotes_the_start_of_the_probe() {
     let mut line = Line::converged(&[false; 3]);
     let mut buf = [0u8; 1500];
-    let n = build_echo_request6(&mut buf, line.addr6(0), line.addr6(2), 1, 9, 9, 1400).unwrap();
+    let n = build_echo_request6(&mut buf, line.addr6(0), line.addr6(2), 1, 9, 9, 1300).unwrap();
     line.send(0, &buf[..n]);
     let got = &line.delivered[0][0];
-    assert_eq!(got.len(), ICMPV6_ERROR_MAX);
-    assert_eq!(&got[48..], &buf[..ICMPV6_ERROR_MAX - 48]);
+    assert_eq!(got.len(), 48 + PROBE_QUOTE_LEN);
+    assert!(got.len() <= ICMPV6_ERROR_MAX);
+    assert_eq!(&got[48..], &buf[..PROBE_QUOTE_LEN]);
 }
 
 #[test]

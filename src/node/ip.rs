@@ -4,7 +4,8 @@
 use super::{DropReason, Node, DATA_TTL};
 use crate::overlay::{classify, IpPacket, PacketClass};
 use crate::time::Instant;
-use crate::wire::{NodeId, MAX_DATA_PACKET_LEN};
+use crate::wire::e2e::MAX_E2E_PACKET_LEN;
+use crate::wire::NodeId;
 
 impl Node {
     /// An IP packet from the TUN side (an application on this node sending into the mesh).
@@ -30,7 +31,7 @@ impl Node {
             self.stats.drop(DropReason::NoRoute);
             return;
         };
-        if packet.len() > MAX_DATA_PACKET_LEN {
+        if packet.len() > MAX_E2E_PACKET_LEN {
             self.stats.drop(DropReason::PacketTooBig);
             return;
         }
@@ -40,7 +41,7 @@ impl Node {
             self.stats.drop(DropReason::TtlExpired);
         } else {
             // The mesh ttl counts the same hops as the IP hop limit, so traceroute works.
-            self.forward(now, dst, hop_limit.min(DATA_TTL), packet);
+            self.e2e_send(now, dst, hop_limit.min(DATA_TTL), packet);
         }
         self.drain_routing(now);
     }
@@ -54,30 +55,29 @@ impl Node {
         }
     }
 
-    /// A Data message received over a link session.
-    pub(super) fn on_data(&mut self, now: Instant, dst: NodeId, ttl: u8, packet: &[u8]) {
+    /// A Data message received over a link session: its end-to-end payload is ours, or
+    /// goes on toward `dst` unread.
+    pub(super) fn on_data(&mut self, now: Instant, dst: NodeId, ttl: u8, payload: &[u8]) {
         if dst == self.id {
-            // The overlay only hands the TUN side packets addressed to us.
-            let class = classify(packet, &self.prefix, self.cfg.ipv4_pool.as_ref());
-            if self.book.lookup_class(&class) == Some(self.id) {
-                self.deliver_local(packet);
-            } else {
-                self.stats.drop(DropReason::NotOverlay);
-            }
+            self.on_e2e_payload(now, payload);
             return;
+        }
+        #[cfg(feature = "sim")]
+        if let Some(tap) = self.relay_tap.as_mut() {
+            tap(payload);
         }
         let Some(ttl) = ttl.checked_sub(1).filter(|t| *t > 0) else {
             self.stats.drop(DropReason::TtlExpired);
-            self.send_time_exceeded(now, packet);
+            self.send_expired_notice(now, payload);
             return;
         };
-        if self.forward(now, dst, ttl, packet) {
+        if self.forward(now, dst, ttl, payload) {
             self.stats.forwarded += 1;
         }
     }
 
-    /// Send `packet` toward `dst` over the next hop's link session.
-    pub(super) fn forward(&mut self, now: Instant, dst: NodeId, ttl: u8, packet: &[u8]) -> bool {
+    /// Send a Data message with `payload` toward `dst` over the next hop's link session.
+    pub(super) fn forward(&mut self, now: Instant, dst: NodeId, ttl: u8, payload: &[u8]) -> bool {
         let Some((iface, mac)) = self.routing.next_hop(&dst) else {
             self.stats.drop(DropReason::NoRoute);
             return false;
@@ -90,8 +90,10 @@ impl Node {
         // small) answer keeps fast loss detection going without 1500-byte probe frames.
         self.probe_seq = self.probe_seq.wrapping_add(1);
         let probe = self.probe_seq;
-        let sent = self.queue_unicast(slot, false, |w| {
-            w.push_data(dst, ttl, packet)?;
+        // End-to-end session messages are control traffic; only sealed packets are data.
+        let control = !crate::wire::e2e::carries_packet(payload);
+        let sent = self.queue_unicast(slot, control, |w| {
+            w.push_data(dst, ttl, payload)?;
             match w.push_probe(probe) {
                 Err(crate::wire::Error::NoSpace) => Ok(()),
                 other => other,
@@ -103,7 +105,7 @@ impl Node {
         sent
     }
 
-    fn deliver_local(&mut self, packet: &[u8]) {
+    pub(super) fn deliver_local(&mut self, packet: &[u8]) {
         let Some(slot) = self.deliver.reserve() else {
             self.stats.drop(DropReason::DeliverQueueFull);
             return;

@@ -12,9 +12,11 @@ mod announcements;
 mod budget;
 mod config;
 mod control;
+mod e2e;
+mod e2e_table;
+mod e2e_wait;
 mod group_keys;
 mod handshake;
-mod icmp;
 mod ip;
 mod ipv4;
 mod links;
@@ -89,8 +91,14 @@ pub const DATA_TTL: u8 = 64;
 pub const PROBE_ACK_MIN_GAP: Duration = Duration::from_millis(50);
 /// Announcements we send in answer to requests, per second over all neighbours.
 pub const ANNOUNCE_REPLIES_PER_SEC: u32 = 200;
+/// End-to-end handshakes started for sealed packets under unknown sessions, per second.
+pub const E2E_TRIGGERS_PER_SEC: u32 = 20;
 /// ICMP errors the node generates, per second (and burst), over all destinations.
 pub const ICMP_ERRORS_PER_SEC: u32 = 20;
+
+/// Called with every Data payload a node relays, as it can read it (simulator only).
+#[cfg(feature = "sim")]
+pub type RelayTap = Box<dyn FnMut(&[u8])>;
 
 /// Metadata of a queued frame.
 #[derive(Debug, Clone, Copy, Default)]
@@ -146,6 +154,19 @@ pub struct Node {
     scratch: Option<Box<[u8; crate::wire::MAX_FRAME_LEN]>>,
     /// Where ICMP errors are built (allocated once; taken while in use, like `scratch`).
     icmp_scratch: Option<Box<[u8; crate::wire::MAX_DATA_PACKET_LEN]>>,
+    /// Where sealed payloads are built (allocated once; taken while in use).
+    e2e_scratch: Option<Box<[u8; crate::wire::MAX_DATA_PACKET_LEN]>>,
+    /// End-to-end peers and sessions.
+    e2e: e2e_table::E2eTable,
+    /// Packets waiting for their end-to-end session.
+    waiting: e2e_wait::Waiting,
+    /// The start of recent traceroute probes.
+    probes: e2e_wait::Probes,
+    /// Handshakes started because a sealed packet named a session we do not hold.
+    e2e_budget: TokenBucket,
+    /// The simulator's instrumented relay: sees what this node can read of what it relays.
+    #[cfg(feature = "sim")]
+    relay_tap: Option<RelayTap>,
     stats: Stats,
 }
 
@@ -225,6 +246,13 @@ impl Node {
             probe_seq: 0,
             scratch: Some(Box::new([0u8; crate::wire::MAX_FRAME_LEN])),
             icmp_scratch: Some(Box::new([0u8; crate::wire::MAX_DATA_PACKET_LEN])),
+            e2e_scratch: Some(Box::new([0u8; crate::wire::MAX_DATA_PACKET_LEN])),
+            e2e: e2e_table::E2eTable::default(),
+            waiting: e2e_wait::Waiting::default(),
+            probes: e2e_wait::Probes::default(),
+            e2e_budget: TokenBucket::new(now, E2E_TRIGGERS_PER_SEC, E2E_TRIGGERS_PER_SEC),
+            #[cfg(feature = "sim")]
+            relay_tap: None,
             stats: Stats::default(),
         };
         node.learn_own_ipv4_claim();
@@ -294,6 +322,18 @@ impl Node {
     /// The restart epoch this node runs in.
     pub fn epoch(&self) -> u32 {
         self.epoch
+    }
+
+    /// Make this node an instrumented relay: `tap` sees every Data payload it relays, as
+    /// far as it can read it (simulator tests of what relays learn).
+    #[cfg(feature = "sim")]
+    pub fn set_relay_tap(&mut self, tap: RelayTap) {
+        self.relay_tap = Some(tap);
+    }
+
+    /// Number of nodes held in the end-to-end table (with a session or setting one up).
+    pub fn e2e_peers(&self) -> usize {
+        self.e2e.len()
     }
 
     /// Counters.

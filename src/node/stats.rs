@@ -64,6 +64,15 @@ drop_reasons! {
     DeliverQueueFull => "deliver_queue_full": "queue toward the TUN device full",
     EventQueueFull => "event_queue_full": "event queue full (events are informational)",
     IcmpRateLimited => "icmp_rate_limited": "ICMP error (Time Exceeded) not sent: over the node's ICMP error budget",
+    E2eNoKey => "e2e_no_key": "no signed announcement (so no key) of the node an end-to-end message is for or from",
+    E2eHandshakeFailed => "e2e_handshake_failed": "end-to-end handshake message that did not authenticate",
+    E2eReplay => "e2e_replay": "end-to-end msg 1 no newer than one answered, or a sealed packet seen before",
+    E2eUnknownIndex => "e2e_unknown_index": "end-to-end message for a session or handshake we do not hold",
+    E2eDecryptFailed => "e2e_decrypt_failed": "sealed packet whose tag did not verify",
+    ForgedSource => "forged_source": "sealed packet whose source address is not an address of the node that sealed it",
+    E2eWaitFull => "e2e_wait_full": "no room to hold a packet while its end-to-end session is set up",
+    E2eWaitExpired => "e2e_wait_expired": "packet held for an end-to-end session that did not come up in time",
+    E2eMalformed => "e2e_malformed": "end-to-end payload that failed to parse",
 }
 
 /// Traffic and drop counters of one node.
@@ -91,8 +100,12 @@ pub struct Stats {
     pub forwarded: u64,
     /// Link sessions established.
     pub sessions_established: u64,
-    /// ICMP errors (Time Exceeded) this node built and sent as a relay.
+    /// Ttl-expired notices this node sent as a relay (the source makes the ICMP error).
     pub icmp_errors_sent: u64,
+    /// ICMP Time Exceeded errors this node gave its own TUN side for a relay's notice.
+    pub icmp_errors_made: u64,
+    /// End-to-end sessions established (either side).
+    pub e2e_sessions_established: u64,
     /// Times our group (broadcast) key was replaced.
     pub group_key_rotations: u64,
     #[serde(skip)]
@@ -109,7 +122,7 @@ impl Default for DropCounters {
     }
 }
 
-const DROP_REASONS: usize = 38;
+const DROP_REASONS: usize = 47;
 const _: () = assert!(DropReason::ALL.len() == DROP_REASONS);
 
 impl Stats {

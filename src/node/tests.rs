@@ -37,6 +37,27 @@ fn mac(i: u8) -> MacAddr {
     MacAddr([2, 0, 0, 0, 0, i])
 }
 
+/// Send one packet from `a` to `b` and pass frames both ways until `b` delivers it: `a`
+/// and `b` then hold an end-to-end session.
+fn connect_e2e(a: &mut Node, b: &mut Node, now: Instant) {
+    let (pkt, len) = udp_between(a, b, b"hi");
+    a.handle_ip_packet(now, &pkt[..len]);
+    let mut buf = [0u8; 1500];
+    for _ in 0..4 {
+        while let Some(t) = a.poll_transmit(&mut buf) {
+            b.handle_frame(now, IfaceId(0), mac(1), &buf[..t.len]);
+        }
+        while let Some(t) = b.poll_transmit(&mut buf) {
+            a.handle_frame(now, IfaceId(0), mac(2), &buf[..t.len]);
+        }
+    }
+    assert!(
+        b.poll_deliver(&mut buf).is_some(),
+        "the first packet arrived"
+    );
+    assert_eq!(b.stats().e2e_sessions_established, 1);
+}
+
 /// Run two directly connected nodes for `secs` of virtual time; returns every frame sent.
 fn run_pair(a: &mut Node, b: &mut Node, start: Instant, secs: u64) -> Vec<Vec<u8>> {
     let mut seen = Vec::new();
@@ -77,6 +98,7 @@ fn two_nodes_pair_route_and_carry_a_packet() {
     assert_eq!(a.next_hop(&b.node_id()), Some((IfaceId(0), mac(2))));
     let (pkt, len) = udp_between(&a, &b, b"hello");
     let now = t0 + Duration::from_secs(10);
+    connect_e2e(&mut a, &mut b, now);
     a.handle_ip_packet(now, &pkt[..len]);
     let mut frame = [0u8; 1500];
     let mut sent = None;
@@ -461,6 +483,7 @@ fn control_and_data_frames_cannot_crowd_each_other_out() {
     let (mut a, mut b) = (node_with(1, t0, cfg), node(2, t0));
     run_pair(&mut a, &mut b, t0, 10);
     assert_eq!(a.sessions(), 1);
+    connect_e2e(&mut a, &mut b, t0 + Duration::from_secs(10));
     let (pkt, len) = udp_between(&a, &b, b"x");
     // Control piles up unsent (hellos and OGMs of 10 s) beyond its queue...
     let mut now = t0 + Duration::from_secs(10);
@@ -718,4 +741,29 @@ fn clear_hellos_thin_out_once_the_interface_has_a_session() {
         clear * 3 < rounds,
         "{clear} clear hellos for {rounds} broadcasts"
     );
+}
+
+#[test]
+fn a_member_sealing_a_packet_under_anothers_address_is_dropped_at_the_destination() {
+    let t0 = Instant::ZERO;
+    let mut nodes: Vec<Node> = (1..=3u8).map(|i| node(i, t0)).collect();
+    run_mesh(&mut nodes, |_, _| true, t0, 10);
+    let d = nodes[2].node_id();
+    let (honest, hlen) = udp_between(&nodes[1], &nodes[2], b"honest");
+    let (forged, flen) = udp_between(&nodes[0], &nodes[2], b"forged");
+    // Member m (nodes[1]) seals, under its own session with d, one packet from its own
+    // address and one claiming to come from a (nodes[0]).
+    let now = t0 + Duration::from_secs(10);
+    nodes[1].e2e_send(now, d, DATA_TTL, &honest[..hlen]);
+    run_mesh(&mut nodes, |_, _| true, now, 1);
+    let now = now + Duration::from_secs(1);
+    nodes[1].e2e_send(now, d, DATA_TTL, &forged[..flen]);
+    run_mesh(&mut nodes, |_, _| true, now, 1);
+    let mut out = [0u8; 1500];
+    let mut delivered = Vec::new();
+    while let Some(n) = nodes[2].poll_deliver(&mut out) {
+        delivered.push(out[..n].to_vec());
+    }
+    assert_eq!(delivered, vec![honest[..hlen].to_vec()]);
+    assert_eq!(nodes[2].stats().drops(DropReason::ForgedSource), 1);
 }

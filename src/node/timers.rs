@@ -21,15 +21,18 @@ pub enum Timer {
     PendingOgms,
     /// The oldest announcement on probation.
     Probation,
+    /// End-to-end peers' deadlines (handshakes, sessions, idle) and waiting packets.
+    E2e,
 }
 
 impl Timer {
     /// Every timer, in the order `handle_timeout` runs them.
-    pub const ALL: [Timer; 4] = [
+    pub const ALL: [Timer; 5] = [
         Timer::Links,
         Timer::GroupKey,
         Timer::PendingOgms,
         Timer::Probation,
+        Timer::E2e,
     ];
 
     fn slot(self) -> usize {

@@ -77,6 +77,7 @@ impl fmt::Debug for NodeId {
     }
 }
 
+pub mod e2e;
 pub mod repr;
 pub use repr::{GroupKeyRepr, HelloRepr, IhuEntry, OgmRepr, SeqnoRequestRepr, CHAIN_ELEMENT_LEN};
 

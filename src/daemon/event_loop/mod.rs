@@ -30,7 +30,8 @@ use super::sys::{self, Netlink, PacketSocket, RecvBatch, SendBatch, SysError, Tu
 use crate::node::{Event, IfaceId, Node, MAX_IFACES};
 use crate::routing::Event as RoutingEvent;
 use crate::time::Instant;
-use crate::wire::{MacAddr, MAX_DATA_PACKET_LEN, MAX_FRAME_LEN};
+use crate::wire::e2e::MAX_E2E_PACKET_LEN;
+use crate::wire::{MacAddr, MAX_FRAME_LEN};
 
 /// How often interfaces are checked (down, back up, gone) and the IPv4 claim re-applied.
 const LINK_CHECK: Duration = Duration::from_secs(1);
@@ -42,7 +43,7 @@ const MAX_TUN_PACKETS_PER_WAKE: usize = 64;
 /// The environment switch that turns TUN offloads off (`VEIL_TUN_OFFLOAD=0`).
 const OFFLOAD_ENV: &str = "VEIL_TUN_OFFLOAD";
 /// The TUN MTU: an overlay packet must fit one fixed-size frame.
-pub const TUN_MTU: u32 = MAX_DATA_PACKET_LEN as u32;
+pub const TUN_MTU: u32 = MAX_E2E_PACKET_LEN as u32;
 const _: () = assert!(TUN_MTU >= 1280, "IPv6 needs an MTU of at least 1280");
 
 /// The daemon's own counters, next to the node's in `veil stats`.

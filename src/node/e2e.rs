@@ -1,0 +1,478 @@
+//! Direct mode, end to end (docs/protocol.md §7): IP packets between two nodes travel
+//! sealed under a session between their static keys, so relays forward ciphertext, and the
+//! destination delivers a packet only if its source address belongs to the key that sealed
+//! it.
+
+use super::e2e_table::{E2ePending, E2eSession, E2eTable};
+use super::links::Which;
+use super::{DropReason, Node, Timer, DATA_TTL};
+use crate::crypto::e2e::{E2eEnds, E2eInitReceived, E2eInitiator, E2E_MSG1_LEN, E2E_MSG2_LEN};
+use crate::crypto::{OpenError, Session};
+use crate::overlay::icmp::{build_time_exceeded4, build_time_exceeded6, must_not_answer};
+use crate::overlay::{classify, ipv6_for, IpPacket};
+use crate::time::Instant;
+use crate::wire::e2e::{
+    emit_expired, emit_init, emit_resp, emit_sealed_header, split_sealed_mut, E2ePayload,
+    E2E_SEALED_HEADER_LEN,
+};
+use crate::wire::{NodeId, TAG_LEN};
+
+impl Node {
+    /// Send `packet` from our TUN side to `dst` under our session with it, setting one up
+    /// (the packet waits meanwhile) if there is none.
+    pub(super) fn e2e_send(&mut self, now: Instant, dst: NodeId, ttl: u8, packet: &[u8]) {
+        let Some(slot) = self.e2e_peer(now, dst) else {
+            return;
+        };
+        let has_session = self.e2e.get(slot).is_some_and(|p| p.current.is_some());
+        if has_session {
+            self.e2e_seal_and_forward(now, slot, ttl, packet);
+            return;
+        }
+        if !self.waiting.hold(dst, ttl, packet, now) {
+            self.stats.drop(DropReason::E2eWaitFull);
+        } else if let Some(t) = self.waiting.next_expiry() {
+            self.timers.arm(Timer::E2e, t);
+        }
+        self.e2e_initiate(now, slot);
+    }
+
+    /// The slot of `node` in the end-to-end table, made from its announcement's keys.
+    fn e2e_peer(&mut self, now: Instant, node: NodeId) -> Option<usize> {
+        let identity = match self.e2e.find(&node) {
+            Some(slot) => return Some(slot),
+            None => self.anns.get(&node).map(|a| a.identity),
+        };
+        let Some(identity) = identity else {
+            self.stats.drop(DropReason::E2eNoKey);
+            return None;
+        };
+        let slot = self.e2e.find_or_insert(node, identity, now)?;
+        self.timers
+            .arm(Timer::E2e, now + super::e2e_table::E2E_IDLE_TIMEOUT);
+        Some(slot)
+    }
+
+    /// Start a handshake with the peer in `slot` unless one is in flight or was started
+    /// less than `HANDSHAKE_RETRY` ago.
+    fn e2e_initiate(&mut self, now: Instant, slot: usize) {
+        if !self.e2e.get(slot).is_some_and(|p| p.may_initiate(now)) {
+            return;
+        }
+        let seed = self.seed();
+        let local_idx = E2eTable::new_index(slot, &mut self.rng);
+        self.init_seq = self.init_seq.saturating_add(1);
+        let Some(peer) = self.e2e.get_mut(slot) else {
+            return;
+        };
+        let ends = E2eEnds {
+            initiator: self.id,
+            responder: peer.node,
+        };
+        let mut msg1 = [0u8; E2E_MSG1_LEN];
+        let Ok((hs, _)) = E2eInitiator::new(
+            &self.identity,
+            &peer.identity,
+            ends,
+            seed,
+            self.init_seq,
+            &mut msg1,
+        ) else {
+            self.stats.drop(DropReason::E2eHandshakeFailed);
+            return;
+        };
+        peer.pending = Some(E2ePending {
+            hs: Box::new(hs),
+            local_idx,
+            since: now,
+        });
+        peer.last_attempt = Some(now);
+        let dst = peer.node;
+        let deadline = peer.deadline();
+        self.timers.arm(Timer::E2e, deadline);
+        let mut buf = [0u8; crate::wire::e2e::E2E_INIT_LEN];
+        if let Ok(n) = emit_init(&mut buf, self.id, local_idx, &msg1) {
+            self.forward(now, dst, DATA_TTL, buf.get(..n).unwrap_or_default());
+        }
+    }
+
+    /// Seal `packet` under the current session of the peer in `slot` and send it.
+    fn e2e_seal_and_forward(&mut self, now: Instant, slot: usize, ttl: u8, packet: &[u8]) {
+        let Some(mut buf) = self.e2e_scratch.take() else {
+            return;
+        };
+        let sealed = self.e2e_seal(now, slot, ttl, packet, &mut buf[..]);
+        if let Some((dst, len)) = sealed {
+            self.forward(now, dst, ttl, buf.get(..len).unwrap_or_default());
+        }
+        self.e2e_scratch = Some(buf);
+    }
+
+    /// Write the Sealed payload of `packet` into `buf`: the destination and its length.
+    fn e2e_seal(
+        &mut self,
+        now: Instant,
+        slot: usize,
+        ttl: u8,
+        packet: &[u8],
+        buf: &mut [u8],
+    ) -> Option<(NodeId, usize)> {
+        let peer = self.e2e.get_mut(slot)?;
+        peer.last_used = now;
+        let sess = peer.current.as_mut()?;
+        let Ok(counter) = sess.session.send.next_counter() else {
+            self.stats.drop(DropReason::NoSession);
+            return None;
+        };
+        let end = E2E_SEALED_HEADER_LEN + packet.len();
+        emit_sealed_header(buf, self.id, sess.remote_idx, counter).ok()?;
+        let (header, rest) = buf.split_at_mut(E2E_SEALED_HEADER_LEN);
+        let body = rest.get_mut(..packet.len())?;
+        body.copy_from_slice(packet);
+        let tag = sess
+            .session
+            .send
+            .seal_in_place(counter, header, body)
+            .ok()?;
+        buf.get_mut(end..end + TAG_LEN)?.copy_from_slice(&tag);
+        // Traceroute's probes: remember their start, for a relay's ttl-expired notice.
+        if ttl < DATA_TTL && !must_not_answer(packet) {
+            self.probes.record(sess.remote_idx, counter, packet);
+        }
+        Some((peer.node, end + TAG_LEN))
+    }
+
+    /// An end-to-end payload that arrived for us.
+    pub(super) fn on_e2e_payload(&mut self, now: Instant, payload: &[u8]) {
+        match E2ePayload::parse(payload) {
+            Ok(E2ePayload::Init {
+                src,
+                sender_idx,
+                msg1,
+            }) => self.on_e2e_init(now, src, sender_idx, msg1),
+            Ok(E2ePayload::Resp {
+                src,
+                receiver_idx,
+                sender_idx,
+                msg2,
+            }) => self.on_e2e_resp(now, src, (receiver_idx, sender_idx), msg2),
+            Ok(E2ePayload::Sealed {
+                src,
+                receiver_idx,
+                counter,
+            }) => self.on_e2e_sealed(now, src, receiver_idx, counter, payload),
+            Ok(E2ePayload::Expired {
+                src,
+                receiver_idx,
+                counter,
+            }) => self.on_e2e_expired(src, receiver_idx, counter),
+            Err(_) => self.stats.drop(DropReason::E2eMalformed),
+        }
+    }
+
+    fn on_e2e_init(
+        &mut self,
+        now: Instant,
+        src: NodeId,
+        sender_idx: u32,
+        msg1: &[u8; E2E_MSG1_LEN],
+    ) {
+        let Some(slot) = self.e2e_peer(now, src) else {
+            return;
+        };
+        let seed = self.seed();
+        let local_idx = E2eTable::new_index(slot, &mut self.rng);
+        let Some(peer) = self.e2e.get_mut(slot) else {
+            return;
+        };
+        // Both started at once: the handshake of the lower node id goes on.
+        if peer.pending.is_some() && self.id < src {
+            return;
+        }
+        let ends = E2eEnds {
+            initiator: src,
+            responder: self.id,
+        };
+        let got = match E2eInitReceived::read(&self.identity, &peer.identity, ends, seed, msg1) {
+            Ok(got) => got,
+            Err(_) => {
+                self.stats.drop(DropReason::E2eHandshakeFailed);
+                return;
+            }
+        };
+        if peer.peer_init_seq.is_some_and(|s| got.init_seq() <= s) {
+            self.stats.drop(DropReason::E2eReplay);
+            return;
+        }
+        peer.peer_init_seq = Some(got.init_seq());
+        let mut msg2 = [0u8; E2E_MSG2_LEN];
+        let Ok((est, _)) = got.answer(&mut msg2) else {
+            self.stats.drop(DropReason::E2eHandshakeFailed);
+            return;
+        };
+        peer.pending = None;
+        peer.previous = peer.current.take();
+        peer.current = Some(E2eSession {
+            local_idx,
+            remote_idx: sender_idx,
+            session: Session::new(&est, now),
+        });
+        peer.last_used = now;
+        let deadline = peer.deadline();
+        self.timers.arm(Timer::E2e, deadline);
+        self.stats.e2e_sessions_established += 1;
+        let mut buf = [0u8; crate::wire::e2e::E2E_RESP_LEN];
+        if let Ok(n) = emit_resp(&mut buf, self.id, (local_idx, sender_idx), &msg2) {
+            self.forward(now, src, DATA_TTL, buf.get(..n).unwrap_or_default());
+        }
+        // Packets we held (our own handshake lost the race) wait for the initiator's first
+        // sealed packet: sent now, they could overtake msg 2, which travels as control.
+    }
+
+    fn on_e2e_resp(
+        &mut self,
+        now: Instant,
+        src: NodeId,
+        (receiver_idx, sender_idx): (u32, u32),
+        msg2: &[u8; E2E_MSG2_LEN],
+    ) {
+        let found = self.e2e.by_pending_index(receiver_idx);
+        let Some((slot, peer)) = found.and_then(|s| Some((s, self.e2e.get_mut(s)?))) else {
+            self.stats.drop(DropReason::E2eUnknownIndex);
+            return;
+        };
+        let Some(pending) = peer.pending.as_mut().filter(|_| peer.node == src) else {
+            self.stats.drop(DropReason::E2eUnknownIndex);
+            return;
+        };
+        let est = match pending.hs.finish(msg2) {
+            Ok(est) => est,
+            Err(e) => {
+                if !e.keeps_state() {
+                    peer.pending = None;
+                }
+                self.stats.drop(DropReason::E2eHandshakeFailed);
+                return;
+            }
+        };
+        let local_idx = pending.local_idx;
+        peer.pending = None;
+        peer.previous = peer.current.take();
+        peer.current = Some(E2eSession {
+            local_idx,
+            remote_idx: sender_idx,
+            session: Session::new(&est, now),
+        });
+        let deadline = peer.deadline();
+        self.timers.arm(Timer::E2e, deadline);
+        self.stats.e2e_sessions_established += 1;
+        self.e2e_flush(now, slot, src);
+    }
+
+    /// Send every packet that waited for the session with the peer in `slot`.
+    fn e2e_flush(&mut self, now: Instant, slot: usize, node: NodeId) {
+        let Some(mut buf) = self.icmp_scratch.take() else {
+            return;
+        };
+        while let Some((len, ttl)) = self.waiting.take_for(&node, &mut buf[..]) {
+            if let Some(packet) = buf.get(..len) {
+                self.e2e_seal_and_forward(now, slot, ttl, packet);
+            }
+        }
+        self.icmp_scratch = Some(buf);
+    }
+
+    fn on_e2e_sealed(
+        &mut self,
+        now: Instant,
+        src: NodeId,
+        receiver_idx: u32,
+        counter: u64,
+        payload: &[u8],
+    ) {
+        let Some((slot, which)) = self.e2e.by_index(receiver_idx) else {
+            self.stats.drop(DropReason::E2eUnknownIndex);
+            // The sender holds a session we lost (we restarted): set up a new one. Anyone
+            // can name any source, so these handshakes have a budget of their own.
+            if self.e2e_budget.allow(now) {
+                if let Some(slot) = self.e2e_peer(now, src) {
+                    self.e2e_initiate(now, slot);
+                }
+            }
+            return;
+        };
+        let Some(out) = self.deliver.reserve() else {
+            self.stats.drop(DropReason::DeliverQueueFull);
+            return;
+        };
+        let Some(copy) = out.buf.get_mut(..payload.len()) else {
+            self.stats.drop(DropReason::PacketTooBig);
+            return;
+        };
+        copy.copy_from_slice(payload);
+        let Ok(parts) = split_sealed_mut(copy) else {
+            self.stats.drop(DropReason::E2eMalformed);
+            return;
+        };
+        let Some(peer) = self.e2e.get_mut(slot) else {
+            return;
+        };
+        let sess = match which {
+            Which::Current => peer.current.as_mut(),
+            Which::Previous => peer.previous.as_mut(),
+        };
+        let Some(sess) = sess else {
+            return;
+        };
+        let tag = *parts.tag;
+        let opened = sess
+            .session
+            .recv
+            .open_in_place(counter, parts.header, parts.body, &tag);
+        match opened {
+            Ok(()) => {}
+            Err(OpenError::Replay(_)) => return self.stats.drop(DropReason::E2eReplay),
+            Err(_) => return self.stats.drop(DropReason::E2eDecryptFailed),
+        }
+        peer.last_used = now;
+        let peer_node = peer.node;
+        let len = parts.body.len();
+        // The packet now sits after the header: move it to the start of the slot.
+        out.buf
+            .copy_within(E2E_SEALED_HEADER_LEN..E2E_SEALED_HEADER_LEN + len, 0);
+        let Some(packet) = out.buf.get(..len) else {
+            return;
+        };
+        let class = classify(packet, &self.prefix, self.cfg.ipv4_pool.as_ref());
+        let source = IpPacket::parse(packet).ok().map(|p| p.src());
+        if source.and_then(|s| self.book.lookup(&s)) != Some(peer_node) {
+            self.stats.drop(DropReason::ForgedSource);
+            return;
+        }
+        if self.book.lookup_class(&class) != Some(self.id) {
+            self.stats.drop(DropReason::NotOverlay);
+            return;
+        }
+        self.deliver.commit_as(len, ());
+        // The peer holds the session now: what waited for it can follow.
+        if self.waiting.holds_any() {
+            self.e2e_flush(now, slot, peer_node);
+        }
+    }
+
+    /// A relay dropped one of our sealed packets for ttl: give our TUN side the ICMP Time
+    /// Exceeded it would have sent, if the packet was a probe we remember.
+    fn on_e2e_expired(&mut self, relay: NodeId, receiver_idx: u32, counter: u64) {
+        let mut quote = [0u8; super::e2e_wait::PROBE_QUOTE_LEN];
+        let Some(n) = self.probes.take(receiver_idx, counter, &mut quote) else {
+            return;
+        };
+        let Some(quoted) = quote.get(..n) else {
+            return;
+        };
+        let Some(mut buf) = self.icmp_scratch.take() else {
+            return;
+        };
+        let built = match quoted.first().map(|b| b >> 4) {
+            Some(6) => build_time_exceeded6(
+                &mut buf[..],
+                ipv6_for(&self.prefix, &relay),
+                self.addr6,
+                quoted,
+            ),
+            Some(4) => {
+                let from = self.book.claims().and_then(|c| c.address_of(&relay));
+                match (from, self.overlay_ipv4()) {
+                    (Some(f), Some(t)) => build_time_exceeded4(&mut buf[..], f, t, quoted),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some(error) = built.and_then(|n| buf.get(..n)) {
+            self.deliver_local(error);
+            self.stats.icmp_errors_made += 1;
+        }
+        self.icmp_scratch = Some(buf);
+    }
+
+    /// As a relay: the Sealed `payload` ran out of ttl here; tell its source which one,
+    /// within the ICMP error budget.
+    pub(super) fn send_expired_notice(&mut self, now: Instant, payload: &[u8]) {
+        let Ok(E2ePayload::Sealed {
+            src,
+            receiver_idx,
+            counter,
+        }) = E2ePayload::parse(payload)
+        else {
+            return;
+        };
+        if src == self.id {
+            return;
+        }
+        if !self.icmp_budget.allow(now) {
+            self.stats.drop(DropReason::IcmpRateLimited);
+            return;
+        }
+        let mut buf = [0u8; crate::wire::e2e::E2E_EXPIRED_LEN];
+        if let Ok(n) = emit_expired(&mut buf, self.id, receiver_idx, counter) {
+            if self.forward(now, src, DATA_TTL, buf.get(..n).unwrap_or_default()) {
+                self.stats.icmp_errors_sent += 1;
+            }
+        }
+    }
+
+    /// The end-to-end timer: handshake timeouts, session expiry and rekeys, idle peers,
+    /// packets that waited too long.
+    pub(super) fn e2e_timers(&mut self, now: Instant) {
+        for _ in 0..self.waiting.expire(now) {
+            self.stats.drop(DropReason::E2eWaitExpired);
+        }
+        let mut rekey = heapless::Vec::<usize, { super::e2e_table::MAX_E2E_PEERS }>::new();
+        let mut forget = heapless::Vec::<usize, { super::e2e_table::MAX_E2E_PEERS }>::new();
+        for slot in 0..super::e2e_table::MAX_E2E_PEERS {
+            let Some(peer) = self.e2e.get_mut(slot) else {
+                continue;
+            };
+            let timed_out =
+                |p: &E2ePending| now.saturating_since(p.since) >= super::HANDSHAKE_TIMEOUT;
+            if peer.pending.as_ref().is_some_and(timed_out) {
+                peer.pending = None;
+            }
+            if peer
+                .previous
+                .as_ref()
+                .is_some_and(|s| s.session.is_expired(now))
+            {
+                peer.previous = None;
+            }
+            if peer
+                .current
+                .as_ref()
+                .is_some_and(|s| s.session.is_expired(now))
+            {
+                peer.current = None;
+            }
+            let in_use = now.saturating_since(peer.last_used) < super::e2e_table::E2E_IDLE_TIMEOUT;
+            let due = peer
+                .current
+                .as_ref()
+                .is_some_and(|s| s.session.needs_rekey(now));
+            if due && in_use && peer.may_initiate(now) {
+                let _ = rekey.push(slot);
+            }
+            if peer.current.is_none() && peer.pending.is_none() && !in_use {
+                let _ = forget.push(slot);
+            }
+        }
+        for slot in forget {
+            self.e2e.remove(slot);
+        }
+        for slot in rekey {
+            self.e2e_initiate(now, slot);
+        }
+        let next = [self.e2e.next_deadline(now), self.waiting.next_expiry()];
+        self.timers
+            .set(Timer::E2e, next.into_iter().flatten().min());
+    }
+}
