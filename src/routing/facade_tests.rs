@@ -563,3 +563,23 @@ fn poll_timeout_of_an_idle_router_is_its_earliest_named_deadline() {
         assert_eq!(r.poll_timeout(), exact.into_iter().flatten().min());
     }
 }
+
+#[test]
+fn a_trickle_called_late_catches_up_stuck_retry_later_instead_of_spinning() {
+    let mut r = Routing::new(id(0), 1, T0, ChaCha20Rng::seed_from_u64(4));
+    // Called just before the end of the second interval (1 s + 2 s): the first interval's
+    // OGM goes now, and the second interval's instant has passed as well.
+    let now = T0 + Duration::from_millis(2999);
+    r.handle_timeout(now);
+    assert_eq!(r.counters().ogm_originated, 1);
+    assert!(
+        r.trickle.deadline() <= now,
+        "this seed's second instant is already due"
+    );
+    r.assert_nothing_due(now);
+    let trickle = r.ctx.timers.get(timers::Timer::Trickle);
+    assert_eq!(trickle, Some(now + STUCK_RETRY));
+    r.handle_timeout(now + STUCK_RETRY);
+    assert_eq!(r.counters().ogm_originated, 2);
+    r.assert_nothing_due(now + STUCK_RETRY);
+}

@@ -37,8 +37,8 @@ pub(crate) enum Timer {
 }
 
 impl Timer {
-    /// Every timer, in the order `handle_timeout` runs them (the old sweep's order: the
-    /// flush last, so that an OGM originated or retracted by an earlier one joins its batch).
+    /// Every timer, in the order `handle_timeout` runs them: the flush last, so that an OGM
+    /// originated or retracted by an earlier one joins its batch.
     pub(crate) const ALL: [Timer; 7] = [
         Timer::Hello,
         Timer::Neighbors,
