@@ -119,9 +119,112 @@ impl Sub for Duration {
     }
 }
 
+/// The names of one table's timers: each maps to its own slot below the table's size.
+pub trait TimerName: Copy {
+    /// This timer's slot in its table.
+    fn slot(self) -> usize;
+}
+
+/// Named deadlines after quinn-proto's timer table: `N` entries, one per timer name `T`.
+///
+/// Code that gives some state an earlier deadline arms its timer (`arm` only ever moves it
+/// earlier); when the timer fires, its handler does what is due and sets the exact next
+/// deadline (`set`). A deadline whose state moved on in between fires early, finds nothing
+/// to do and re-arms, so state that only moves deadlines later never touches the table.
+/// `next` is the minimum of `N` entries: O(1) in the size of the state the timers watch.
+#[derive(Debug, Clone)]
+pub struct TimerTable<T, const N: usize> {
+    at: [Option<Instant>; N],
+    names: core::marker::PhantomData<T>,
+}
+
+impl<T, const N: usize> Default for TimerTable<T, N> {
+    fn default() -> Self {
+        TimerTable {
+            at: [None; N],
+            names: core::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: TimerName, const N: usize> TimerTable<T, N> {
+    /// Set `timer` to exactly `at` (its handler ran and knows the next deadline).
+    pub fn set(&mut self, timer: T, at: Option<Instant>) {
+        if let Some(entry) = self.at.get_mut(timer.slot()) {
+            *entry = at;
+        }
+    }
+
+    /// Make `timer` fire no later than `at`.
+    pub fn arm(&mut self, timer: T, at: Instant) {
+        if let Some(entry) = self.at.get_mut(timer.slot()) {
+            *entry = Some(entry.map_or(at, |t| t.min(at)));
+        }
+    }
+
+    /// Whether `timer` is due at `now`; a due timer is disarmed (its handler sets the next).
+    pub fn take_due(&mut self, timer: T, now: Instant) -> bool {
+        match self.at.get_mut(timer.slot()) {
+            Some(entry) if entry.is_some_and(|t| t <= now) => {
+                *entry = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// When `timer` fires next (`None`: not armed).
+    pub fn get(&self, timer: T) -> Option<Instant> {
+        self.at.get(timer.slot()).copied().flatten()
+    }
+
+    /// The earliest armed deadline.
+    pub fn next(&self) -> Option<Instant> {
+        self.at.iter().flatten().min().copied()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, Clone, Copy)]
+    enum Name {
+        A,
+        B,
+        C,
+    }
+
+    impl TimerName for Name {
+        fn slot(self) -> usize {
+            self as usize
+        }
+    }
+
+    #[test]
+    fn arming_only_moves_a_deadline_earlier_and_a_due_timer_fires_once() {
+        let t = |ms| Instant::ZERO + Duration::from_millis(ms);
+        let mut table = TimerTable::<Name, 3>::default();
+        assert_eq!(table.next(), None);
+        table.arm(Name::A, t(500));
+        table.arm(Name::A, t(900));
+        table.arm(Name::B, t(700));
+        assert_eq!(table.next(), Some(t(500)));
+        table.arm(Name::A, t(200));
+        assert_eq!(
+            (table.next(), table.get(Name::A)),
+            (Some(t(200)), Some(t(200)))
+        );
+        assert!(!table.take_due(Name::A, t(199)));
+        assert!(!table.take_due(Name::C, t(1000)), "never armed");
+        assert!(table.take_due(Name::A, t(200)));
+        assert!(!table.take_due(Name::A, t(200)), "disarmed once taken");
+        assert_eq!(table.next(), Some(t(700)));
+        table.set(Name::B, Some(t(800)));
+        assert_eq!(table.next(), Some(t(800)));
+        table.set(Name::B, None);
+        assert_eq!(table.next(), None);
+    }
 
     #[test]
     fn arithmetic_saturates_instead_of_panicking() {

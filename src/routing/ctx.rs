@@ -8,6 +8,7 @@ use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId, OgmRepr, SeqnoRequestRepr};
 
 use super::neighbor::DownReason;
+use super::timers::{Timer, Timers};
 
 /// Capacity of the control action queue.
 pub const ACTION_QUEUE_CAP: usize = 64;
@@ -160,7 +161,7 @@ pub struct Counters {
     pub events_dropped: u64,
 }
 
-/// Outputs and randomness, kept apart from the tables so both can be borrowed at once.
+/// Outputs, deadlines and randomness, kept apart from the tables so both can be borrowed at once.
 #[derive(Debug)]
 pub struct Ctx {
     pub(crate) rng: ChaCha20Rng,
@@ -170,6 +171,8 @@ pub struct Ctx {
     pub(crate) flush_at: Option<Instant>,
     pub(crate) flush_due: bool,
     pub(crate) counters: Counters,
+    /// Routing's named deadlines: whatever gives routing state an earlier one arms it here.
+    pub(crate) timers: Timers,
 }
 
 impl Ctx {
@@ -182,6 +185,7 @@ impl Ctx {
             flush_at: None,
             flush_due: false,
             counters: Counters::default(),
+            timers: Timers::default(),
         }
     }
 
@@ -217,6 +221,7 @@ impl Ctx {
         if self.flush_at.is_none() {
             let d = self.jitter(OGM_AGGREGATION.0, OGM_AGGREGATION.1);
             self.flush_at = Some(now + d);
+            self.timers.arm(Timer::OgmFlush, now + d);
         }
         if self.ogms.len() >= OGM_BATCH_MAX {
             self.flush_due = true;

@@ -306,7 +306,9 @@ fn silent_originator_expires_then_is_forgotten() {
     }
     let lost_at = lost_at.expect("route expired");
     assert!(lost_at.saturating_since(T0) >= ROUTE_EXPIRY);
-    assert!(lost_at.saturating_since(T0) <= ROUTE_EXPIRY + SWEEP_INTERVAL);
+    // Within the 500 ms step of this loop (the expiry itself is exact, see
+    // `a_route_entry_expires_exactly_at_route_expiry`).
+    assert!(lost_at.saturating_since(T0) <= ROUTE_EXPIRY + Duration::from_millis(500));
     assert_eq!(r.counters().routes_expired, 1);
     assert_eq!(r.counters().originators_expired, 1);
     assert!(r.route(&id(5)).is_none());
@@ -416,4 +418,168 @@ fn an_older_epoch_is_fetched_once_its_originator_is_lost_and_a_restart_forgets_i
     auth.latest.insert(id(5), SeqKey { epoch: 1, seqno: 0 });
     r.handle_ogm(T0, IF0, mac(2), &ogm(5, 1, 52, 100), &mut auth);
     assert_eq!(r.next_hop(&id(5)), Some((IF0, mac(2))));
+}
+
+/// What `run_idle` saw: actions and events with the instant they came out.
+#[derive(Default)]
+struct Seen {
+    actions: Vec<(Instant, Action)>,
+    events: Vec<(Instant, Event)>,
+}
+
+/// Run `r` at its own deadlines from `from` to `until`, neighbours 1 and 2 sending clean
+/// hellos and Ihus every 3.5 s (hello `seq` onward). Checks after every step that no timer
+/// fires later than its state needs and none is left due.
+fn run_idle(r: &mut Routing, from: Instant, until: Instant, seq: &mut u16) -> Seen {
+    let mut seen = Seen::default();
+    let mut next_hello = from;
+    loop {
+        let now = r.poll_timeout().unwrap_or(until).min(next_hello).max(from);
+        if now > until {
+            return seen;
+        }
+        if now >= next_hello {
+            next_hello = now + Duration::from_millis(3500);
+            *seq = seq.wrapping_add(1);
+            for n in 1..=2 {
+                let h = HelloRepr {
+                    seq: *seq,
+                    interval_10ms: 400,
+                };
+                r.handle_hello(now, IF0, mac(n), &h, true);
+                let ihu = [IhuEntry {
+                    mac: mac(0),
+                    rx_quality: QUALITY_ONE,
+                }];
+                r.handle_ihu(now, IF0, mac(n), ihu);
+            }
+        }
+        r.handle_timeout(now);
+        r.assert_nothing_due(now);
+        while let Some(a) = r.poll_action() {
+            seen.actions.push((now, a));
+        }
+        while r.poll_ogm_batch().is_some() {}
+        while let Some(e) = r.poll_event() {
+            seen.events.push((now, e));
+        }
+        r.assert_timers_cover_state(now);
+    }
+}
+
+/// When `node`'s route was first lost in `seen`.
+fn lost_at(seen: &Seen, node: usize) -> Option<Instant> {
+    seen.events.iter().find_map(|(t, e)| match e {
+        Event::RouteChanged {
+            node: n,
+            next_hop: None,
+            ..
+        } if *n == id(node) => Some(*t),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_route_entry_expires_exactly_at_route_expiry() {
+    let (mut r, mut auth) = router();
+    // Off the old 1 s sweep's phase: it expired this entry up to 1 s late.
+    let t1 = T0 + Duration::from_millis(300);
+    r.handle_ogm(t1, IF0, mac(1), &ogm(5, 1, 1, 0), &mut auth);
+    let seen = run_idle(
+        &mut r,
+        t1,
+        t1 + ROUTE_EXPIRY + Duration::from_secs(5),
+        &mut 15,
+    );
+    assert_eq!(lost_at(&seen, 5), Some(t1 + ROUTE_EXPIRY));
+    assert_eq!(r.counters().routes_expired, 1);
+}
+
+#[test]
+fn an_unreachable_originator_is_forgotten_exactly_at_originator_gc() {
+    let (mut r, mut auth) = router();
+    let t1 = T0 + Duration::from_millis(300);
+    r.handle_ogm(t1, IF0, mac(1), &ogm(5, 1, 1, 0), &mut auth);
+    // 1 withdraws it 700 ms later: unreachable since t1, the last time it had a route.
+    let t2 = t1 + Duration::from_millis(700);
+    let mut retraction = ogm(5, 1, 1, INFINITY);
+    retraction.ttl = 1;
+    r.handle_ogm(t2, IF0, mac(1), &retraction, &mut auth);
+    assert_eq!(r.next_hop(&id(5)), None);
+    let mut seq = 15;
+    let gc = t1 + ORIGINATOR_GC;
+    let just_before = Instant::from_micros(gc.as_micros() - 1);
+    run_idle(&mut r, t2, just_before, &mut seq);
+    assert!(r.route(&id(5)).is_some(), "kept until ORIGINATOR_GC");
+    assert_eq!(r.counters().routes_expired, 1, "the retraction's entry");
+    run_idle(&mut r, just_before, gc, &mut seq);
+    assert!(r.route(&id(5)).is_none(), "forgotten at ORIGINATOR_GC");
+    assert_eq!(r.counters().originators_expired, 1);
+}
+
+#[test]
+fn seqno_requests_for_an_originator_with_only_infeasible_routes_are_retried_at_their_gap() {
+    let (mut r, mut auth) = router();
+    let t1 = T0 + Duration::from_millis(300);
+    // Selected through 1 and advertised by us at seqno 5: feasibility distance (5, 388).
+    r.handle_ogm(t1, IF0, mac(1), &ogm(5, 1, 5, 100), &mut auth);
+    // 2 offers the same seqno at a metric no better than ours: infeasible (it may loop).
+    r.handle_ogm(t1, IF0, mac(2), &ogm(5, 1, 5, 700), &mut auth);
+    assert_eq!(r.next_hop(&id(5)), Some((IF0, mac(1))));
+    // 1 withdraws: only the infeasible route is left, and a request goes out at once...
+    let t2 = t1 + Duration::from_millis(400);
+    let mut retraction = ogm(5, 1, 5, INFINITY);
+    retraction.ttl = 1;
+    r.handle_ogm(t2, IF0, mac(1), &retraction, &mut auth);
+    let mut asked = Vec::new();
+    while let Some(a) = r.poll_action() {
+        if matches!(a, Action::SendSeqnoRequest { req, .. } if req.node == id(5)) {
+            asked.push(t2);
+        }
+    }
+    // ...then again exactly SEQNO_REQUEST_MIN_GAP apart, SEQNO_REQUEST_RETRIES in all.
+    let seen = run_idle(&mut r, t2, t2 + Duration::from_secs(10), &mut 15);
+    asked.extend(seen.actions.iter().filter_map(|(t, a)| {
+        matches!(a, Action::SendSeqnoRequest { req, .. } if req.node == id(5)).then_some(*t)
+    }));
+    let gap = requests::SEQNO_REQUEST_MIN_GAP;
+    assert_eq!(asked, vec![t2, t2 + gap, t2 + gap + gap]);
+    assert_eq!(r.next_hop(&id(5)), None);
+}
+
+#[test]
+fn poll_timeout_of_an_idle_router_is_its_earliest_named_deadline() {
+    let mut r = Routing::new(id(0), 1, T0, ChaCha20Rng::seed_from_u64(4));
+    assert_eq!(r.poll_timeout(), Some(r.trickle.deadline()));
+    let (mut r2, mut auth) = router();
+    r2.handle_ogm(T0, IF0, mac(1), &ogm(5, 1, 1, 0), &mut auth);
+    r2.handle_ogm(T0, IF0, mac(2), &ogm(6, 1, 1, INFINITY - 1), &mut auth);
+    r.add_interface(T0, IF0, mac(0));
+    for r in [&r, &r2] {
+        let exact = timers::Timer::ALL.map(|t| r.exact_deadline(t));
+        for (t, e) in timers::Timer::ALL.iter().zip(exact) {
+            assert_eq!(r.ctx.timers.get(*t), e, "{t:?}");
+        }
+        assert_eq!(r.poll_timeout(), exact.into_iter().flatten().min());
+    }
+}
+
+#[test]
+fn a_trickle_called_late_catches_up_stuck_retry_later_instead_of_spinning() {
+    let mut r = Routing::new(id(0), 1, T0, ChaCha20Rng::seed_from_u64(4));
+    // Called just before the end of the second interval (1 s + 2 s): the first interval's
+    // OGM goes now, and the second interval's instant has passed as well.
+    let now = T0 + Duration::from_millis(2999);
+    r.handle_timeout(now);
+    assert_eq!(r.counters().ogm_originated, 1);
+    assert!(
+        r.trickle.deadline() <= now,
+        "this seed's second instant is already due"
+    );
+    r.assert_nothing_due(now);
+    let trickle = r.ctx.timers.get(timers::Timer::Trickle);
+    assert_eq!(trickle, Some(now + STUCK_RETRY));
+    r.handle_timeout(now + STUCK_RETRY);
+    assert_eq!(r.counters().ogm_originated, 2);
+    r.assert_nothing_due(now + STUCK_RETRY);
 }

@@ -11,7 +11,8 @@ use super::neighbor::NeighborTable;
 use super::originator::{Originator, RouteEntry, Selection, Upsert};
 use super::requests::request_seqno;
 use super::seqno::{FeasibilityDistance, SeqKey};
-use super::{Routing, OGM_TTL};
+use super::timers::Timer;
+use super::{Routing, OGM_TTL, ORIGINATOR_GC, ROUTE_EXPIRY};
 
 /// Rebroadcasts per originator: at most one per FORWARD_PERIOD sustained...
 pub const FORWARD_PERIOD: Duration = Duration::from_millis(250);
@@ -176,6 +177,7 @@ impl Routing {
                 return;
             }
         }
+        ctx.timers.arm(Timer::RouteExpiry, now + ROUTE_EXPIRY);
         let sel = o.select(now, |i| neighbors.cost(i), |i| neighbors.get(i)?.node);
         settle(ctx, neighbors, now, ogm.node, o, sel);
         // BATMAN rule: rebroadcast a new (epoch, seqno) once, and only the copy from the
@@ -271,7 +273,8 @@ fn retract(ctx: &mut Ctx, now: Instant, node: NodeId, o: &Originator) {
     ctx.counters.retractions_sent += 1;
 }
 
-/// Consequences of a selection: route events, retraction and seqno request on loss.
+/// Consequences of a selection: route events, retraction and seqno request on loss, the
+/// forgetting of an unreachable originator.
 pub(crate) fn settle(
     ctx: &mut Ctx,
     neighbors: &NeighborTable,
@@ -296,5 +299,11 @@ pub(crate) fn settle(
     }
     if o.selected.is_none() && (sel.lost || o.has_infeasible(|i| neighbors.cost(i))) {
         request_seqno(ctx, now, node, o);
+    }
+    // Every selection is settled here, so this sees every originator that is (or, new,
+    // starts out) unreachable.
+    if o.selected.is_none() {
+        ctx.timers
+            .arm(Timer::OriginatorGc, o.last_reachable + ORIGINATOR_GC);
     }
 }

@@ -164,9 +164,15 @@ impl Sim {
             for i in 0..self.nodes.len() {
                 if self.nodes[i].poll_timeout().is_some_and(|t| t <= self.now) {
                     self.nodes[i].handle_timeout(self.now);
+                    self.nodes[i].assert_nothing_due(self.now);
                 }
             }
             self.settle();
+            // Every scenario doubles as a check of the timer table: no state is left
+            // waiting for a deadline its timer would miss.
+            for r in &self.nodes {
+                r.assert_timers_cover_state(self.now);
+            }
         }
         self.now = end;
     }
@@ -433,4 +439,28 @@ fn hundred_node_grid_stays_under_1kb_per_second() {
     s.run_for(Duration::from_secs(window));
     let max = s.bytes.iter().max().copied().unwrap_or(0) as u64 / window;
     assert!(max <= 1024, "{max} B/s");
+}
+
+#[test]
+fn timers_keep_up_with_cuts_traffic_expiry_and_forgetting() {
+    // 0 — 1 — 2 — 3, 0 sending data to 1 over a lossy link; then 3 vanishes silently and
+    // 0's link to 1 dies under traffic and heals. `run_for` checks the timer table after
+    // every step; this only has to reach every kind of deadline.
+    let mut s = line(4, 17);
+    s.set_loss(0, 1, 0.2, 0.2);
+    s.run_for(Duration::from_secs(60));
+    s.traffic.push((0, 1));
+    s.set_loss(2, 3, 1.0, 1.0);
+    s.run_for(Duration::from_secs(20));
+    s.set_loss(0, 1, 1.0, 1.0);
+    s.run_for(Duration::from_secs(2));
+    s.set_loss(0, 1, 0.0, 0.0);
+    s.run_for(Duration::from_secs(500));
+    let c: Vec<Counters> = s.nodes.iter().map(Routing::counters).collect();
+    assert!(c[0].probes_sent > 0, "{:?}", c[0]);
+    assert!(c.iter().all(|c| c.seqno_requests_sent > 0), "{c:?}");
+    assert!(c.iter().any(|c| c.routes_expired > 0), "{c:?}");
+    assert!(c[..3].iter().all(|c| c.originators_expired > 0), "{c:?}");
+    assert!((0..3).all(|i| s.nodes[i].route(&id(3)).is_none()));
+    assert_eq!(s.hop(0, 2), Some(1));
 }

@@ -9,6 +9,7 @@ use super::estimator::HelloOutcome;
 use super::flood::settle;
 use super::metric::{is_large_change, needs_reevaluation, INFINITY};
 use super::neighbor::{Admit, DownReason, NeighborState};
+use super::timers::Timer;
 use super::{Routing, TRIGGERED_HELLO_DELAY, TRIGGERED_HELLO_MIN_GAP};
 
 impl Routing {
@@ -33,6 +34,7 @@ impl Routing {
         if n.state != NeighborState::Up {
             self.mark_up(now, idx);
         }
+        self.arm_neighbor(idx);
         true
     }
 
@@ -51,6 +53,8 @@ impl Routing {
             n.node = None;
             n.state = NeighborState::Unauthenticated;
         }
+        // Forgetting after NEIGHBOR_GC may come sooner than loss after 4 of its hellos.
+        self.arm_neighbor(idx);
     }
 
     /// Interface `iface` is gone: every neighbour on it goes down (routes through it are
@@ -107,6 +111,7 @@ impl Routing {
             HelloOutcome::Old => self.ctx.counters.hellos_old += 1,
             HelloOutcome::Counted | HelloOutcome::Restarted => {}
         }
+        self.arm_neighbor(idx);
         self.reevaluate(now, idx);
     }
 
@@ -134,6 +139,7 @@ impl Routing {
         if let Some(n) = self.neighbors.get_mut(idx) {
             n.on_ihu(now, rx_of_us);
         }
+        self.arm_neighbor(idx);
         self.reevaluate(now, idx);
     }
 
@@ -165,12 +171,19 @@ impl Routing {
 
     /// The node sent a data frame to (iface, mac): arms the probe / dead-link timers.
     pub fn note_data_sent(&mut self, now: Instant, iface: IfaceId, mac: MacAddr) {
-        if let Some(n) = self
-            .neighbors
-            .find(iface, mac)
-            .and_then(|i| self.neighbors.get_mut(i))
-        {
+        let Some(idx) = self.neighbors.find(iface, mac) else {
+            return;
+        };
+        if let Some(n) = self.neighbors.get_mut(idx) {
             n.data_sent(now);
+        }
+        self.arm_neighbor(idx);
+    }
+
+    /// Neighbour `idx` may have an earlier deadline now: make `Timer::Neighbors` fire by it.
+    fn arm_neighbor(&mut self, idx: u16) {
+        if let Some(n) = self.neighbors.get(idx) {
+            self.ctx.timers.arm(Timer::Neighbors, n.deadline());
         }
     }
 
@@ -196,6 +209,8 @@ impl Routing {
         };
         n.state = NeighborState::Up;
         let (iface, mac, node) = (n.iface, n.mac, n.node);
+        // Loss after 4 of its hellos may come sooner than forgetting after NEIGHBOR_GC.
+        self.arm_neighbor(idx);
         if let Some(node) = node {
             self.ctx.event(Event::NeighborUp { iface, mac, node });
         }
@@ -251,7 +266,9 @@ impl Routing {
 
     /// A local topology change: own OGMs go back to the fastest Trickle interval.
     pub(crate) fn topology_changed(&mut self, now: Instant) {
-        self.trickle.reset(now, &mut self.ctx.rng);
+        if self.trickle.reset(now, &mut self.ctx.rng) {
+            self.ctx.timers.arm(Timer::Trickle, self.trickle.deadline());
+        }
     }
 
     fn trigger_hello(&mut self, now: Instant, iface: IfaceId) {
@@ -268,5 +285,6 @@ impl Routing {
         }
         i.last_triggered = Some(now);
         i.next_hello = i.next_hello.min(now + delay);
+        self.ctx.timers.arm(Timer::Hello, i.next_hello);
     }
 }

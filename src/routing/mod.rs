@@ -45,6 +45,7 @@ use ctx::Ctx;
 use neighbor::NeighborTable;
 use originator::OriginatorTable;
 use seqno::{RecentSet, TokenBucket};
+use timers::Timer;
 use trickle::{Trickle, TrickleConfig};
 
 /// Most mesh interfaces.
@@ -69,8 +70,8 @@ pub const OGM_TTL: u8 = 64;
 pub const ROUTE_EXPIRY: Duration = Duration::from_secs(128);
 /// An unreachable originator (and its feasibility distance) is forgotten after this long.
 pub const ORIGINATOR_GC: Duration = Duration::from_secs(300);
-/// Period of the expiry sweep over the originator table.
-pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// How soon a timer whose deadline passed without its work getting done is looked at again.
+pub const STUCK_RETRY: Duration = Duration::from_millis(100);
 
 /// One mesh interface.
 #[derive(Debug, Clone, Copy)]
@@ -129,7 +130,6 @@ pub struct Routing {
     originators: OriginatorTable,
     trickle: Trickle,
     ctx: Ctx,
-    next_sweep: Instant,
     last_bump: Option<Instant>,
     announce_recent: RecentSet<NodeId, 64>,
     announce_bucket: TokenBucket,
@@ -154,6 +154,8 @@ impl Routing {
     /// A router for node `own` in restart epoch `epoch`, starting at `now`.
     pub fn new(own: NodeId, epoch: u32, now: Instant, mut rng: ChaCha20Rng) -> Self {
         let trickle = Trickle::new(OGM_TRICKLE, now, &mut rng);
+        let mut ctx = Ctx::new(rng);
+        ctx.timers.set(Timer::Trickle, Some(trickle.deadline()));
         Routing {
             own,
             epoch,
@@ -162,8 +164,7 @@ impl Routing {
             neighbors: NeighborTable::default(),
             originators: OriginatorTable::default(),
             trickle,
-            ctx: Ctx::new(rng),
-            next_sweep: now + SWEEP_INTERVAL,
+            ctx,
             last_bump: None,
             announce_recent: RecentSet::new(requests::ANNOUNCE_REQUEST_DEDUP),
             announce_bucket: TokenBucket::new(
@@ -188,7 +189,8 @@ impl Routing {
             return false;
         }
         let first = now + self.ctx.jitter(Duration::ZERO, TRIGGERED_HELLO_DELAY);
-        self.ifaces
+        let added = self
+            .ifaces
             .push(Iface {
                 id: iface,
                 mac,
@@ -196,7 +198,11 @@ impl Routing {
                 next_hello: first,
                 last_triggered: None,
             })
-            .is_ok()
+            .is_ok();
+        if added {
+            self.ctx.timers.arm(Timer::Hello, first);
+        }
+        added
     }
 
     /// Our node id.

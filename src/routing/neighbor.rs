@@ -214,31 +214,30 @@ impl Neighbor {
         }
     }
 
+    /// Do what is due at `now`. Afterwards `deadline()` is later than `now` unless the
+    /// entry is to be removed (`gc`): a neighbour that goes down has its misses counted
+    /// and its forgetting checked in the same tick.
     pub(crate) fn tick(&mut self, now: Instant) -> Tick {
         let mut out = Tick::default();
+        if self.state == NeighborState::Up {
+            if let Some(since) = self.unconfirmed_since {
+                if now >= since + DEAD_UNDER_TRAFFIC {
+                    out.down = Some(DownReason::ProbeTimeout);
+                } else if self.next_probe.is_some_and(|t| now >= t) {
+                    self.probe_seq = self.probe_seq.wrapping_add(1);
+                    out.probe = Some(self.probe_seq);
+                    self.next_probe = Some(now + PROBE_AFTER);
+                }
+            }
+            if out.down.is_none() && now >= self.last_heard + self.idle_limit() {
+                out.down = Some(DownReason::HelloTimeout);
+            }
+            if out.down.is_some() {
+                self.set_down();
+            }
+        }
         if self.state != NeighborState::Up {
             out.gc = now >= self.last_heard + NEIGHBOR_GC;
-            if let Some(t) = self.next_miss.filter(|t| now >= *t) {
-                self.est.on_missed();
-                self.next_miss = Some(t.max(now) + self.hello_interval);
-            }
-            return out;
-        }
-        if let Some(since) = self.unconfirmed_since {
-            if now >= since + DEAD_UNDER_TRAFFIC {
-                out.down = Some(DownReason::ProbeTimeout);
-            } else if self.next_probe.is_some_and(|t| now >= t) {
-                self.probe_seq = self.probe_seq.wrapping_add(1);
-                out.probe = Some(self.probe_seq);
-                self.next_probe = Some(now + PROBE_AFTER);
-            }
-        }
-        if out.down.is_none() && now >= self.last_heard + self.idle_limit() {
-            out.down = Some(DownReason::HelloTimeout);
-        }
-        if out.down.is_some() {
-            self.set_down();
-            return out;
         }
         if let Some(t) = self.next_miss.filter(|t| now >= *t) {
             self.est.on_missed();

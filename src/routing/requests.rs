@@ -8,6 +8,7 @@ use super::ctx::{Action, Ctx, Dest};
 use super::metric::INFINITY;
 use super::originator::Originator;
 use super::seqno::{FeasibilityDistance, SeqKey};
+use super::timers::Timer;
 use super::Routing;
 
 /// Hop limit of the seqno requests we originate.
@@ -27,18 +28,24 @@ pub const ANNOUNCE_REQUEST_RATE: (u32, u32) = (20, 64);
 /// An announcement of the same originator is requested at most once per this window.
 pub const ANNOUNCE_REQUEST_DEDUP: Duration = Duration::from_secs(5);
 
-/// Ask the mesh for a newer seqno of `node` (route lost or only infeasible routes).
+/// Ask the mesh for a newer seqno of `node` (route lost or only infeasible routes); while
+/// retries are left, `Timer::SeqnoRetry` fires when the next one is allowed.
 pub(crate) fn request_seqno(ctx: &mut Ctx, now: Instant, node: NodeId, o: &mut Originator) {
     if o.request_count >= SEQNO_REQUEST_RETRIES {
         return;
     }
-    if o.last_request
-        .is_some_and(|t| now < t + SEQNO_REQUEST_MIN_GAP)
-    {
-        return;
+    if let Some(allowed) = o.last_request.map(|t| t + SEQNO_REQUEST_MIN_GAP) {
+        if now < allowed {
+            ctx.timers.arm(Timer::SeqnoRetry, allowed);
+            return;
+        }
     }
     o.last_request = Some(now);
     o.request_count += 1;
+    if o.request_count < SEQNO_REQUEST_RETRIES {
+        ctx.timers
+            .arm(Timer::SeqnoRetry, now + SEQNO_REQUEST_MIN_GAP);
+    }
     ctx.counters.seqno_requests_sent += 1;
     ctx.action(Action::SendSeqnoRequest {
         dest: Dest::AllInterfaces,

@@ -1,45 +1,114 @@
-//! The timer side of [`Routing`]: hellos, neighbour ticks, Trickle, OGM flush, expiry sweep.
+//! The timer side of [`Routing`]: a table of named deadlines (quinn-proto's timer table is
+//! the model, as for the node's) and what each does when it fires.
+//!
+//! Every input that gives routing state an earlier deadline arms that state's timer (arming
+//! only moves a timer earlier); a fired timer's handler does the work due and sets the exact
+//! next deadline from a scan of its state. State that only moves deadlines later (a route
+//! refreshed, a neighbour heard) leaves the table alone: its timer fires early, finds
+//! nothing due and re-arms. `poll_timeout` is the minimum of seven entries.
 
-use crate::time::Instant;
+use crate::time::{Instant, TimerName, TimerTable};
 use crate::wire::HelloRepr;
 
 use super::ctx::Action;
 use super::flood::settle;
 use super::neighbor::NeighborState;
-use super::requests::request_seqno;
-use super::{Routing, ORIGINATOR_GC, ROUTE_EXPIRY, SWEEP_INTERVAL};
+use super::requests::{request_seqno, SEQNO_REQUEST_MIN_GAP, SEQNO_REQUEST_RETRIES};
+use super::{Routing, ORIGINATOR_GC, ROUTE_EXPIRY, STUCK_RETRY};
+
+/// One of routing's deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timer {
+    /// The earliest periodic or triggered hello of any interface.
+    Hello,
+    /// The earliest neighbour deadline (`Neighbor::deadline`: a hello miss, a probe, loss
+    /// when idle or under traffic, an Ihu's transmit ratio running out, forgetting).
+    Neighbors,
+    /// The own-OGM Trickle timer.
+    Trickle,
+    /// The earliest `updated + ROUTE_EXPIRY` of any advertisement.
+    RouteExpiry,
+    /// The earliest seqno request retry of an originator left with only infeasible routes.
+    SeqnoRetry,
+    /// The earliest `last_reachable + ORIGINATOR_GC` of an unreachable originator.
+    OriginatorGc,
+    /// The end of the aggregation delay of the queued OGMs.
+    OgmFlush,
+}
+
+impl Timer {
+    /// Every timer, in the order `handle_timeout` runs them: the flush last, so that an OGM
+    /// originated or retracted by an earlier one joins its batch.
+    pub(crate) const ALL: [Timer; 7] = [
+        Timer::Hello,
+        Timer::Neighbors,
+        Timer::Trickle,
+        Timer::RouteExpiry,
+        Timer::SeqnoRetry,
+        Timer::OriginatorGc,
+        Timer::OgmFlush,
+    ];
+}
+
+impl TimerName for Timer {
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// Routing's deadlines by name.
+pub(crate) type Timers = TimerTable<Timer, { Timer::ALL.len() }>;
 
 impl Routing {
-    /// The earliest instant at which `handle_timeout` has work. A due OGM batch stays due
-    /// until `poll_ogm_batch` has taken it: drain every `poll_*` after each call, as `Node`
-    /// does, or this keeps returning the same instant.
+    /// The earliest instant at which `handle_timeout` has work: the minimum of a table of
+    /// seven named deadlines, O(1). A timer may fire early and find nothing due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut t = self.trickle.deadline().min(self.next_sweep);
-        for i in &self.ifaces {
-            t = t.min(i.next_hello);
-        }
-        if let Some(n) = self.neighbors.next_deadline() {
-            t = t.min(n);
-        }
-        if let Some(f) = self.ctx.flush_at {
-            t = t.min(f);
-        }
-        Some(t)
+        self.ctx.timers.next()
     }
 
-    /// Run every timer that is due at `now`.
+    /// Run every timer that is due at `now`; each sets its own next deadline, after `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.hello_timers(now);
-        self.neighbor_timers(now);
-        if now >= self.trickle.deadline() && self.trickle.handle_timeout(now, &mut self.ctx.rng) {
-            self.originate(now);
+        for timer in Timer::ALL {
+            if self.ctx.timers.take_due(timer, now) {
+                let next = self.on_timer(now, timer);
+                // A deadline still due after its handler ran wanted work that could not be
+                // done (a Trickle called more than an interval late): look again a little
+                // later instead of spinning the caller's loop.
+                let next = next.map(|t| if t <= now { now + STUCK_RETRY } else { t });
+                self.ctx.timers.set(timer, next);
+            }
         }
-        if now >= self.next_sweep {
-            self.next_sweep = now + SWEEP_INTERVAL;
-            self.sweep(now);
-        }
-        if self.ctx.flush_at.is_some_and(|f| now >= f) {
-            self.ctx.flush_due = true;
+    }
+
+    /// Do `timer`'s work due at `now`; returns its exact next deadline.
+    fn on_timer(&mut self, now: Instant, timer: Timer) -> Option<Instant> {
+        match timer {
+            Timer::Hello => {
+                self.hello_timers(now);
+                self.ifaces.iter().map(|i| i.next_hello).min()
+            }
+            Timer::Neighbors => {
+                self.neighbor_timers(now);
+                self.neighbors.next_deadline()
+            }
+            Timer::Trickle => {
+                if self.trickle.handle_timeout(now, &mut self.ctx.rng) {
+                    self.originate(now);
+                }
+                Some(self.trickle.deadline())
+            }
+            Timer::RouteExpiry => self.expire_routes(now),
+            Timer::SeqnoRetry => self.retry_seqno_requests(now),
+            Timer::OriginatorGc => self.forget_unreachable(now),
+            Timer::OgmFlush => {
+                // The batch stays due (and its deadline spent) until `poll_ogm_batch` took
+                // it; OGMs queued before then join it.
+                let flush_at = self.ctx.flush_at;
+                if flush_at.is_some_and(|f| now >= f) {
+                    self.ctx.flush_due = true;
+                }
+                flush_at.filter(|f| *f > now)
+            }
         }
     }
 
@@ -81,8 +150,6 @@ impl Routing {
             }
             if let Some(reason) = tick.down {
                 self.neighbor_down(now, idx, reason);
-            } else if tick.gc {
-                self.neighbors.remove(idx);
             } else if self
                 .neighbors
                 .get(idx)
@@ -90,13 +157,18 @@ impl Routing {
             {
                 self.reevaluate(now, idx);
             }
+            if tick.gc {
+                self.neighbors.remove(idx);
+            }
         }
     }
 
-    /// Expire stale advertisements, retry seqno requests, forget long-unreachable originators.
-    fn sweep(&mut self, now: Instant) {
+    /// Drop advertisements not refreshed for ROUTE_EXPIRY and reselect where any went;
+    /// returns the next expiry.
+    fn expire_routes(&mut self, now: Instant) -> Option<Instant> {
         let neighbors = &self.neighbors;
         let ctx = &mut self.ctx;
+        let mut next: Option<Instant> = None;
         for (id, o) in self.originators.iter_mut() {
             let before = o.routes.len();
             o.routes.retain(|r| now < r.updated + ROUTE_EXPIRY);
@@ -105,10 +177,39 @@ impl Routing {
                 ctx.counters.routes_expired += expired as u64;
                 let sel = o.select(now, |i| neighbors.cost(i), |i| neighbors.get(i)?.node);
                 settle(ctx, neighbors, now, *id, o, sel);
-            } else if o.selected.is_none() && o.has_infeasible(|i| neighbors.cost(i)) {
-                request_seqno(ctx, now, *id, o);
+            }
+            for r in &o.routes {
+                let at = r.updated + ROUTE_EXPIRY;
+                next = Some(next.map_or(at, |t| t.min(at)));
             }
         }
+        next
+    }
+
+    /// Ask again for a newer seqno of every originator that has only infeasible routes,
+    /// within `request_seqno`'s limits (one per SEQNO_REQUEST_MIN_GAP, SEQNO_REQUEST_RETRIES
+    /// while the route stays lost); returns when the next such retry is allowed.
+    fn retry_seqno_requests(&mut self, now: Instant) -> Option<Instant> {
+        let neighbors = &self.neighbors;
+        let ctx = &mut self.ctx;
+        let mut next: Option<Instant> = None;
+        for (id, o) in self.originators.iter_mut() {
+            if o.selected.is_some() || !o.has_infeasible(|i| neighbors.cost(i)) {
+                continue;
+            }
+            request_seqno(ctx, now, *id, o);
+            if o.request_count >= SEQNO_REQUEST_RETRIES {
+                continue;
+            }
+            if let Some(at) = o.last_request.map(|t| t + SEQNO_REQUEST_MIN_GAP) {
+                next = Some(next.map_or(at, |t| t.min(at)));
+            }
+        }
+        next
+    }
+
+    /// Forget originators unreachable for ORIGINATOR_GC; returns the next such instant.
+    fn forget_unreachable(&mut self, now: Instant) -> Option<Instant> {
         let mut forgotten = 0;
         self.originators.retain(|_, o| {
             let keep = o.selected.is_some() || now < o.last_reachable + ORIGINATOR_GC;
@@ -116,5 +217,64 @@ impl Routing {
             keep
         });
         self.ctx.counters.originators_expired += forgotten;
+        self.originators
+            .iter()
+            .filter(|(_, o)| o.selected.is_none())
+            .map(|(_, o)| o.last_reachable + ORIGINATOR_GC)
+            .min()
+    }
+}
+
+#[cfg(test)]
+impl Routing {
+    /// `timer`'s deadline computed afresh from the state it watches: the table may hold an
+    /// earlier one (a timer that fires early is harmless), never a later one.
+    pub(crate) fn exact_deadline(&self, timer: Timer) -> Option<Instant> {
+        let unreachable = || {
+            self.originators
+                .iter()
+                .filter(|(_, o)| o.selected.is_none())
+        };
+        match timer {
+            Timer::Hello => self.ifaces.iter().map(|i| i.next_hello).min(),
+            Timer::Neighbors => self.neighbors.next_deadline(),
+            Timer::Trickle => Some(self.trickle.deadline()),
+            Timer::RouteExpiry => self
+                .originators
+                .iter()
+                .flat_map(|(_, o)| o.routes.iter().map(|r| r.updated + ROUTE_EXPIRY))
+                .min(),
+            Timer::SeqnoRetry => unreachable()
+                .filter(|(_, o)| o.request_count < SEQNO_REQUEST_RETRIES)
+                .filter(|(_, o)| o.has_infeasible(|i| self.neighbors.cost(i)))
+                .filter_map(|(_, o)| o.last_request.map(|t| t + SEQNO_REQUEST_MIN_GAP))
+                .min(),
+            Timer::OriginatorGc => unreachable()
+                .map(|(_, o)| o.last_reachable + ORIGINATOR_GC)
+                .min(),
+            Timer::OgmFlush => self.ctx.flush_at.filter(|_| !self.ctx.flush_due),
+        }
+    }
+
+    /// Panics if some timer would fire later than the state it watches needs.
+    pub(crate) fn assert_timers_cover_state(&self, now: Instant) {
+        for timer in Timer::ALL {
+            let (armed, exact) = (self.ctx.timers.get(timer), self.exact_deadline(timer));
+            assert!(
+                exact.is_none_or(|e| armed.is_some_and(|a| a <= e)),
+                "{timer:?} armed at {armed:?}, due at {exact:?} (now {now:?})"
+            );
+        }
+    }
+
+    /// Panics if a deadline is not after `now`, right after `handle_timeout(now)`.
+    pub(crate) fn assert_nothing_due(&self, now: Instant) {
+        for timer in Timer::ALL {
+            let armed = self.ctx.timers.get(timer);
+            assert!(
+                armed.is_none_or(|a| a > now),
+                "{timer:?} still due at {armed:?} after handle_timeout({now:?})"
+            );
+        }
     }
 }
