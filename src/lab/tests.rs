@@ -163,10 +163,13 @@ fn ping_link_local(lab: &Lab, a: usize, b: usize) -> bool {
         .unwrap()
         .expect("no usable link-local address within 5 s");
     let target = format!("{addr}%{MESH_IF}");
-    lab.exec(a, &["ping", "-6", "-c", "3", "-i", "0.3", "-W", "2", &target])
-        .unwrap()
-        .status
-        .success()
+    lab.exec(
+        a,
+        &["ping", "-6", "-c", "3", "-i", "0.3", "-W", "2", &target],
+    )
+    .unwrap()
+    .status
+    .success()
 }
 
 #[test]
