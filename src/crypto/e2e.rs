@@ -10,7 +10,7 @@
 
 use snow::{Builder, HandshakeState};
 
-use super::handshake::{Established, HandshakeError};
+use super::handshake::{established, exact, map_snow, need, Established, HandshakeError};
 use super::identity::{Identity, PublicIdentity};
 use super::seeded::SeededResolver;
 use crate::wire::NodeId;
@@ -150,65 +150,6 @@ fn build(
         builder.build_responder()
     };
     hs.map_err(|_| HandshakeError::Internal)
-}
-
-fn established(
-    hs: &mut HandshakeState,
-    peer: PublicIdentity,
-    initiator: bool,
-) -> Result<Established, HandshakeError> {
-    if !hs.is_handshake_finished() {
-        return Err(HandshakeError::Internal);
-    }
-    let handshake_hash: [u8; 32] = hs
-        .get_handshake_hash()
-        .try_into()
-        .map_err(|_| HandshakeError::Internal)?;
-    // Noise split: the first key encrypts initiator -> responder.
-    let (i_to_r, r_to_i) = hs.dangerously_get_raw_split();
-    let (send_key, recv_key) = if initiator {
-        (i_to_r, r_to_i)
-    } else {
-        (r_to_i, i_to_r)
-    };
-    Ok(Established {
-        peer,
-        send_key,
-        recv_key,
-        initiator,
-        handshake_hash,
-    })
-}
-
-fn exact(msg: u8, bytes: &[u8], expected: usize) -> Result<(), HandshakeError> {
-    if bytes.len() == expected {
-        Ok(())
-    } else {
-        Err(HandshakeError::BadLength {
-            msg,
-            expected,
-            got: bytes.len(),
-        })
-    }
-}
-
-fn need(out: &[u8], need: usize) -> Result<(), HandshakeError> {
-    if out.len() >= need {
-        Ok(())
-    } else {
-        Err(HandshakeError::BufferTooSmall {
-            need,
-            got: out.len(),
-        })
-    }
-}
-
-fn map_snow(e: snow::Error) -> HandshakeError {
-    match e {
-        snow::Error::Decrypt => HandshakeError::Decrypt,
-        snow::Error::Dh => HandshakeError::BadKey,
-        _ => HandshakeError::Internal,
-    }
 }
 
 #[cfg(test)]

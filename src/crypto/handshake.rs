@@ -323,7 +323,7 @@ fn read_proof(hs: &mut HandshakeState, msg: &[u8]) -> Result<PublicIdentity, Han
     Ok(PublicIdentity { ed25519, x25519 })
 }
 
-fn established(
+pub(super) fn established(
     hs: &mut HandshakeState,
     peer: PublicIdentity,
     initiator: bool,
@@ -351,7 +351,7 @@ fn established(
     })
 }
 
-fn exact(msg: u8, bytes: &[u8], expected: usize) -> Result<(), HandshakeError> {
+pub(super) fn exact(msg: u8, bytes: &[u8], expected: usize) -> Result<(), HandshakeError> {
     if bytes.len() == expected {
         Ok(())
     } else {
@@ -363,7 +363,7 @@ fn exact(msg: u8, bytes: &[u8], expected: usize) -> Result<(), HandshakeError> {
     }
 }
 
-fn need(out: &[u8], need: usize) -> Result<(), HandshakeError> {
+pub(super) fn need(out: &[u8], need: usize) -> Result<(), HandshakeError> {
     if out.len() >= need {
         Ok(())
     } else {
@@ -374,7 +374,7 @@ fn need(out: &[u8], need: usize) -> Result<(), HandshakeError> {
     }
 }
 
-fn map_snow(e: snow::Error) -> HandshakeError {
+pub(super) fn map_snow(e: snow::Error) -> HandshakeError {
     match e {
         snow::Error::Decrypt => HandshakeError::Decrypt,
         snow::Error::Dh => HandshakeError::BadKey,

@@ -7,7 +7,7 @@ use super::e2e_table::{E2ePending, E2eSession, E2eTable};
 use super::links::Which;
 use super::{DropReason, Node, Timer, DATA_TTL};
 use crate::crypto::e2e::{E2eEnds, E2eInitReceived, E2eInitiator, E2E_MSG1_LEN, E2E_MSG2_LEN};
-use crate::crypto::{OpenError, Session};
+use crate::crypto::{Established, OpenError, Session};
 use crate::overlay::icmp::{build_time_exceeded4, build_time_exceeded6, must_not_answer};
 use crate::overlay::{classify, ipv6_for, IpPacket};
 use crate::time::Instant;
@@ -210,17 +210,8 @@ impl Node {
             self.stats.drop(DropReason::E2eHandshakeFailed);
             return;
         };
-        peer.pending = None;
-        peer.previous = peer.current.take();
-        peer.current = Some(E2eSession {
-            local_idx,
-            remote_idx: sender_idx,
-            session: Session::new(&est, now),
-        });
         peer.last_used = now;
-        let deadline = peer.deadline();
-        self.timers.arm(Timer::E2e, deadline);
-        self.stats.e2e_sessions_established += 1;
+        self.e2e_install(now, slot, (local_idx, sender_idx), &est);
         let mut buf = [0u8; crate::wire::e2e::E2E_RESP_LEN];
         if let Ok(n) = emit_resp(&mut buf, self.id, (local_idx, sender_idx), &msg2) {
             self.forward(now, src, DATA_TTL, buf.get(..n).unwrap_or_default());
@@ -256,17 +247,32 @@ impl Node {
             }
         };
         let local_idx = pending.local_idx;
+        self.e2e_install(now, slot, (local_idx, sender_idx), &est);
+        self.e2e_flush(now, slot, src);
+    }
+
+    /// A completed handshake's session becomes the current one of the peer in `slot` (the
+    /// one before it is kept for receiving), and its deadlines are armed.
+    fn e2e_install(
+        &mut self,
+        now: Instant,
+        slot: usize,
+        (local_idx, remote_idx): (u32, u32),
+        est: &Established,
+    ) {
+        let Some(peer) = self.e2e.get_mut(slot) else {
+            return;
+        };
         peer.pending = None;
         peer.previous = peer.current.take();
         peer.current = Some(E2eSession {
             local_idx,
-            remote_idx: sender_idx,
-            session: Session::new(&est, now),
+            remote_idx,
+            session: Session::new(est, now),
         });
         let deadline = peer.deadline();
         self.timers.arm(Timer::E2e, deadline);
         self.stats.e2e_sessions_established += 1;
-        self.e2e_flush(now, slot, src);
     }
 
     /// Send every packet that waited for the session with the peer in `slot`.
