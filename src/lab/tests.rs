@@ -156,8 +156,12 @@ fn link_local_parser_skips_tentative_addresses() {
 
 /// Whether `ping -6` from node `a` to node `b`'s link-local address gets an answer: three
 /// echoes 300 ms apart, any answer counts (the first also waits for neighbour discovery,
-/// which on a loaded machine can take longer than one echo's wait).
+/// which on a loaded machine can take longer than one echo's wait). Both ends' addresses
+/// must have left duplicate address detection: a tentative source address cannot send.
 fn ping_link_local(lab: &Lab, a: usize, b: usize) -> bool {
+    lab.mesh_link_local(a, Duration::from_secs(5))
+        .unwrap()
+        .expect("the pinging node has no usable link-local address within 5 s");
     let addr = lab
         .mesh_link_local(b, Duration::from_secs(5))
         .unwrap()
