@@ -76,6 +76,19 @@ fn line_of_five_carries_ipv6_and_ipv4_end_to_end() {
     assert_eq!(unique.len(), 5, "IPv4 addresses are not distinct: {v4:?}");
     let far = nslab::status(&lab, 5);
     let far4 = far.ipv4.unwrap_or_else(|| panic!("n5 lost its IPv4"));
+    // A node that lost a claim collision re-announces its new address: n1, four hops away,
+    // learns it a moment after n5 holds it.
+    let known = nslab::eventually(Duration::from_secs(20), || {
+        nslab::originators(&lab, 1)
+            .iter()
+            .any(|o| o.ipv6 == far.ipv6 && o.ipv4 == Some(far4))
+            .then_some(())
+    });
+    assert!(
+        known.is_some(),
+        "n1 never learnt n5's IPv4 {far4}\n{}",
+        nslab::logs(&lab)
+    );
 
     eprintln!("{}", kernel_ping(&lab, 1, far.ipv6));
     eprintln!("{}", kernel_ping(&lab, 1, far4));
