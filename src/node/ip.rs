@@ -1,7 +1,9 @@
 //! IP packets: from the TUN side into the mesh, hop by hop along the routes, and out to the
 //! TUN side at the destination.
 
-use super::{DropReason, Node, DATA_TTL};
+use super::rx::{Relay, Relayed};
+use super::tx::{reseal_relayed, sending_session};
+use super::{DropReason, Node, TxMeta, DATA_TTL};
 use crate::overlay::{classify, IpPacket, PacketClass};
 use crate::time::Instant;
 use crate::wire::e2e::MAX_E2E_PACKET_LEN;
@@ -56,12 +58,30 @@ impl Node {
     }
 
     /// A Data message received over a link session: its end-to-end payload is ours, or
-    /// goes on toward `dst` unread.
+    /// goes on toward `dst` unread (copied into a new frame: see `relay_in_place` for the
+    /// path that does not copy).
     pub(super) fn on_data(&mut self, now: Instant, dst: NodeId, ttl: u8, payload: &[u8]) {
         if dst == self.id {
             self.on_e2e_payload(now, payload);
             return;
         }
+        let Some(relay) = self.relay_decision(now, dst, ttl, payload) else {
+            return;
+        };
+        if self.send_data(now, relay.slot, dst, relay.ttl, payload) {
+            self.stats.forwarded += 1;
+        }
+    }
+
+    /// Where a Data message for another node goes next, or why it goes nowhere (counted;
+    /// an expired one gets its source a notice).
+    pub(super) fn relay_decision(
+        &mut self,
+        now: Instant,
+        dst: NodeId,
+        ttl: u8,
+        payload: &[u8],
+    ) -> Option<Relay> {
         #[cfg(feature = "sim")]
         if let Some(tap) = self.relay_tap.as_mut() {
             tap(payload);
@@ -69,28 +89,94 @@ impl Node {
         let Some(ttl) = ttl.checked_sub(1).filter(|t| *t > 0) else {
             self.stats.drop(DropReason::TtlExpired);
             self.send_expired_notice(now, payload);
-            return;
+            return None;
         };
-        if self.forward(now, dst, ttl, payload) {
-            self.stats.forwarded += 1;
+        let slot = self.next_hop_slot(&dst)?;
+        Some(Relay {
+            slot,
+            ttl,
+            // End-to-end session messages are control traffic; only sealed packets are data.
+            control: !crate::wire::e2e::carries_packet(payload),
+        })
+    }
+
+    /// Re-seal the received unicast `frame`, whose first message is the Data message being
+    /// relayed, in place for the next hop; returns it to be sent.
+    pub(super) fn relay_in_place(
+        &mut self,
+        now: Instant,
+        frame: &mut [u8],
+        relay: Relay,
+    ) -> Option<Relayed> {
+        let probe = self.next_probe_seq();
+        let Some(link) = self.links.get_mut(relay.slot) else {
+            self.stats.drop(DropReason::NoSession);
+            return None;
+        };
+        let (iface, mac) = (link.iface, link.mac);
+        let Some((sess, counter)) = sending_session(link) else {
+            self.stats.drop(DropReason::NoSession);
+            return None;
+        };
+        let send = &sess.session.send;
+        let resealed = reseal_relayed(
+            frame,
+            sess.remote_idx,
+            counter,
+            relay.ttl,
+            probe,
+            |aad, body| send.seal_in_place(counter, aad, body),
+        );
+        if resealed.is_err() {
+            self.stats.drop(DropReason::MalformedMessage);
+            return None;
         }
+        self.routing.note_data_sent(now, iface, mac);
+        self.stats.forwarded += 1;
+        let meta = TxMeta {
+            iface,
+            dst: mac,
+            control: relay.control,
+        };
+        Some(Relayed {
+            meta,
+            len: frame.len(),
+        })
+    }
+
+    /// The link to the next hop toward `dst`, or None (counted).
+    fn next_hop_slot(&mut self, dst: &NodeId) -> Option<usize> {
+        let Some((iface, mac)) = self.routing.next_hop(dst) else {
+            self.stats.drop(DropReason::NoRoute);
+            return None;
+        };
+        let slot = self.links.find(iface, mac);
+        if slot.is_none() {
+            self.stats.drop(DropReason::NoSession);
+        }
+        slot
     }
 
     /// Send a Data message with `payload` toward `dst` over the next hop's link session.
     pub(super) fn forward(&mut self, now: Instant, dst: NodeId, ttl: u8, payload: &[u8]) -> bool {
-        let Some((iface, mac)) = self.routing.next_hop(&dst) else {
-            self.stats.drop(DropReason::NoRoute);
-            return false;
-        };
-        let Some(slot) = self.links.find(iface, mac) else {
-            self.stats.drop(DropReason::NoSession);
-            return false;
-        };
+        match self.next_hop_slot(&dst) {
+            Some(slot) => self.send_data(now, slot, dst, ttl, payload),
+            None => false,
+        }
+    }
+
+    /// Queue a Data message with `payload` for `dst` to the link in `slot`.
+    fn send_data(
+        &mut self,
+        now: Instant,
+        slot: usize,
+        dst: NodeId,
+        ttl: u8,
+        payload: &[u8],
+    ) -> bool {
         // A Probe rides in the padding when there is room: the next hop's (rate-limited,
         // small) answer keeps fast loss detection going without 1500-byte probe frames.
-        self.probe_seq = self.probe_seq.wrapping_add(1);
-        let probe = self.probe_seq;
-        // End-to-end session messages are control traffic; only sealed packets are data.
+        let probe = self.next_probe_seq();
         let control = !crate::wire::e2e::carries_packet(payload);
         let sent = self.queue_unicast(slot, control, |w| {
             w.push_data(dst, ttl, payload)?;
@@ -99,10 +185,16 @@ impl Node {
                 other => other,
             }
         });
-        if sent {
+        if let (true, Some(link)) = (sent, self.links.get(slot)) {
+            let (iface, mac) = (link.iface, link.mac);
             self.routing.note_data_sent(now, iface, mac);
         }
         sent
+    }
+
+    fn next_probe_seq(&mut self) -> u32 {
+        self.probe_seq = self.probe_seq.wrapping_add(1);
+        self.probe_seq
     }
 
     pub(super) fn deliver_local(&mut self, packet: &[u8]) {

@@ -102,10 +102,13 @@ pub type RelayTap = Box<dyn FnMut(&[u8])>;
 
 /// Metadata of a queued frame.
 #[derive(Debug, Clone, Copy, Default)]
-struct TxMeta {
-    iface: IfaceId,
-    dst: MacAddr,
-    control: bool,
+pub(super) struct TxMeta {
+    /// Interface to send on.
+    pub(super) iface: IfaceId,
+    /// Destination MAC.
+    pub(super) dst: MacAddr,
+    /// Whether it counts as control traffic.
+    pub(super) control: bool,
 }
 
 /// An OGM waiting for its originator's announcement.
@@ -151,6 +154,7 @@ pub struct Node {
     originators_forgotten: u64,
     last_probe_ack: [Option<Instant>; MAX_IFACES],
     probe_seq: u32,
+    /// Where `handle_frame` copies a received frame to open it in place (allocated once).
     scratch: Option<Box<[u8; crate::wire::MAX_FRAME_LEN]>>,
     /// Where ICMP errors are built (allocated once; taken while in use, like `scratch`).
     icmp_scratch: Option<Box<[u8; crate::wire::MAX_DATA_PACKET_LEN]>>,
@@ -402,6 +406,16 @@ impl Node {
         };
         dst.copy_from_slice(src);
         self.tx.pop();
+        self.count_sent(meta, len);
+        Some(Transmit {
+            iface: meta.iface,
+            dst: meta.dst,
+            len,
+        })
+    }
+
+    /// Count a frame handed to the caller to send.
+    fn count_sent(&mut self, meta: TxMeta, len: usize) {
         self.stats.frames_out += 1;
         self.stats.bytes_out += len as u64;
         if meta.control {
@@ -411,11 +425,6 @@ impl Node {
                 self.stats.unicast_control_frames_out += 1;
             }
         }
-        Some(Transmit {
-            iface: meta.iface,
-            dst: meta.dst,
-            len,
-        })
     }
 
     /// The next IP packet for the TUN side, written into `buf`; returns its length.

@@ -3,10 +3,10 @@
 use super::budget::Trigger;
 use super::group_keys;
 use super::links::Which;
-use super::{DropReason, IfaceId, Node};
+use super::{DropReason, IfaceId, Node, Transmit, TxMeta};
 use crate::crypto::OpenError;
 use crate::time::Instant;
-use crate::wire::{EncryptedFrame, Frame, HandshakeKind, MacAddr, Message, MessageIter};
+use crate::wire::{split_encrypted_mut, Frame, HandshakeKind, MacAddr, Message, MessageIter};
 
 /// Whether a decrypted frame came over a link session (unicast) or a group key (broadcast).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,20 +15,89 @@ pub(super) enum Via {
     Broadcast,
 }
 
+/// A received Data frame this node relays: re-sealed in the receive buffer, it is sent from
+/// there.
+pub(super) struct Relayed {
+    /// Where it goes and which traffic class it counts as.
+    pub(super) meta: TxMeta,
+    /// Its length (the whole receive buffer: unicast frames have one size).
+    pub(super) len: usize,
+}
+
+/// Where a Data message being relayed goes next.
+pub(super) struct Relay {
+    /// The next hop's link.
+    pub(super) slot: usize,
+    /// Its ttl after this hop.
+    pub(super) ttl: u8,
+    /// Whether it counts as control traffic (end-to-end session set-up).
+    pub(super) control: bool,
+}
+
 impl Node {
-    /// A frame received on `iface` from `src` (bytes after the Ethernet header).
+    /// A frame received on `iface` from `src` (bytes after the Ethernet header). A frame
+    /// this node relays is queued for `poll_transmit` like any other (one copy); the daemon
+    /// uses [`Node::handle_frame_mut`], which relays without copying.
     pub fn handle_frame(&mut self, now: Instant, iface: IfaceId, src: MacAddr, frame: &[u8]) {
+        let Some(mut copy) = self.scratch.take() else {
+            return;
+        };
+        match copy.get_mut(..frame.len()) {
+            Some(buf) => {
+                buf.copy_from_slice(frame);
+                if let Some(out) = self.receive(now, iface, src, buf) {
+                    self.queue_relayed(&out, buf);
+                }
+            }
+            None => {
+                self.stats.frames_in += 1;
+                self.stats.bytes_in += frame.len() as u64;
+                self.stats.drop(DropReason::MalformedFrame);
+            }
+        }
+        self.scratch = Some(copy);
+    }
+
+    /// A frame received on `iface` from `src`, in a buffer the node may rewrite. A Data
+    /// frame it relays is decrypted and re-sealed for the next hop in that buffer and
+    /// returned: the caller sends `frame[..len]` from there, nothing is copied.
+    pub fn handle_frame_mut(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        src: MacAddr,
+        frame: &mut [u8],
+    ) -> Option<Transmit> {
+        let out = self.receive(now, iface, src, frame)?;
+        self.count_sent(out.meta, out.len);
+        Some(Transmit {
+            iface: out.meta.iface,
+            dst: out.meta.dst,
+            len: out.len,
+        })
+    }
+
+    /// Classify, authenticate and act on a frame; a relayed Data frame is left re-sealed in
+    /// `frame` and returned.
+    fn receive(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        src: MacAddr,
+        frame: &mut [u8],
+    ) -> Option<Relayed> {
         self.stats.frames_in += 1;
         self.stats.bytes_in += frame.len() as u64;
         if self.mac_of(iface).is_none() || src.is_broadcast() {
             self.stats.drop(DropReason::MalformedFrame);
-            return;
+            return None;
         }
         // Never a neighbour: answering it would make us handshake with ourselves.
         if self.ifaces.iter().any(|&(_, mac)| mac == src) {
             self.stats.drop(DropReason::OwnSourceMac);
-            return;
+            return None;
         }
+        let mut relayed = None;
         match Frame::parse(frame) {
             Err(_) => self.stats.drop(DropReason::MalformedFrame),
             Ok(Frame::Hello { hello, tag }) => {
@@ -37,7 +106,7 @@ impl Node {
                     .verify(src, MacAddr::BROADCAST, tag.covered, tag.tag)
                 {
                     self.stats.drop(DropReason::BadFrameTag);
-                    return;
+                    return None;
                 }
                 self.routing.handle_hello(now, iface, src, &hello, false);
                 // A neighbour whose session went silent and that says hello in clear lost
@@ -72,14 +141,30 @@ impl Node {
                     self.on_handshake_finish(now, src, (sender_idx, receiver_idx), noise)
                 }
             },
-            Ok(Frame::Unicast(f)) => self.on_unicast(now, iface, src, &f),
-            Ok(Frame::Broadcast(f)) => self.on_broadcast(now, iface, src, &f),
+            Ok(Frame::Unicast(f)) => {
+                let (idx, counter) = (f.index_or_key_id(), f.counter());
+                relayed = self.on_unicast(now, iface, src, (idx, counter), frame);
+            }
+            Ok(Frame::Broadcast(f)) => {
+                let (key_id, counter) = (f.index_or_key_id(), f.counter());
+                self.on_broadcast(now, iface, src, (key_id, counter), frame);
+            }
         }
         self.drain_routing(now);
+        relayed
     }
 
-    fn on_unicast(&mut self, now: Instant, iface: IfaceId, src: MacAddr, f: &EncryptedFrame<'_>) {
-        let found = self.links.by_index(f.index_or_key_id());
+    /// A unicast frame under session index `idx` with frame counter `counter`: opened in
+    /// place; a Data message in it for another node is relayed in place when it comes first.
+    fn on_unicast(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        src: MacAddr,
+        (idx, counter): (u32, u64),
+        frame: &mut [u8],
+    ) -> Option<Relayed> {
+        let found = self.links.by_index(idx);
         let Some((slot, which)) = found.filter(|(s, _)| {
             self.links
                 .get(*s)
@@ -96,50 +181,49 @@ impl Node {
             if !has_session {
                 self.maybe_initiate(now, iface, src, Trigger::Unauthenticated);
             }
-            return;
+            return None;
         };
-        let Some(mut scratch) = self.scratch.take() else {
-            return;
-        };
-        let opened = self.open_unicast(slot, which, f, &mut scratch[..]);
-        if let Some(len) = opened {
-            if which == Which::Current {
-                self.confirm_session(now, slot);
-            }
-            self.after_authenticated(now, slot, iface, src);
-            if let Some(plain) = scratch.get(..len) {
-                self.on_messages(now, iface, src, plain, Via::Unicast);
-            }
+        let plain = self.open_unicast(slot, which, counter, frame)?;
+        if which == Which::Current {
+            self.confirm_session(now, slot);
         }
-        self.scratch = Some(scratch);
+        self.after_authenticated(now, slot, iface, src);
+        let relay = self.on_messages(now, iface, src, plain, Via::Unicast, true)?;
+        self.relay_in_place(now, frame, relay)
     }
 
-    /// Decrypt a unicast frame into `buf`; returns the plaintext length.
-    fn open_unicast(
+    /// Open a unicast frame in place under the link's `which` session; returns the plaintext.
+    fn open_unicast<'f>(
         &mut self,
         slot: usize,
         which: Which,
-        f: &EncryptedFrame<'_>,
-        buf: &mut [u8],
-    ) -> Option<usize> {
+        counter: u64,
+        frame: &'f mut [u8],
+    ) -> Option<&'f [u8]> {
         let link = self.links.get_mut(slot)?;
         let sess = match which {
             Which::Current => link.current.as_mut(),
             Which::Previous => link.previous.as_mut(),
         }?;
-        let result = open_into(f, buf, |counter, aad, body, tag| {
+        let result = open_in_frame(frame, |aad, body, tag| {
             sess.session.recv.open_in_place(counter, aad, body, tag)
         });
         self.count_open(result)
     }
 
-    fn on_broadcast(&mut self, now: Instant, iface: IfaceId, src: MacAddr, f: &EncryptedFrame<'_>) {
+    fn on_broadcast(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        src: MacAddr,
+        (key_id, counter): (u32, u64),
+        frame: &mut [u8],
+    ) {
         let Some(slot) = self.links.find(iface, src) else {
             self.stats.drop(DropReason::UnknownGroupKey);
             self.maybe_initiate(now, iface, src, Trigger::Unauthenticated);
             return;
         };
-        let key_id = f.index_or_key_id();
         let has_key = self
             .links
             .get_mut(slot)
@@ -149,26 +233,20 @@ impl Node {
             self.request_group_key(now, slot);
             return;
         }
-        let Some(mut scratch) = self.scratch.take() else {
-            return;
-        };
         let group = self
             .links
             .get_mut(slot)
             .and_then(|l| group_keys::receiver_for(l, key_id));
         let result = match group {
-            Some(g) => open_into(f, &mut scratch[..], |counter, aad, body, tag| {
+            Some(g) => open_in_frame(frame, |aad, body, tag| {
                 g.open_in_place(counter, aad, body, tag)
             }),
             None => Err(OpenError::Decrypt.into()),
         };
-        if let Some(len) = self.count_open(result) {
+        if let Some(plain) = self.count_open(result) {
             self.after_authenticated(now, slot, iface, src);
-            if let Some(plain) = scratch.get(..len) {
-                self.on_messages(now, iface, src, plain, Via::Broadcast);
-            }
+            let _never_relayed = self.on_messages(now, iface, src, plain, Via::Broadcast, false);
         }
-        self.scratch = Some(scratch);
     }
 
     /// Ask a session peer for its group key (we missed it, or it rotated), at most once a second.
@@ -214,9 +292,9 @@ impl Node {
         self.queue_broadcast(iface, |w| w.push_probe_ack(seq));
     }
 
-    fn count_open(&mut self, result: Result<usize, OpenFailure>) -> Option<usize> {
+    fn count_open<'f>(&mut self, result: Result<&'f [u8], OpenFailure>) -> Option<&'f [u8]> {
         match result {
-            Ok(len) => Some(len),
+            Ok(plain) => Some(plain),
             Err(OpenFailure::Open(OpenError::Replay(_))) => {
                 self.stats.drop(DropReason::Replay);
                 None
@@ -248,14 +326,31 @@ impl Node {
         }
     }
 
-    /// Act on every message of a decrypted plaintext.
-    fn on_messages(&mut self, now: Instant, iface: IfaceId, src: MacAddr, plain: &[u8], via: Via) {
-        for msg in MessageIter::new(plain) {
+    /// Act on every message of a decrypted plaintext. With `relay_first`, a Data message
+    /// for another node that comes first is not forwarded here but returned, to be relayed
+    /// in the frame it came in.
+    fn on_messages(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        src: MacAddr,
+        plain: &[u8],
+        via: Via,
+        relay_first: bool,
+    ) -> Option<Relay> {
+        let mut relay = None;
+        for (i, msg) in MessageIter::new(plain).enumerate() {
             match msg {
+                Ok(Message::Data { dst, ttl, packet })
+                    if relay_first && i == 0 && dst != self.id =>
+                {
+                    relay = self.relay_decision(now, dst, ttl, packet);
+                }
                 Ok(m) => self.on_message(now, iface, src, m, via),
                 Err(_) => self.stats.drop(DropReason::MalformedMessage),
             }
         }
+        relay
     }
 
     fn on_message(&mut self, now: Instant, iface: IfaceId, src: MacAddr, m: Message<'_>, via: Via) {
@@ -320,16 +415,13 @@ impl From<OpenError> for OpenFailure {
     }
 }
 
-/// Copy `f` into `buf`, open it in place there with `open`; returns the plaintext length,
-/// the plaintext starting at the beginning of `buf`.
-fn open_into(
-    f: &EncryptedFrame<'_>,
-    buf: &mut [u8],
-    open: impl FnOnce(u64, &[u8], &mut [u8], &[u8; 16]) -> Result<(), OpenError>,
-) -> Result<usize, OpenFailure> {
-    let ct = f.ciphertext();
-    let body = buf.get_mut(..ct.len()).ok_or(OpenFailure::Wire)?;
-    body.copy_from_slice(ct);
-    open(f.counter(), f.header(), body, f.tag())?;
-    Ok(ct.len())
+/// Open the encrypted frame `frame` in place with `open` (given header, body, tag);
+/// returns the plaintext.
+fn open_in_frame(
+    frame: &mut [u8],
+    open: impl FnOnce(&[u8], &mut [u8], &[u8; 16]) -> Result<(), OpenError>,
+) -> Result<&[u8], OpenFailure> {
+    let parts = split_encrypted_mut(frame).map_err(|_| OpenFailure::Wire)?;
+    open(&parts.header[..], parts.body, parts.tag)?;
+    Ok(parts.body)
 }

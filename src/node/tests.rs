@@ -767,3 +767,80 @@ fn a_member_sealing_a_packet_under_anothers_address_is_dropped_at_the_destinatio
     assert_eq!(delivered, vec![honest[..hlen].to_vec()]);
     assert_eq!(nodes[2].stats().drops(DropReason::ForgedSource), 1);
 }
+
+/// Every frame `n` has queued, as (destination, bytes).
+fn drain_frames(n: &mut Node) -> Vec<(MacAddr, Vec<u8>)> {
+    let mut buf = [0u8; 1500];
+    let mut out = Vec::new();
+    while let Some(t) = n.poll_transmit(&mut buf) {
+        out.push((t.dst, buf[..t.len].to_vec()));
+    }
+    out
+}
+
+#[test]
+fn a_relay_reseals_in_the_receive_buffer_the_frame_it_would_have_queued() {
+    // Two identical lines 1–2–3: the relay of one copies (handle_frame), the other's
+    // relays in the receive buffer (handle_frame_mut).
+    let t0 = Instant::ZERO;
+    let line = |_| {
+        let mut nodes: Vec<Node> = (1..=3u8).map(|i| node(i, t0)).collect();
+        run_mesh(&mut nodes, |a, b| a.abs_diff(b) == 1, t0, 20);
+        let (pkt, len) = udp_between(&nodes[0], &nodes[2], b"session set-up");
+        let now = t0 + Duration::from_secs(20);
+        nodes[0].handle_ip_packet(now, &pkt[..len]);
+        run_mesh(&mut nodes, |a, b| a.abs_diff(b) == 1, now, 1);
+        let mut sink = [0u8; 1500];
+        assert!(nodes[2].poll_deliver(&mut sink).is_some(), "session set up");
+        nodes
+    };
+    let (mut copying, mut in_place) = (line(0), line(1));
+    let now = t0 + Duration::from_secs(21);
+    let (pkt, len) = udp_between(&copying[0], &copying[2], b"relayed without a copy");
+    let mut sent = Vec::new();
+    for nodes in [&mut copying, &mut in_place] {
+        nodes[0].handle_ip_packet(now, &pkt[..len]);
+        let frames = drain_frames(&mut nodes[0]);
+        assert_eq!(frames.len(), 1, "one sealed data frame");
+        sent.push(frames);
+    }
+    assert_eq!(sent[0], sent[1], "both sources sent the same frame");
+    let (_, frame) = &sent[0][0];
+
+    copying[1].handle_frame(now, IfaceId(0), mac(1), frame);
+    let queued = drain_frames(&mut copying[1]);
+    let mut buf = frame.clone();
+    let t = in_place[1]
+        .handle_frame_mut(now, IfaceId(0), mac(1), &mut buf)
+        .expect("relayed in place");
+    assert_eq!((t.iface, t.dst, t.len), (IfaceId(0), mac(3), 1500));
+    let mut from_buffer = vec![(t.dst, buf[..t.len].to_vec())];
+    from_buffer.extend(drain_frames(&mut in_place[1]));
+    assert_eq!(queued, from_buffer, "same frames, byte for byte");
+    assert_eq!(in_place[1].stats().forwarded, copying[1].stats().forwarded);
+    assert_eq!(
+        in_place[1].stats().frames_out,
+        copying[1].stats().frames_out
+    );
+
+    // The destination opens it and delivers the packet.
+    in_place[2].handle_frame_mut(now, IfaceId(0), mac(2), &mut buf[..t.len]);
+    let mut out = [0u8; 1500];
+    let n = in_place[2].poll_deliver(&mut out).expect("delivered");
+    assert_eq!(&out[..n], &pkt[..len]);
+
+    // The same frame again, or a tampered one, is not relayed and leaves nothing to send.
+    let mut again = frame.clone();
+    assert!(in_place[1]
+        .handle_frame_mut(now, IfaceId(0), mac(1), &mut again)
+        .is_none());
+    assert_eq!(in_place[1].stats().drops(DropReason::Replay), 1);
+    in_place[0].handle_ip_packet(now, &pkt[..len]);
+    let (_, mut bad) = drain_frames(&mut in_place[0]).remove(0);
+    bad[100] ^= 1;
+    assert!(in_place[1]
+        .handle_frame_mut(now, IfaceId(0), mac(1), &mut bad)
+        .is_none());
+    assert_eq!(in_place[1].stats().drops(DropReason::DecryptFailed), 1);
+    assert!(drain_frames(&mut in_place[1]).is_empty());
+}

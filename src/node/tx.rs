@@ -1,12 +1,14 @@
 //! Building frames in place in the transmit queues: clear hellos, handshakes, session-encrypted
 //! unicast and group-encrypted broadcast. Nothing here allocates.
 
+use super::links::{Link, LinkSession};
+use super::rx::Relayed;
 use super::tx_queues::TxQueues;
 use super::{DropReason, IfaceId, Node, TxMeta};
 use crate::wire::{
     emit_encrypted_header, emit_handshake, emit_hello, encrypted_frame_len, plaintext_area_mut,
-    split_encrypted_mut, split_tag_mut, EncryptedKind, Error, HandshakeKind, HelloRepr, MacAddr,
-    MessageWriter, UNICAST_FRAME_LEN,
+    relay_data_in_place, split_encrypted_mut, split_tag_mut, EncryptedKind, Error, HandshakeKind,
+    HelloRepr, MacAddr, MessageWriter, UNICAST_FRAME_LEN,
 };
 
 impl Node {
@@ -78,23 +80,15 @@ impl Node {
             return false;
         };
         let (iface, dst) = (link.iface, link.mac);
-        // Until the peer confirmed a new session, keep sending under the previous one.
-        let use_previous = link.current.as_ref().is_some_and(|c| !c.confirmed)
-            && link.previous.as_ref().is_some_and(|p| p.confirmed);
-        let sess = if use_previous {
-            link.previous.as_mut()
-        } else {
-            link.current.as_mut()
-        };
-        let Some(sess) = sess else {
+        if link.current.is_none() {
             self.stats.drop(DropReason::NoSession);
             return false;
-        };
+        }
         let Some(out) = self.tx.ring(control).reserve() else {
             self.stats.drop(TxQueues::full_reason(control));
             return false;
         };
-        let Ok(counter) = sess.session.send.next_counter() else {
+        let Some((sess, counter)) = sending_session(link) else {
             self.stats.drop(DropReason::NoSession);
             return false;
         };
@@ -118,6 +112,22 @@ impl Node {
         built
             .map(|len| self.tx.ring(control).commit_as(len, meta))
             .is_ok()
+    }
+
+    /// Queue a frame `relay_in_place` re-sealed in `frame` (the copying path of
+    /// `handle_frame`).
+    pub(super) fn queue_relayed(&mut self, out: &Relayed, frame: &[u8]) {
+        let control = out.meta.control;
+        let Some(slot) = self.tx.ring(control).reserve() else {
+            self.stats.drop(TxQueues::full_reason(control));
+            return;
+        };
+        let (Some(dst), Some(src)) = (slot.buf.get_mut(..out.len), frame.get(..out.len)) else {
+            self.stats.drop(DropReason::MalformedFrame);
+            return;
+        };
+        dst.copy_from_slice(src);
+        self.tx.ring(control).commit_as(out.len, out.meta);
     }
 
     /// Queue a group-encrypted broadcast frame on `iface`, its messages written by `fill`.
@@ -151,6 +161,45 @@ impl Node {
             .map(|len| self.tx.ring(true).commit_as(len, meta))
             .is_ok()
     }
+}
+
+/// The session a unicast frame to `link` goes out under, with the frame counter taken
+/// for it. Until the peer confirmed a new session, frames keep going under the previous one.
+pub(super) fn sending_session(link: &mut Link) -> Option<(&mut LinkSession, u64)> {
+    let use_previous = link.current.as_ref().is_some_and(|c| !c.confirmed)
+        && link.previous.as_ref().is_some_and(|p| p.confirmed);
+    let sess = if use_previous {
+        link.previous.as_mut()
+    } else {
+        link.current.as_mut()
+    }?;
+    let counter = sess.session.send.next_counter().ok()?;
+    Some((sess, counter))
+}
+
+/// Turn a received unicast `frame` whose first message is a Data message into the frame
+/// that relays it: ttl, Probe and padding rewritten (`relay_data_in_place`), a new header
+/// for the next hop's session `idx` and `counter`, then `seal`ed in place.
+pub(super) fn reseal_relayed(
+    frame: &mut [u8],
+    idx: u32,
+    counter: u64,
+    ttl: u8,
+    probe: u32,
+    seal: impl FnOnce(
+        &[u8],
+        &mut [u8],
+    ) -> Result<[u8; crate::wire::TAG_LEN], crate::crypto::aead::SealError>,
+) -> Result<(), Error> {
+    relay_data_in_place(
+        plaintext_area_mut(EncryptedKind::Unicast, frame)?,
+        ttl,
+        probe,
+    )?;
+    emit_encrypted_header(EncryptedKind::Unicast, idx, counter, frame)?;
+    let parts = split_encrypted_mut(frame)?;
+    *parts.tag = seal(parts.header, parts.body).map_err(|_| Error::NoSpace)?;
+    Ok(())
 }
 
 /// Build an encrypted frame in `frame`: header, messages from `fill`, then `seal` the

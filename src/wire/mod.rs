@@ -109,4 +109,4 @@ pub use frame::{
     MIN_ENCRYPTED_FRAME_LEN, MIN_FRAME_LEN, NONCE_LEN,
 };
 pub use message::{IhuIter, Message, MessageIter};
-pub use writer::MessageWriter;
+pub use writer::{relay_data_in_place, MessageWriter};

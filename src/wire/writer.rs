@@ -219,6 +219,40 @@ impl<'a> MessageWriter<'a> {
     }
 }
 
+/// Turn a received unicast plaintext that starts with a Data message into the plaintext a
+/// relay sends on, in place: the Data message stays where it is with its ttl set to `ttl`,
+/// a Probe with `probe` follows when there is room, the rest is zeroed. The packet is not
+/// moved or read. `BadMessageLength`/`Truncated` if the first message is not a whole Data
+/// message.
+pub fn relay_data_in_place(plaintext: &mut [u8], ttl: u8, probe: u32) -> Result<(), Error> {
+    let Some(&[kind, hi, lo]) = plaintext.first_chunk::<MESSAGE_HEADER_LEN>() else {
+        return Err(Error::Truncated);
+    };
+    let body_len = usize::from(u16::from_be_bytes([hi, lo]));
+    if kind != MessageType::Data as u8 || body_len < DATA_HEADER_LEN {
+        return Err(Error::BadMessageLength {
+            msg_type: kind,
+            len: body_len,
+        });
+    }
+    let end = MESSAGE_HEADER_LEN + body_len;
+    if end > plaintext.len() {
+        return Err(Error::Truncated);
+    }
+    let ttl_at = MESSAGE_HEADER_LEN + DATA_HEADER_LEN - 1;
+    *plaintext.get_mut(ttl_at).ok_or(Error::Truncated)? = ttl;
+    let mut w = MessageWriter {
+        buf: plaintext,
+        len: end,
+    };
+    match w.push_probe(probe) {
+        Ok(()) | Err(Error::NoSpace) => {}
+        Err(e) => return Err(e),
+    }
+    w.finish_padded();
+    Ok(())
+}
+
 fn write_ihu_entry(w: &mut Writer<'_>, e: &IhuEntry) -> Result<(), Error> {
     w.bytes(&e.mac.0)?;
     w.u16(e.rx_quality)

@@ -199,3 +199,60 @@ fn finish_pads_broadcast_to_its_size_class_and_unicast_to_the_end() {
     assert_eq!(MessageWriter::new(&mut buf).finish_padded(), 40);
     assert_eq!(buf, [0; 40]);
 }
+
+/// A unicast plaintext as a sender writes it: Data, then a Probe, then zeros.
+fn sent_plaintext(packet: &[u8], ttl: u8, probe: u32) -> Vec<u8> {
+    let mut buf = vec![0u8; UNICAST_PLAINTEXT_LEN];
+    let mut w = MessageWriter::new(&mut buf);
+    w.push_data(NodeId([7; 16]), ttl, packet).unwrap();
+    match w.push_probe(probe) {
+        Ok(()) | Err(Error::NoSpace) => {}
+        Err(e) => panic!("{e}"),
+    }
+    w.finish_padded();
+    buf
+}
+
+proptest! {
+    #[test]
+    fn relaying_in_place_equals_writing_the_frame_afresh(
+        packet in proptest::collection::vec(any::<u8>(), 0..=MAX_DATA_PACKET_LEN),
+        probe_in in any::<u32>(),
+        probe_out in any::<u32>(),
+        ttl in 1u8..=255,
+    ) {
+        let mut relayed = sent_plaintext(&packet, 64, probe_in);
+        relay_data_in_place(&mut relayed, ttl, probe_out).unwrap();
+        prop_assert_eq!(relayed, sent_plaintext(&packet, ttl, probe_out));
+    }
+
+    #[test]
+    fn relaying_arbitrary_bytes_never_panics(
+        mut bytes in proptest::collection::vec(any::<u8>(), 0..1600),
+    ) {
+        let _ = relay_data_in_place(&mut bytes, 3, 9);
+    }
+}
+
+#[test]
+fn only_a_whole_leading_data_message_is_relayed_in_place() {
+    // A Probe first: not a Data message.
+    let mut buf = [0u8; 64];
+    let mut w = MessageWriter::new(&mut buf);
+    w.push_probe(1).unwrap();
+    w.finish_padded();
+    let before = buf;
+    assert!(matches!(
+        relay_data_in_place(&mut buf, 3, 9),
+        Err(Error::BadMessageLength { msg_type: 0x08, .. })
+    ));
+    assert_eq!(buf, before, "a refused plaintext is left alone");
+    // A Data message whose length runs past the plaintext.
+    let mut buf = sent_plaintext(&[1; 100], 5, 1);
+    buf.truncate(50);
+    assert_eq!(relay_data_in_place(&mut buf, 3, 9), Err(Error::Truncated));
+    // A Data body shorter than its header.
+    let mut buf = [0x0A, 0, 16, 0, 0];
+    assert!(relay_data_in_place(&mut buf, 3, 9).is_err());
+    assert!(relay_data_in_place(&mut [], 3, 9).is_err());
+}

@@ -26,8 +26,8 @@ use super::control_server::{self, Job};
 use super::offload::{self, Split, VNET_HDR_LEN};
 use super::ping::Pings;
 use super::run::DaemonError;
-use super::sys::{self, Netlink, PacketSocket, RecvBatch, SendBatch, SysError, Tun};
-use crate::node::{Event, IfaceId, Node, MAX_IFACES};
+use super::sys::{self, Netlink, PacketSocket, RecvBatch, SendBatch, SysError, Tun, BATCH};
+use crate::node::{Event, IfaceId, Node, Transmit, MAX_IFACES};
 use crate::routing::Event as RoutingEvent;
 use crate::time::Instant;
 use crate::wire::e2e::MAX_E2E_PACKET_LEN;
@@ -361,9 +361,14 @@ impl Daemon {
             }
             self.counters.rx_oversized += self.rx.truncated() as u64;
             let now = self.clock.now();
-            for (payload, src) in self.rx.iter() {
-                self.node.handle_frame(now, iface_id(i), src, payload);
+            let mut relayed = [None; BATCH];
+            for (slot, frame, src) in self.rx.iter_mut() {
+                let out = self.node.handle_frame_mut(now, iface_id(i), src, frame);
+                if let Some(r) = relayed.get_mut(slot) {
+                    *r = out;
+                }
             }
+            self.send_relayed(&relayed);
             self.flush();
         }
     }
@@ -408,6 +413,41 @@ impl Daemon {
             }
         }
         self.flush();
+    }
+
+    /// Send the frames the node relayed in place from the receive batch's buffers (one
+    /// sendmmsg per interface, no copy); what the kernel will not take now is dropped and
+    /// counted, as in `send_pending`.
+    fn send_relayed(&mut self, relayed: &[Option<Transmit>; BATCH]) {
+        for (j, iface) in self.ifaces.iter_mut().enumerate() {
+            let rx = &self.rx;
+            let frames = || {
+                relayed
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(slot, t)| t.map(|t| (slot, t)))
+                    .filter(move |(_, t)| usize::from(t.iface.0) == j)
+                    .filter_map(|(slot, t)| Some((t.dst, rx.frame(slot, t.len)?)))
+            };
+            let count = frames().count();
+            if count == 0 {
+                continue;
+            }
+            let sent = match iface
+                .sock
+                .as_ref()
+                .map(|s| s.get_ref().send_frames(frames()))
+            {
+                Some(Ok(n)) => n,
+                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Some(Err(_)) => {
+                    self.counters.tx_errors += 1;
+                    0
+                }
+                None => 0,
+            };
+            self.counters.tx_busy += count.saturating_sub(sent) as u64;
+        }
     }
 
     /// Hand the node's frames to the sockets, its packets to the TUN device (or to a waiting

@@ -151,7 +151,7 @@ impl PacketSocket {
         if batch.is_empty() {
             return Ok(0);
         }
-        match send_mmsg(self.socket.as_raw_fd(), self.ifindex, batch) {
+        match send_mmsg(self.socket.as_raw_fd(), self.ifindex, batch.queued()) {
             Ok(n) => {
                 batch.consume(n);
                 Ok(n)
@@ -166,6 +166,17 @@ impl PacketSocket {
                 Err(e)
             }
         }
+    }
+}
+
+impl PacketSocket {
+    /// Sends up to [`BATCH`] `frames` (destination, payload) from wherever they lie with one
+    /// sendmmsg; returns how many the kernel took (the rest are the caller's to drop).
+    pub fn send_frames<'a>(
+        &self,
+        frames: impl Iterator<Item = (MacAddr, &'a [u8])>,
+    ) -> io::Result<usize> {
+        send_mmsg(self.socket.as_raw_fd(), self.ifindex, frames)
     }
 }
 
@@ -209,16 +220,30 @@ impl RecvBatch {
         }
     }
 
-    /// The received frames for us, as (payload, source MAC), skipping our own outgoing
-    /// frames, frames for other hosts and frames longer than [`FRAME_CAP`].
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], MacAddr)> + '_ {
+    /// The received frames for us as (slot, payload, source MAC), skipping our own outgoing
+    /// frames, frames for other hosts and frames longer than [`FRAME_CAP`]. Writable: the
+    /// node opens them in place and re-seals the ones it relays for
+    /// [`PacketSocket::send_frames`].
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut [u8], MacAddr)> + '_ {
         self.bufs
-            .iter()
+            .iter_mut()
             .zip(&self.addrs)
             .zip(self.lens.iter().zip(&self.truncated))
             .take(self.count)
-            .filter(|((_, addr), (_, &trunc))| !trunc && wanted(addr))
-            .map(|((buf, addr), (&len, _))| (buf.get(..len).unwrap_or(&[]), source_mac(addr)))
+            .enumerate()
+            .filter(|(_, ((_, addr), (_, &trunc)))| !trunc && wanted(addr))
+            .map(|(slot, ((buf, addr), (&len, _)))| {
+                (
+                    slot,
+                    buf.get_mut(..len).unwrap_or_default(),
+                    source_mac(addr),
+                )
+            })
+    }
+
+    /// The first `len` bytes of the frame in `slot` (one rewritten in place to be sent on).
+    pub fn frame(&self, slot: usize, len: usize) -> Option<&[u8]> {
+        self.bufs.get(slot)?.get(..len)
     }
 
     /// How many frames of the last batch were longer than [`FRAME_CAP`] and dropped.
@@ -465,9 +490,13 @@ fn recv_mmsg(fd: RawFd, batch: &mut RecvBatch) -> io::Result<usize> {
     Ok(n)
 }
 
-/// sendmmsg(2) of the batch's queued frames; the address/iovec/mmsghdr arrays live on the
+/// sendmmsg(2) of up to [`BATCH`] `frames`; the address/iovec/mmsghdr arrays live on the
 /// stack for the duration of the call. Returns how many frames the kernel took.
-fn send_mmsg(fd: RawFd, ifindex: u32, batch: &SendBatch) -> io::Result<usize> {
+fn send_mmsg<'a>(
+    fd: RawFd,
+    ifindex: u32,
+    frames: impl Iterator<Item = (MacAddr, &'a [u8])>,
+) -> io::Result<usize> {
     let mut addrs = [sockaddr_ll(ifindex, MacAddr::default()); BATCH];
     let mut iovs = [libc::iovec {
         iov_base: std::ptr::null_mut(),
@@ -478,7 +507,7 @@ fn send_mmsg(fd: RawFd, ifindex: u32, batch: &SendBatch) -> io::Result<usize> {
     for ((msg, iov), (addr, (dst, payload))) in msgs
         .iter_mut()
         .zip(iovs.iter_mut())
-        .zip(addrs.iter_mut().zip(batch.queued()))
+        .zip(addrs.iter_mut().zip(frames))
     {
         *addr = sockaddr_ll(ifindex, dst);
         // sendmsg never writes through iov_base; the cast to *mut is what iovec wants.
@@ -489,6 +518,9 @@ fn send_mmsg(fd: RawFd, ifindex: u32, batch: &SendBatch) -> io::Result<usize> {
         msg.msg_hdr.msg_name = (addr as *mut libc::sockaddr_ll).cast();
         msg.msg_hdr.msg_namelen = LL_LEN;
         count += 1;
+    }
+    if count == 0 {
+        return Ok(0);
     }
     // SAFETY: the first `count` mmsghdrs each point at one iovec over a live queued
     // payload (only read) and at an initialised sockaddr_ll; all outlive the call.

@@ -366,7 +366,7 @@ fn batches_send_and_receive_in_order() {
     while got.len() < BATCH {
         assert!(wait_readable(b.as_raw_fd()), "only {} arrived", got.len());
         b.recv_batch(&mut inb).unwrap();
-        got.extend(inb.iter().map(|(p, src)| (p.to_vec(), src)));
+        got.extend(inb.iter_mut().map(|(_, p, src)| (p.to_vec(), src)));
     }
     assert_eq!(inb.truncated(), 0);
     for (i, (payload, src)) in got.iter().enumerate() {
@@ -376,6 +376,45 @@ fn batches_send_and_receive_in_order() {
     // The sender's batch receive sees none of its own frames.
     let e = a.recv_batch(&mut inb).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+}
+
+#[test]
+fn frames_rewritten_in_the_receive_batch_are_sent_from_there() {
+    if !private_netns() {
+        return;
+    }
+    let (a, b) = veth_pair();
+    for i in 0..4u8 {
+        a.send(b.mac(), &[i; 100]).unwrap();
+    }
+    let mut inb = RecvBatch::new();
+    let mut slots = Vec::new();
+    while slots.len() < 4 {
+        assert!(wait_readable(b.as_raw_fd()), "only {} arrived", slots.len());
+        b.recv_batch(&mut inb).unwrap();
+        for (slot, frame, _) in inb.iter_mut() {
+            // Rewrite in place, as the node does when it relays.
+            frame[0] = frame[0].wrapping_add(10);
+            slots.push(slot);
+        }
+    }
+    // Every other frame goes back, shortened; an empty iterator sends nothing.
+    let back = || {
+        slots
+            .iter()
+            .step_by(2)
+            .map(|&s| (a.mac(), inb.frame(s, 50).unwrap()))
+    };
+    assert_eq!(b.send_frames(back()).unwrap(), 2);
+    assert_eq!(b.send_frames(std::iter::empty()).unwrap(), 0);
+    let mut buf = [0u8; 128];
+    for first in [10u8, 12] {
+        assert!(wait_readable(a.as_raw_fd()));
+        assert_eq!(recv_one(&a, &mut buf), Some((50, b.mac())));
+        assert_eq!(buf[0], first);
+        assert!(buf[1..50].iter().all(|&x| x == first - 10));
+    }
+    assert!(inb.frame(0, FRAME_CAP + 1).is_none());
 }
 
 #[test]
@@ -708,7 +747,7 @@ fn frames_for_other_hosts_are_skipped_in_promiscuous_mode() {
     while consumed < 2 {
         assert!(wait_readable(b.as_raw_fd()));
         consumed += b.recv_batch(&mut inb).unwrap();
-        got.extend(inb.iter().map(|(p, src)| (p.to_vec(), src)));
+        got.extend(inb.iter_mut().map(|(_, p, src)| (p.to_vec(), src)));
     }
     assert_eq!(got, vec![(b"mine".to_vec(), a.mac())]);
 }
