@@ -111,6 +111,21 @@ fn line_of_five_carries_ipv6_and_ipv4_end_to_end() {
         );
         assert!(t.bytes > 0, "no bytes arrived over {addr}");
     }
+    // The relays sent every frame they forwarded from the buffer it arrived in.
+    for relay in 2..=4 {
+        let c = nslab::stats(&lab, relay).counters;
+        let n = |k: &str| {
+            c.get(k)
+                .copied()
+                .unwrap_or_else(|| panic!("n{relay}: no {k}"))
+        };
+        assert!(
+            n("forwarded") > 1000,
+            "n{relay} forwarded {}",
+            n("forwarded")
+        );
+        assert_eq!(n("relayed_in_place"), n("forwarded"), "n{relay}");
+    }
 
     let target = far.ipv6.to_string();
     let out = nslab::veil(

@@ -49,6 +49,7 @@ const _: () = assert!(TUN_MTU >= 1280, "IPv6 needs an MTU of at least 1280");
 /// The daemon's own counters, next to the node's in `veil stats`.
 #[derive(Debug, Default)]
 struct IoCounters {
+    relayed_in_place: u64,
     tx_busy: u64,
     tx_errors: u64,
     rx_errors: u64,
@@ -446,6 +447,7 @@ impl Daemon {
                 }
                 None => 0,
             };
+            self.counters.relayed_in_place += count as u64;
             self.counters.tx_busy += count.saturating_sub(sent) as u64;
         }
     }

@@ -122,6 +122,7 @@ impl Daemon {
     fn extra_counters(&self) -> Vec<(&'static str, u64)> {
         let c = &self.counters;
         vec![
+            ("relayed_in_place", c.relayed_in_place),
             ("tx_busy", c.tx_busy),
             ("tx_errors", c.tx_errors),
             ("rx_errors", c.rx_errors),
