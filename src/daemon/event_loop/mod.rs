@@ -23,6 +23,7 @@ mod requests;
 
 use super::config::Config;
 use super::control_server::{self, Job};
+use super::gro::Gro;
 use super::offload::{self, Split, VNET_HDR_LEN};
 use super::ping::Pings;
 use super::run::DaemonError;
@@ -42,6 +43,9 @@ const MAX_BATCHES_PER_WAKE: usize = 8;
 const MAX_TUN_PACKETS_PER_WAKE: usize = 64;
 /// The environment switch that turns TUN offloads off (`VEIL_TUN_OFFLOAD=0`).
 const OFFLOAD_ENV: &str = "VEIL_TUN_OFFLOAD";
+/// The environment switch that turns coalesced TUN writes off (`VEIL_TUN_GRO=0`), offloads
+/// staying on.
+const GRO_ENV: &str = "VEIL_TUN_GRO";
 /// The TUN MTU: an overlay packet must fit one fixed-size frame.
 pub const TUN_MTU: u32 = MAX_E2E_PACKET_LEN as u32;
 const _: () = assert!(TUN_MTU >= 1280, "IPv6 needs an MTU of at least 1280");
@@ -57,6 +61,8 @@ struct IoCounters {
     tun_read_errors: u64,
     tun_gso_packets: u64,
     tun_gso_segments: u64,
+    tun_gro_packets: u64,
+    tun_gro_segments: u64,
     tun_malformed: u64,
     interface_down: u64,
     control_requests: u64,
@@ -142,6 +148,8 @@ pub struct Daemon {
     tun_buf: Box<[u8]>,
     /// The segments cut from a super-segment, one at a time.
     seg_buf: Box<[u8; TUN_MTU as usize]>,
+    /// Coalesces what is written to the TUN, when offloads are on and GRO is not off.
+    gro: Option<Gro>,
     pings: Pings,
     counters: IoCounters,
 }
@@ -152,6 +160,8 @@ pub struct Opened {
     tun: AsyncFd<Tun>,
     tun_index: u32,
     netlink: Netlink,
+    /// Writes to the TUN are coalesced (offloads on, `VEIL_TUN_GRO` not 0).
+    gro: bool,
 }
 
 impl Opened {
@@ -164,11 +174,17 @@ impl Opened {
             let fd = sys::register(sock).map_err(io_err("registering the packet socket"))?;
             ifaces.push(Iface::new(name, Some(fd)));
         }
-        let want_offload = std::env::var_os(OFFLOAD_ENV).is_none_or(|v| v != "0");
+        let want_offload = env_on(OFFLOAD_ENV);
         let tun = Tun::open(&cfg.tun, want_offload)?;
         let tun_name = tun.name().to_string();
+        let gro = tun.offload() && env_on(GRO_ENV);
         match (tun.offload(), tun.offload_refused()) {
-            (true, _) => tracing::info!("{tun_name}: TUN offloads on (TSO and checksum)"),
+            (true, _) if gro => {
+                tracing::info!("{tun_name}: TUN offloads on (TSO and checksum; coalesced writes)")
+            }
+            (true, _) => tracing::info!(
+                "{tun_name}: TUN offloads on (TSO and checksum; writes not coalesced: {GRO_ENV}=0)"
+            ),
             (false, Some(e)) => {
                 tracing::info!(
                     "{tun_name}: TUN offloads refused by the kernel ({e}): plain packets"
@@ -196,8 +212,14 @@ impl Opened {
             tun,
             tun_index,
             netlink,
+            gro,
         })
     }
+}
+
+/// Whether the environment switch `name` is on (anything but "0", or unset).
+fn env_on(name: &str) -> bool {
+    std::env::var_os(name).is_none_or(|v| v != "0")
 }
 
 fn io_err(what: &'static str) -> impl Fn(io::Error) -> DaemonError {
@@ -254,6 +276,7 @@ impl Daemon {
             buf: Box::new([0u8; MAX_FRAME_LEN]),
             tun_buf,
             seg_buf: Box::new([0u8; TUN_MTU as usize]),
+            gro: opened.gro.then(|| Gro::new(MAX_FRAME_LEN)),
             pings: Pings::new(ident),
             counters: IoCounters::default(),
         })
@@ -432,6 +455,24 @@ impl Daemon {
             send_pending(iface, &mut self.counters);
         }
         let now = std::time::Instant::now();
+        match self.gro.as_mut() {
+            Some(gro) => deliver_coalesced(
+                &mut self.node,
+                gro,
+                &mut self.pings,
+                self.tun.get_ref(),
+                &mut self.counters,
+                now,
+            ),
+            None => self.deliver(now),
+        }
+        while let Some(event) = self.node.poll_event() {
+            self.log_event(event);
+        }
+    }
+
+    /// Hands the node's packets to the TUN one by one (or to a waiting ping).
+    fn deliver(&mut self, now: std::time::Instant) {
         while let Some(len) = self.node.poll_deliver(&mut self.buf[..]) {
             let Some(packet) = self.buf.get(..len) else {
                 continue;
@@ -439,13 +480,9 @@ impl Daemon {
             if self.pings.intercept(packet, now) {
                 continue;
             }
-            match self.tun.get_ref().write(packet) {
-                Ok(_) => {}
-                Err(_) => self.counters.tun_write_dropped += 1,
+            if self.tun.get_ref().write(packet).is_err() {
+                self.counters.tun_write_dropped += 1;
             }
-        }
-        while let Some(event) = self.node.poll_event() {
-            self.log_event(event);
         }
     }
 
@@ -498,6 +535,50 @@ fn tun_read_len(tun: &Tun) -> usize {
     } else {
         MAX_FRAME_LEN
     }
+}
+
+/// Hands the node's packets to the TUN through the coalescer (or to a waiting ping): all
+/// of them, in batches of what the coalescer holds.
+fn deliver_coalesced(
+    node: &mut Node,
+    gro: &mut Gro,
+    pings: &mut Pings,
+    tun: &Tun,
+    counters: &mut IoCounters,
+    now: std::time::Instant,
+) {
+    loop {
+        if gro.slot().is_none() {
+            write_coalesced(gro, tun, counters);
+        }
+        let Some(slot) = gro.slot() else {
+            break;
+        };
+        let Some(len) = node.poll_deliver(slot) else {
+            break;
+        };
+        if !slot.get(..len).is_some_and(|p| pings.intercept(p, now)) {
+            gro.push(len);
+        }
+    }
+    write_coalesced(gro, tun, counters);
+}
+
+/// Writes what the coalescer made, counting super-packets and what could not be written.
+fn write_coalesced(gro: &mut Gro, tun: &Tun, counters: &mut IoCounters) {
+    gro.drain(&mut |w| match tun.write_parts(&w.vnet_hdr, w.parts) {
+        Ok(_) if w.segments > 1 => {
+            counters.tun_gro_packets += 1;
+            counters.tun_gro_segments += w.segments as u64;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            counters.tun_write_dropped += w.segments as u64;
+            if w.segments > 1 && e.kind() != io::ErrorKind::WouldBlock {
+                tracing::debug!("a coalesced write of {} packets failed: {e}", w.segments);
+            }
+        }
+    });
 }
 
 fn iface_id(i: usize) -> IfaceId {
