@@ -604,6 +604,10 @@ fn path_bench(
         json!(received("tun_gro_segments")),
     );
     out.insert(
+        "receiver_tun_write_dropped".into(),
+        json!(received("tun_write_dropped")),
+    );
+    out.insert(
         "sender_tun_gso_packets".into(),
         json!(counter("tun_gso_packets")),
     );

@@ -155,8 +155,9 @@ pub fn print_table(r: &Value) {
 /// `LAB_BENCH_ONLY=tun`: one line per run, CPU per GB split into sender and receiver.
 fn print_tun_rounds(runs: &[Value]) {
     let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let n = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
     println!(
-        "\n{:<6} {:<7} {:<7} {:>7} {:>8} {:>8} {:>20} {:>20} {:>16}",
+        "\n{:<5} {:<7} {:<7} {:>7} {:>7} {:>8} {:>16} {:>18} {:>17}",
         "round",
         "topo",
         "writes",
@@ -165,7 +166,7 @@ fn print_tun_rounds(runs: &[Value]) {
         "all s/GB",
         "sender u+s s/GB",
         "receiver u+s s/GB",
-        "receiver GRO"
+        "receiver GRO segs"
     );
     for v in runs {
         let gb = f(v, "tcp_bytes") / 1e9;
@@ -178,22 +179,25 @@ fn print_tun_rounds(runs: &[Value]) {
             })
         };
         println!(
-            "{:<6} {:<7} {:<7} {:>7.0} {:>8} {:>8.1} {:>20} {:>20} {:>16}",
-            v["round"],
+            "{:<5} {:<7} {:<7} {:>7.0} {:>7} {:>8.1} {:>16} {:>18} {:>17}",
+            n(v, "round"),
             v["topology"].as_str().unwrap_or("?"),
             v["tun_mode"].as_str().unwrap_or("?"),
             f(v, "tcp_mbit_per_s"),
-            v["tcp_retransmitted"],
+            n(v, "tcp_retransmitted"),
             f(v, "cpu_secs_per_gb"),
             per_gb(daemons.first()),
             per_gb(daemons.last()),
             format!(
-                "{} / {}",
-                v["receiver_tun_gro_segments"], v["receiver_tun_gro_packets"]
+                "{} in {}",
+                n(v, "receiver_tun_gro_segments"),
+                n(v, "receiver_tun_gro_packets")
             ),
         );
         println!(
-            "       machine busy before {:.0} %, during {:.0} %; others' CPU {:.2} s",
+            "      packet socket drops {}, receiver's TUN writes dropped {}; machine busy before {:.0} %, during {:.0} %; others' CPU {:.2} s",
+            v["packet_socket_rx_drops"],
+            n(v, "receiver_tun_write_dropped"),
             100.0 * f(v, "machine_busy_before"),
             100.0 * f(&v["machine_cpu_during_tcp"], "busy"),
             f(v, "others_cpu_secs")
