@@ -455,11 +455,15 @@ fn same_headers(a: &[u8], b: &[u8], item: &Item) -> bool {
     )
 }
 
-/// Whether a segment's TCP checksum (and IPv4 header checksum) verify.
+/// Whether a segment's TCP checksum (and IPv4 header checksum) verify. A checksum field
+/// of 0 that verifies is refused too: cut back, it would come out as the equivalent 0xffff,
+/// and a super-packet must cut back into exactly its segments.
 fn checksums_ok(p: &[u8], v6: bool, l4: usize) -> bool {
-    let ip_ok = v6 || p.get(..l4).is_some_and(|h| fold(sum16(h, 0)) == 0xffff);
+    let nonzero = |at: usize| read2(p, at).is_some_and(|f| f != [0, 0]);
+    let ip_ok = v6 || (nonzero(10) && p.get(..l4).is_some_and(|h| fold(sum16(h, 0)) == 0xffff));
     let pseudo = pseudo_header_sum(p, v6, p.len().saturating_sub(l4));
     ip_ok
+        && nonzero(l4 + TCP_CSUM_OFFSET)
         && p.get(l4..)
             .is_some_and(|t| fold(sum16(t, pseudo)) == 0xffff)
 }

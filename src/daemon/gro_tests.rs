@@ -490,6 +490,31 @@ fn bad_checksums_are_never_coalesced() {
     assert_eq!(shape(&coalesce(&input)), [1, 1]);
 }
 
+/// `p` (TCP at `t`, data of even length) with a TCP checksum field of 0 that still
+/// verifies: the field's value moved into the last payload word.
+fn zero_checksum_field(mut p: Vec<u8>, t: usize) -> Vec<u8> {
+    let c = u32::from(u16::from_be_bytes([p[t + 16], p[t + 17]]));
+    p[t + 16..t + 18].fill(0);
+    let at = p.len() - 2;
+    let mut w = u32::from(u16::from_be_bytes([p[at], p[at + 1]])) + c;
+    w = (w & 0xffff) + (w >> 16);
+    p[at..].copy_from_slice(&(w as u16).to_be_bytes());
+    p
+}
+
+#[test]
+fn a_zero_checksum_field_is_never_coalesced() {
+    let input = built(&run_of(false, 3, MSS));
+    let zero = zero_checksum_field(input[1].clone(), 20);
+    assert!(l4_checksum_ok(&zero, 6), "the checker accepts it");
+    let middle = vec![input[0].clone(), zero.clone(), input[2].clone()];
+    assert_eq!(shape(&coalesce(&middle)), [1, 1, 1]);
+    let first = vec![zero, input[2].clone()];
+    let outs = coalesce(&first);
+    assert_eq!(shape(&outs), [1, 1]);
+    assert_eq!(outs[0].bytes, first[0]);
+}
+
 #[test]
 fn any_other_packet_of_the_flow_or_hosts_closes_it() {
     let segs = run_of(false, 3, MSS);
