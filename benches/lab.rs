@@ -3,8 +3,9 @@
 //! not work at all (no lab, no convergence, no transfer).
 //!
 //! * line:2 and line:4 — TCP first→last over IPv6 (Mbit/s), `ping -6` RTT, daemon CPU
-//!   seconds per GB carried (utime + stime of every daemon), peak RSS (VmHWM); line:4 a
-//!   second time with TUN offloads off (`VEIL_TUN_OFFLOAD=0`), for the side-by-side.
+//!   seconds per GB carried (utime + stime of every daemon), peak RSS (VmHWM); line:4 again
+//!   with coalesced TUN writes off (`VEIL_TUN_GRO=0`) and with TUN offloads off
+//!   (`VEIL_TUN_OFFLOAD=0`), for the side-by-side.
 //! * line:5 — idle bytes/s per node from `veil stats` counters after convergence.
 //! * diamond — a UDP datagram every 2 ms n1→n4, the link it uses is cut: longest gap.
 //! * Yggdrasil side by side (`lab_ygg`): in the line:2 and line:4 labs, after veil, one
@@ -14,6 +15,9 @@
 //!   if that fails it says why and measures veil alone (`LAB_BENCH_YGG=0` skips it).
 //!
 //! Needs root. `cargo bench --bench lab` (add `-- --json` or `LAB_BENCH_JSON=1` for JSON).
+//! `LAB_BENCH_PREFIX` (default `vlb`) starts every lab's name; `LAB_BENCH_ONLY=tun` runs
+//! only line:2 and line:4 with coalesced TUN writes on and off, alternating,
+//! `LAB_BENCH_ROUNDS` times (default 2).
 //! Results: docs/benchmarks.md, "Lab benchmark".
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -110,19 +114,26 @@ fn veil_bin() -> PathBuf {
 
 fn run_all(bin: &std::path::Path) -> BenchResult<Value> {
     let started = Instant::now();
+    let prefix = std::env::var("LAB_BENCH_PREFIX").unwrap_or_else(|_| "vlb".to_string());
+    if std::env::var("LAB_BENCH_ONLY").is_ok_and(|v| v == "tun") {
+        return tun_rounds(bin, &prefix, started);
+    }
     let ygg = lab_ygg::prepare();
     if let lab_ygg::Yggdrasil::Unavailable(why) = &ygg {
         eprintln!("lab bench: yggdrasil: not available ({why}); measuring veil only");
     }
-    let line2 = path_bench(bin, Some(&ygg), "vlbl2", "line:2", true)?;
-    let line4 = path_bench(bin, Some(&ygg), "vlbl4", "line:4", true)?;
+    let p = |suffix: &str| format!("{prefix}{suffix}");
+    let line2 = path_bench(bin, Some(&ygg), &p("l2"), "line:2", TunMode::Gro)?;
+    let line4 = path_bench(bin, Some(&ygg), &p("l4"), "line:4", TunMode::Gro)?;
     // veil alone: Yggdrasil does not depend on veil's TUN offloads.
-    let line4_plain = path_bench(bin, None, "vlbl4p", "line:4", false)?;
-    let idle = idle_bench(bin, "vlbl5", "line:5")?;
-    let reroute = reroute_bench(bin, "vlbdia")?;
+    let line4_no_gro = path_bench(bin, None, &p("l4g"), "line:4", TunMode::NoGro)?;
+    let line4_plain = path_bench(bin, None, &p("l4p"), "line:4", TunMode::Plain)?;
+    let idle = idle_bench(bin, &p("l5"), "line:5")?;
+    let reroute = reroute_bench(bin, &p("dia"))?;
     Ok(json!({
         "line2": line2,
         "line4": line4,
+        "line4_no_gro": line4_no_gro,
         "line4_no_offload": line4_plain,
         "idle_line5": idle,
         "reroute_diamond": reroute,
@@ -131,20 +142,77 @@ fn run_all(bin: &std::path::Path) -> BenchResult<Value> {
     }))
 }
 
+/// `LAB_BENCH_ONLY=tun`: line:2 and line:4, each with coalesced TUN writes on then off,
+/// `LAB_BENCH_ROUNDS` times, so that on and off see the same machine load.
+fn tun_rounds(bin: &std::path::Path, prefix: &str, started: Instant) -> BenchResult<Value> {
+    let mut runs = Vec::new();
+    for round in 1..=env_secs("LAB_BENCH_ROUNDS", 2) {
+        for (topology, short) in [("line:2", "l2"), ("line:4", "l4")] {
+            for mode in [TunMode::Gro, TunMode::NoGro] {
+                let name = format!("{prefix}{short}{}", mode.suffix());
+                let mut v = path_bench(bin, None, &name, topology, mode)?;
+                v["round"] = json!(round);
+                runs.push(v);
+            }
+        }
+    }
+    Ok(json!({ "tun_rounds": runs, "wall_secs": started.elapsed().as_secs_f64() }))
+}
+
+/// How the daemons' TUN runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TunMode {
+    /// The default: offloads on, writes coalesced.
+    Gro,
+    /// Offloads on, writes not coalesced (`VEIL_TUN_GRO=0`).
+    NoGro,
+    /// Offloads off (`VEIL_TUN_OFFLOAD=0`).
+    Plain,
+}
+
+impl TunMode {
+    /// The environment the daemons get, if any.
+    fn env(self) -> Option<&'static str> {
+        match self {
+            TunMode::Gro => None,
+            TunMode::NoGro => Some("VEIL_TUN_GRO=0"),
+            TunMode::Plain => Some("VEIL_TUN_OFFLOAD=0"),
+        }
+    }
+
+    /// What the mode adds to a lab's prefix and to a label.
+    fn suffix(self) -> &'static str {
+        match self {
+            TunMode::Gro => "",
+            TunMode::NoGro => "g",
+            TunMode::Plain => "p",
+        }
+    }
+
+    /// The mode as the JSON names it.
+    fn name(self) -> &'static str {
+        match self {
+            TunMode::Gro => "gro",
+            TunMode::NoGro => "no_gro",
+            TunMode::Plain => "no_offload",
+        }
+    }
+}
+
 /// How [`lab_up`] brings a lab up.
 #[derive(Clone, Copy)]
 struct Up {
     /// The medium carries IPv6 along the links too (for Yggdrasil's peering).
     carry_ipv6: bool,
-    /// TUN offloads on; off: the daemons run with `VEIL_TUN_OFFLOAD=0`.
-    offload: bool,
+    /// The daemons' TUN mode.
+    tun: TunMode,
 }
 
 impl Up {
-    /// veil alone, as it runs by default: no IPv6 on the medium, TUN offloads on.
+    /// veil alone, as it runs by default: no IPv6 on the medium, TUN offloads and GRO on.
     const VEIL: Up = Up {
         carry_ipv6: false,
-        offload: true,
+        tun: TunMode::Gro,
     };
 }
 
@@ -156,14 +224,13 @@ fn lab_up(
     up: Up,
 ) -> BenchResult<(Lab, Duration)> {
     let _ = Lab::down_prefix(prefix);
-    let daemon_cmd = if up.offload {
-        Vec::new()
-    } else {
-        vec![
+    let daemon_cmd = match up.tun.env() {
+        None => Vec::new(),
+        Some(env) => vec![
             "env".to_string(),
-            "VEIL_TUN_OFFLOAD=0".to_string(),
+            env.to_string(),
             bin.display().to_string(),
-        ]
+        ],
     };
     let opts = LabOptions {
         prefix: prefix.to_string(),
@@ -480,14 +547,14 @@ fn measure_tcp(
 }
 
 /// veil's TCP throughput, ping RTT, CPU per GB and peak RSS first→last on `topology`, with
-/// TUN offloads on or off (and the sender's super-packet counters), then Yggdrasil's in the
-/// same lab (when it is given and there).
+/// the TUN in `tun` mode (and the sender's and receiver's super-packet counters), then
+/// Yggdrasil's in the same lab (when it is given and there).
 fn path_bench(
     bin: &std::path::Path,
     ygg: Option<&lab_ygg::Yggdrasil>,
     prefix: &str,
     topology: &str,
-    offload: bool,
+    tun: TunMode,
 ) -> BenchResult<Value> {
     let ygg = match ygg {
         Some(lab_ygg::Yggdrasil::Ready {
@@ -497,7 +564,7 @@ fn path_bench(
     };
     let up = Up {
         carry_ipv6: ygg.is_some(),
-        offload,
+        tun,
     };
     let (mut lab, converged) = lab_up(bin, prefix, topology, up)?;
     let last = lab.len();
@@ -505,16 +572,19 @@ fn path_bench(
     let pids = daemon_pids(&mut lab)?;
     let tcp_before = nstat(&lab, 1, &["TcpOutSegs", "TcpRetransSegs"]);
     let drops_before: Vec<u64> = (1..=last).map(|i| packet_socket_drops(&lab, i)).collect();
-    let label = if offload {
-        topology.to_string()
-    } else {
-        format!("{topology} (TUN offloads off)")
+    let label = match tun {
+        TunMode::Gro => topology.to_string(),
+        TunMode::NoGro => format!("{topology} (TUN writes not coalesced)"),
+        TunMode::Plain => format!("{topology} (TUN offloads off)"),
     };
     let mut out =
         measure_tcp(&lab, &pids, dst, &label).map_err(|e| format!("{e}\n{}", logs(&lab)))?;
     let sender: StatsReport = query_as(&lab.control_socket(1), &Request::Stats)
         .map_err(|e| format!("stats of n1: {e}"))?;
     let counter = |k: &str| sender.counters.get(k).copied().unwrap_or(0);
+    let receiver: StatsReport = query_as(&lab.control_socket(last), &Request::Stats)
+        .map_err(|e| format!("stats of n{last}: {e}"))?;
+    let received = |k: &str| receiver.counters.get(k).copied().unwrap_or(0);
     let tcp_after = nstat(&lab, 1, &["TcpOutSegs", "TcpRetransSegs"]);
     let drops: Vec<u64> = (1..=last)
         .zip(&drops_before)
@@ -523,7 +593,20 @@ fn path_bench(
     let segs = tcp_after[0].saturating_sub(tcp_before[0]);
     let retrans = tcp_after[1].saturating_sub(tcp_before[1]);
     out.insert("topology".into(), json!(topology));
-    out.insert("tun_offload".into(), json!(offload));
+    out.insert("tun_offload".into(), json!(tun != TunMode::Plain));
+    out.insert("tun_mode".into(), json!(tun.name()));
+    out.insert(
+        "receiver_tun_gro_packets".into(),
+        json!(received("tun_gro_packets")),
+    );
+    out.insert(
+        "receiver_tun_gro_segments".into(),
+        json!(received("tun_gro_segments")),
+    );
+    out.insert(
+        "receiver_tun_write_dropped".into(),
+        json!(received("tun_write_dropped")),
+    );
     out.insert(
         "sender_tun_gso_packets".into(),
         json!(counter("tun_gso_packets")),

@@ -186,6 +186,76 @@ fn ip_seeds() -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// A TCP segment without checksums (the `tun_gro` target fills them in, mode 1).
+fn tcp_segment(v6: bool, sport: u16, i: u32, flags: u8, data: usize) -> Vec<u8> {
+    let ip = if v6 { 40 } else { 20 };
+    let mut p = vec![0u8; ip + 20 + data];
+    let total = p.len() as u16;
+    if v6 {
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&(total - 40).to_be_bytes());
+        p[6] = 6;
+        p[7] = 64;
+        p[8] = 0xfd;
+        p[23] = 1;
+        p[24] = 0xfd;
+        p[39] = 2;
+    } else {
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        p[4..6].copy_from_slice(&(100 + i as u16).to_be_bytes());
+        p[6] = 0x40;
+        p[8] = 64;
+        p[9] = 6;
+        p[12..16].copy_from_slice(&[10, 77, 0, 1]);
+        p[16..20].copy_from_slice(&[10, 77, 0, 2]);
+    }
+    p[ip..ip + 2].copy_from_slice(&sport.to_be_bytes());
+    p[ip + 2..ip + 4].copy_from_slice(&443u16.to_be_bytes());
+    p[ip + 4..ip + 8].copy_from_slice(&(1000 + i * data as u32).to_be_bytes());
+    p[ip + 12] = 5 << 4;
+    p[ip + 13] = flags;
+    p[ip + 14] = 1;
+    for (k, b) in p[ip + 20..].iter_mut().enumerate() {
+        *b = k as u8;
+    }
+    p
+}
+
+/// `tun_gro` input: each packet as `[len u16 BE][mode][bytes]`.
+fn gro_input(packets: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (mode, p) in packets {
+        out.extend_from_slice(&(p.len() as u16).to_be_bytes());
+        out.push(*mode);
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+fn gro_seeds() -> BTreeMap<String, Vec<u8>> {
+    let (ack, psh) = (0x10, 0x18);
+    let run4: Vec<(u8, Vec<u8>)> = (0..4)
+        .map(|i| {
+            (
+                1,
+                tcp_segment(false, 40000, i, if i == 3 { psh } else { ack }, 200),
+            )
+        })
+        .collect();
+    let mut mixed = Vec::new();
+    for i in 0..3 {
+        mixed.push((1, tcp_segment(true, 40000, i, ack, 300)));
+        mixed.push((1, tcp_segment(true, 40001, i, ack, 300)));
+    }
+    mixed.push((0, ip_seeds()["seed-udp6"].clone()));
+    mixed.push((1, tcp_segment(true, 40000, 3, ack, 300)));
+    BTreeMap::from([
+        ("seed-tcp4-run".into(), gro_input(&run4)),
+        ("seed-tcp6-mixed".into(), gro_input(&mixed)),
+    ])
+}
+
 fn config_seeds() -> BTreeMap<String, Vec<u8>> {
     let laptop = include_str!("../dist/systemd/veil.toml");
     let darknet = format!(
@@ -321,6 +391,7 @@ fn all_seeds() -> Seeds {
     s.insert("config", config_seeds());
     s.insert("ip_packet", ip_seeds());
     s.insert("node", node_seeds());
+    s.insert("tun_gro", gro_seeds());
     s
 }
 
@@ -366,9 +437,29 @@ fn check_seed(target: &str, name: &str, bytes: &[u8]) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         }
         "ip_packet" => IpPacket::parse(bytes).map(drop).map_err(|e| e.to_string()),
+        "tun_gro" => check_gro_seed(bytes),
         // Any bytes are a valid action sequence.
         _ => Ok(()),
     }
+}
+
+/// Whether `bytes` is whole `[len][mode][packet]` records of IP packets (IPv4 or IPv6 at
+/// least, when mode 1 leaves the checksums to the target).
+fn check_gro_seed(mut bytes: &[u8]) -> Result<(), String> {
+    while let [hi, lo, mode, rest @ ..] = bytes {
+        let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+        let packet = rest.get(..len).ok_or("a record cut short")?;
+        if mode & 1 == 0 {
+            IpPacket::parse(packet).map_err(|e| e.to_string())?;
+        } else if !matches!(packet.first().map(|b| b >> 4), Some(4 | 6)) {
+            return Err("not an IP packet".to_string());
+        }
+        bytes = &rest[len..];
+    }
+    bytes
+        .is_empty()
+        .then_some(())
+        .ok_or_else(|| "trailing bytes".to_string())
 }
 
 #[test]

@@ -6,13 +6,14 @@
 mod nslab;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::io::{Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use veilmesh::cli::table::parse_rendered;
 use veilmesh::daemon::control::{query_as, NeighborReport, Request, StatsReport, StatusReport};
-use veilmesh::lab::{tcp_throughput, Lab, Signal};
+use veilmesh::lab::{in_netns, tcp_throughput, Lab, Signal};
 
 const CONVERGE: Duration = Duration::from_secs(30);
 
@@ -563,9 +564,97 @@ fn nstat(lab: &Lab, i: usize, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in nstat's output"))
 }
 
+/// The byte at `offset` of a checked transfer: a function of the offset, so that a segment
+/// delivered twice, out of place or altered shows.
+fn pattern(offset: u64) -> u8 {
+    (offset.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8
+}
+
+/// Accepts one connection on `listener` and reads it to the end: (bytes, offset of the
+/// first byte that is not the pattern's).
+fn receive_checked(listener: TcpListener) -> std::io::Result<(u64, Option<u64>)> {
+    listener.set_nonblocking(true)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut total, mut bad) = (0u64, None);
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok((total, bad));
+        }
+        for (k, b) in buf[..n].iter().enumerate() {
+            if bad.is_none() && *b != pattern(total + k as u64) {
+                bad = Some(total + k as u64);
+            }
+        }
+        total += n as u64;
+    }
+}
+
+/// Connects to `addr` and sends `len` bytes of the pattern.
+fn send_pattern(addr: SocketAddr, len: u64) -> std::io::Result<()> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut sent = 0u64;
+    let mut chunk = vec![0u8; 1 << 16];
+    while sent < len {
+        let n = chunk.len().min((len - sent) as usize);
+        for (k, b) in chunk[..n].iter_mut().enumerate() {
+            *b = pattern(sent + k as u64);
+        }
+        stream.write_all(&chunk[..n])?;
+        sent += n as u64;
+    }
+    stream.shutdown(Shutdown::Write)
+}
+
+/// Sends `len` pattern bytes from node `from` to `addr` on node `to` and asserts that
+/// exactly they arrived.
+fn checked_transfer(lab: &Lab, from: usize, to: usize, addr: SocketAddr, len: u64) {
+    // A socket stays in the namespace it was made in: bind there, accept anywhere.
+    let listener = match in_netns(&lab.ns_name(to), move || TcpListener::bind(addr)) {
+        Ok(Ok(l)) => l,
+        other => panic!("listening on {addr} in n{to}: {other:?}"),
+    };
+    let server = std::thread::spawn(move || receive_checked(listener));
+    let sent = in_netns(&lab.ns_name(from), move || send_pattern(addr, len));
+    let got = server
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+    match (sent, got) {
+        (Ok(Ok(())), Ok((n, bad))) => {
+            assert_eq!(bad, None, "{addr}: a wrong byte arrived");
+            assert_eq!(n, len, "{addr}: bytes arrived");
+        }
+        (sent, got) => panic!(
+            "checked transfer to {addr}: {sent:?} {got:?}\n{}",
+            nslab::logs(lab)
+        ),
+    }
+}
+
+/// What one TCP run on a line of two leaves: the counters of n1 (sender) and n2 (receiver),
+/// and n1's log.
+struct TwoNodeRun {
+    sender: BTreeMap<String, u64>,
+    receiver: BTreeMap<String, u64>,
+    log: String,
+}
+
 /// TCP n1 -> n2 over IPv6 and IPv4 on a line of two, with TUN offloads on or (through
-/// `VEIL_TUN_OFFLOAD=0`) off; returns n1's daemon counters and log.
-fn tcp_over_two_nodes(prefix: &str, offload: bool) -> (BTreeMap<String, u64>, String) {
+/// `VEIL_TUN_OFFLOAD=0`) off: a timed transfer each, then a checked one.
+fn tcp_over_two_nodes(prefix: &str, offload: bool) -> TwoNodeRun {
     let mut opts = nslab::options(prefix, "line:2");
     if !offload {
         opts.daemon_cmd = vec![
@@ -583,6 +672,7 @@ fn tcp_over_two_nodes(prefix: &str, offload: bool) -> (BTreeMap<String, u64>, St
     .unwrap_or_else(|| panic!("no IPv4 addresses\n{}", nslab::logs(&lab)));
     let csum_errors = nstat(&lab, 2, "TcpInCsumErrors");
     for (addr, port) in [(far.0, 5203), (far.1, 5204)] {
+        checked_transfer(&lab, 1, 2, SocketAddr::new(addr, port + 10), 16 << 20);
         let t = tcp_throughput(
             &lab,
             1,
@@ -600,9 +690,11 @@ fn tcp_over_two_nodes(prefix: &str, offload: bool) -> (BTreeMap<String, u64>, St
         assert!(t.bytes > 1_000_000, "{} bytes over {addr}", t.bytes);
     }
     assert_eq!(nstat(&lab, 2, "TcpInCsumErrors"), csum_errors);
-    let stats = nslab::stats(&lab, 1);
-    let log = std::fs::read_to_string(lab.log_path(1)).unwrap_or_default();
-    (stats.counters, log)
+    TwoNodeRun {
+        sender: nslab::stats(&lab, 1).counters,
+        receiver: nslab::stats(&lab, 2).counters,
+        log: std::fs::read_to_string(lab.log_path(1)).unwrap_or_default(),
+    }
 }
 
 #[test]
@@ -610,18 +702,39 @@ fn tcp_with_tun_offloads_arrives_cut_from_super_packets() {
     if !nslab::can_run() {
         return;
     }
-    let (c, log) = tcp_over_two_nodes("tmoff", true);
-    let n = |k: &str| c.get(k).copied().unwrap_or_else(|| panic!("no {k}"));
+    let run = tcp_over_two_nodes("tmoff", true);
+    let n = |k: &str| {
+        run.sender
+            .get(k)
+            .copied()
+            .unwrap_or_else(|| panic!("no {k}"))
+    };
+    let r = |k: &str| {
+        run.receiver
+            .get(k)
+            .copied()
+            .unwrap_or_else(|| panic!("no {k}"))
+    };
     eprintln!(
-        "n1: {} super-packets cut into {} segments, {} malformed",
+        "n1: {} super-packets cut into {} segments, {} malformed; \
+         n2: {} super-packets written of {} segments, {} writes dropped",
         n("tun_gso_packets"),
         n("tun_gso_segments"),
-        n("tun_malformed")
+        n("tun_malformed"),
+        r("tun_gro_packets"),
+        r("tun_gro_segments"),
+        r("tun_write_dropped")
     );
-    assert!(log.contains("TUN offloads on"), "{log}");
+    let log = &run.log;
+    assert!(
+        log.contains("TUN offloads on (TSO and checksum; coalesced writes)"),
+        "{log}"
+    );
     assert!(n("tun_gso_packets") > 0, "no super-packet from the TUN");
     assert!(n("tun_gso_segments") > n("tun_gso_packets"));
     assert_eq!(n("tun_malformed"), 0);
+    assert!(r("tun_gro_packets") > 0, "no coalesced write to n2's TUN");
+    assert!(r("tun_gro_segments") > r("tun_gro_packets"));
 }
 
 #[test]
@@ -629,7 +742,8 @@ fn tcp_with_tun_offloads_off_arrives_as_plain_packets() {
     if !nslab::can_run() {
         return;
     }
-    let (c, log) = tcp_over_two_nodes("tmoffp", false);
-    assert!(log.contains("TUN offloads off"), "{log}");
-    assert_eq!(c.get("tun_gso_packets"), Some(&0));
+    let run = tcp_over_two_nodes("tmoffp", false);
+    assert!(run.log.contains("TUN offloads off"), "{}", run.log);
+    assert_eq!(run.sender.get("tun_gso_packets"), Some(&0));
+    assert_eq!(run.receiver.get("tun_gro_packets"), Some(&0));
 }

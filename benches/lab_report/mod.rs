@@ -4,6 +4,10 @@ use serde_json::Value;
 
 /// Prints the results of `run_all` as a table with the targets.
 pub fn print_table(r: &Value) {
+    if let Some(runs) = r["tun_rounds"].as_array() {
+        print_tun_rounds(runs);
+        return;
+    }
     let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     println!(
@@ -13,6 +17,7 @@ pub fn print_table(r: &Value) {
     for (key, name) in [
         ("line2", "line:2 (1 hop)"),
         ("line4", "line:4 (3 hops)"),
+        ("line4_no_gro", "line:4, TUN writes not coalesced"),
         ("line4_no_offload", "line:4, TUN offloads off"),
     ] {
         let v = &r[key];
@@ -38,6 +43,10 @@ pub fn print_table(r: &Value) {
         println!(
             "    sender's TUN: {} super-packets cut into {} segments",
             v["sender_tun_gso_packets"], v["sender_tun_gso_segments"]
+        );
+        println!(
+            "    receiver's TUN: {} super-packets written of {} segments",
+            v["receiver_tun_gro_packets"], v["receiver_tun_gro_segments"]
         );
         let p = &v["ping"];
         println!(
@@ -141,6 +150,59 @@ pub fn print_table(r: &Value) {
     );
     print_yggdrasil(r);
     println!("wall time {:.0} s", f(r, "wall_secs"));
+}
+
+/// `LAB_BENCH_ONLY=tun`: one line per run, CPU per GB split into sender and receiver.
+fn print_tun_rounds(runs: &[Value]) {
+    let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let n = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    println!(
+        "\n{:<5} {:<7} {:<7} {:>7} {:>7} {:>8} {:>16} {:>18} {:>17}",
+        "round",
+        "topo",
+        "writes",
+        "Mbit/s",
+        "retrans",
+        "all s/GB",
+        "sender u+s s/GB",
+        "receiver u+s s/GB",
+        "receiver GRO segs"
+    );
+    for v in runs {
+        let gb = f(v, "tcp_bytes") / 1e9;
+        let daemons = v["cpu_per_daemon"]
+            .as_array()
+            .map_or(&[][..], |d| d.as_slice());
+        let per_gb = |d: Option<&Value>| {
+            d.map_or("?".to_string(), |d| {
+                format!("{:.2}+{:.2}", f(d, "user_s") / gb, f(d, "sys_s") / gb)
+            })
+        };
+        println!(
+            "{:<5} {:<7} {:<7} {:>7.0} {:>7} {:>8.1} {:>16} {:>18} {:>17}",
+            n(v, "round"),
+            v["topology"].as_str().unwrap_or("?"),
+            v["tun_mode"].as_str().unwrap_or("?"),
+            f(v, "tcp_mbit_per_s"),
+            n(v, "tcp_retransmitted"),
+            f(v, "cpu_secs_per_gb"),
+            per_gb(daemons.first()),
+            per_gb(daemons.last()),
+            format!(
+                "{} in {}",
+                n(v, "receiver_tun_gro_segments"),
+                n(v, "receiver_tun_gro_packets")
+            ),
+        );
+        println!(
+            "      packet socket drops {}, receiver's TUN writes dropped {}; machine busy before {:.0} %, during {:.0} %; others' CPU {:.2} s",
+            v["packet_socket_rx_drops"],
+            n(v, "receiver_tun_write_dropped"),
+            100.0 * f(v, "machine_busy_before"),
+            100.0 * f(&v["machine_cpu_during_tcp"], "busy"),
+            f(v, "others_cpu_secs")
+        );
+    }
 }
 
 /// veil next to Yggdrasil (same labs, same medium, same measurement): values and ratios.

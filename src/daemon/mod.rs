@@ -5,6 +5,7 @@ pub mod config;
 pub mod control;
 pub mod control_server;
 pub mod event_loop;
+pub mod gro;
 pub mod identity_file;
 pub mod logging;
 pub mod offload;

@@ -10,22 +10,24 @@ pub const VNET_HDR_LEN: usize = 10;
 
 // From linux/virtio_net.h (libc does not have them).
 /// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the checksum from `csum_start` on is only partial.
-const F_NEEDS_CSUM: u8 = 1;
+pub(super) const F_NEEDS_CSUM: u8 = 1;
 /// `VIRTIO_NET_HDR_GSO_NONE`.
 const GSO_NONE: u8 = 0;
 /// `VIRTIO_NET_HDR_GSO_TCPV4`.
-const GSO_TCPV4: u8 = 1;
+pub(super) const GSO_TCPV4: u8 = 1;
 /// `VIRTIO_NET_HDR_GSO_TCPV6`.
-const GSO_TCPV6: u8 = 4;
+pub(super) const GSO_TCPV6: u8 = 4;
 /// `VIRTIO_NET_HDR_GSO_ECN`: a flag on the type, the CWR handling below covers it.
 const GSO_ECN: u8 = 0x80;
 
-const IPPROTO_TCP: u8 = 6;
+/// IP protocol number of TCP.
+pub(super) const IPPROTO_TCP: u8 = 6;
 const TCP_FIN: u8 = 0x01;
-const TCP_PSH: u8 = 0x08;
+/// TCP's PSH flag.
+pub(super) const TCP_PSH: u8 = 0x08;
 const TCP_CWR: u8 = 0x80;
 /// Offset of the checksum in a TCP header.
-const TCP_CSUM_OFFSET: usize = 16;
+pub(super) const TCP_CSUM_OFFSET: usize = 16;
 
 /// Why a read from the TUN was dropped instead of handed to the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,7 +243,7 @@ fn segment(
 }
 
 /// The TCP pseudo-header's sum: addresses, protocol, TCP length.
-fn pseudo_header_sum(packet: &[u8], v6: bool, l4_len: usize) -> u64 {
+pub(super) fn pseudo_header_sum(packet: &[u8], v6: bool, l4_len: usize) -> u64 {
     let addrs = if v6 {
         packet.get(8..40)
     } else {
@@ -254,7 +256,7 @@ fn pseudo_header_sum(packet: &[u8], v6: bool, l4_len: usize) -> u64 {
 /// One's-complement sum of `b` as big-endian 16-bit words (odd tail padded), added to
 /// `initial`, unfolded: four bytes at a time into 64 bits, which a 64 KiB packet cannot
 /// overflow.
-fn sum16(b: &[u8], initial: u64) -> u64 {
+pub(super) fn sum16(b: &[u8], initial: u64) -> u64 {
     let mut sum = initial;
     let mut words = b.chunks_exact(4);
     for w in &mut words {
@@ -269,28 +271,36 @@ fn sum16(b: &[u8], initial: u64) -> u64 {
 
 /// Folds `sum` to 16 bits, complements it and stores it at `at`; a zero result is sent as
 /// 0xffff, which means the same to TCP and is the only valid form for UDP.
-fn put_csum(b: &mut [u8], at: usize, mut sum: u64) {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    let csum = !(sum as u16);
+pub(super) fn put_csum(b: &mut [u8], at: usize, sum: u64) {
+    let csum = !fold(sum);
     put16(b, at, if csum == 0 { 0xffff } else { csum });
 }
 
-fn put16(b: &mut [u8], at: usize, v: u16) {
+/// `sum` folded to 16 bits (one's complement, not complemented).
+pub(super) fn fold(mut sum: u64) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// Stores `v` big-endian at `at`, if it fits.
+pub(super) fn put16(b: &mut [u8], at: usize, v: u16) {
     if let Some(d) = b.get_mut(at..at + 2) {
         d.copy_from_slice(&v.to_be_bytes());
     }
 }
 
-fn read2(b: &[u8], at: usize) -> Option<[u8; 2]> {
+/// The two bytes at `at`, if there.
+pub(super) fn read2(b: &[u8], at: usize) -> Option<[u8; 2]> {
     b.get(at..at + 2)?.try_into().ok()
 }
 
-fn read4(b: &[u8], at: usize) -> Option<[u8; 4]> {
+/// The four bytes at `at`, if there.
+pub(super) fn read4(b: &[u8], at: usize) -> Option<[u8; 4]> {
     b.get(at..at + 4)?.try_into().ok()
 }
 
 #[cfg(test)]
 #[path = "offload_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -11,7 +11,7 @@ const SEQ: u32 = 0xffff_f000; // wraps within the super-packet
 const ID: u16 = 0xfffe; // wraps too
 
 /// The checker's own checksum: 16-bit words summed one by one, carries folded at the end.
-fn verify_sum(chunks: &[&[u8]]) -> bool {
+pub(in crate::daemon) fn verify_sum(chunks: &[&[u8]]) -> bool {
     let mut sum: u32 = 0;
     for c in chunks {
         let mut i = 0;
@@ -29,7 +29,7 @@ fn verify_sum(chunks: &[&[u8]]) -> bool {
 }
 
 /// Whether the TCP or UDP checksum of a whole packet (no extension headers) verifies.
-fn l4_checksum_ok(p: &[u8], proto: u8) -> bool {
+pub(in crate::daemon) fn l4_checksum_ok(p: &[u8], proto: u8) -> bool {
     let (addrs, l4) = if p[0] >> 4 == 6 {
         (&p[8..40], &p[40..])
     } else {

@@ -18,11 +18,13 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant as TokioInstant, MissedTickBehavior};
 
+mod deliver;
 mod links;
 mod requests;
 
 use super::config::Config;
 use super::control_server::{self, Job};
+use super::gro::Gro;
 use super::offload::{self, Split, VNET_HDR_LEN};
 use super::ping::Pings;
 use super::run::DaemonError;
@@ -42,6 +44,9 @@ const MAX_BATCHES_PER_WAKE: usize = 8;
 const MAX_TUN_PACKETS_PER_WAKE: usize = 64;
 /// The environment switch that turns TUN offloads off (`VEIL_TUN_OFFLOAD=0`).
 const OFFLOAD_ENV: &str = "VEIL_TUN_OFFLOAD";
+/// The environment switch that turns coalesced TUN writes off (`VEIL_TUN_GRO=0`), offloads
+/// staying on.
+const GRO_ENV: &str = "VEIL_TUN_GRO";
 /// The TUN MTU: an overlay packet must fit one fixed-size frame.
 pub const TUN_MTU: u32 = MAX_E2E_PACKET_LEN as u32;
 const _: () = assert!(TUN_MTU >= 1280, "IPv6 needs an MTU of at least 1280");
@@ -58,6 +63,8 @@ struct IoCounters {
     tun_read_errors: u64,
     tun_gso_packets: u64,
     tun_gso_segments: u64,
+    tun_gro_packets: u64,
+    tun_gro_segments: u64,
     tun_malformed: u64,
     interface_down: u64,
     control_requests: u64,
@@ -143,6 +150,8 @@ pub struct Daemon {
     tun_buf: Box<[u8]>,
     /// The segments cut from a super-segment, one at a time.
     seg_buf: Box<[u8; TUN_MTU as usize]>,
+    /// Coalesces what is written to the TUN, when offloads are on and GRO is not off.
+    gro: Option<Gro>,
     pings: Pings,
     counters: IoCounters,
 }
@@ -153,6 +162,8 @@ pub struct Opened {
     tun: AsyncFd<Tun>,
     tun_index: u32,
     netlink: Netlink,
+    /// Writes to the TUN are coalesced (offloads on, `VEIL_TUN_GRO` not 0).
+    gro: bool,
 }
 
 impl Opened {
@@ -165,11 +176,17 @@ impl Opened {
             let fd = sys::register(sock).map_err(io_err("registering the packet socket"))?;
             ifaces.push(Iface::new(name, Some(fd)));
         }
-        let want_offload = std::env::var_os(OFFLOAD_ENV).is_none_or(|v| v != "0");
+        let want_offload = env_on(OFFLOAD_ENV);
         let tun = Tun::open(&cfg.tun, want_offload)?;
         let tun_name = tun.name().to_string();
+        let gro = tun.offload() && env_on(GRO_ENV);
         match (tun.offload(), tun.offload_refused()) {
-            (true, _) => tracing::info!("{tun_name}: TUN offloads on (TSO and checksum)"),
+            (true, _) if gro => {
+                tracing::info!("{tun_name}: TUN offloads on (TSO and checksum; coalesced writes)")
+            }
+            (true, _) => tracing::info!(
+                "{tun_name}: TUN offloads on (TSO and checksum; writes not coalesced: {GRO_ENV}=0)"
+            ),
             (false, Some(e)) => {
                 tracing::info!(
                     "{tun_name}: TUN offloads refused by the kernel ({e}): plain packets"
@@ -197,8 +214,14 @@ impl Opened {
             tun,
             tun_index,
             netlink,
+            gro,
         })
     }
+}
+
+/// Whether the environment switch `name` is on (anything but "0", or unset).
+fn env_on(name: &str) -> bool {
+    std::env::var_os(name).is_none_or(|v| v != "0")
 }
 
 fn io_err(what: &'static str) -> impl Fn(io::Error) -> DaemonError {
@@ -255,6 +278,7 @@ impl Daemon {
             buf: Box::new([0u8; MAX_FRAME_LEN]),
             tun_buf,
             seg_buf: Box::new([0u8; TUN_MTU as usize]),
+            gro: opened.gro.then(|| Gro::new(MAX_FRAME_LEN)),
             pings: Pings::new(ident),
             counters: IoCounters::default(),
         })
@@ -473,19 +497,7 @@ impl Daemon {
         for iface in &mut self.ifaces {
             send_pending(iface, &mut self.counters);
         }
-        let now = std::time::Instant::now();
-        while let Some(len) = self.node.poll_deliver(&mut self.buf[..]) {
-            let Some(packet) = self.buf.get(..len) else {
-                continue;
-            };
-            if self.pings.intercept(packet, now) {
-                continue;
-            }
-            match self.tun.get_ref().write(packet) {
-                Ok(_) => {}
-                Err(_) => self.counters.tun_write_dropped += 1,
-            }
-        }
+        self.deliver();
         while let Some(event) = self.node.poll_event() {
             self.log_event(event);
         }

@@ -131,6 +131,8 @@ impl Daemon {
             ("tun_read_errors", c.tun_read_errors),
             ("tun_gso_packets", c.tun_gso_packets),
             ("tun_gso_segments", c.tun_gso_segments),
+            ("tun_gro_packets", c.tun_gro_packets),
+            ("tun_gro_segments", c.tun_gro_segments),
             ("tun_malformed", c.tun_malformed),
             ("interface_down", c.interface_down),
             ("control_requests", c.control_requests),

@@ -1,11 +1,12 @@
 //! The TUN device: IPv6 packets between the kernel and the overlay.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use super::error::{check_ifname, SysError, CAP_NET_ADMIN};
+use crate::daemon::gro::MAX_SEGMENTS;
 use crate::daemon::offload::VNET_HDR_LEN;
 
 /// Path of the TUN clone device.
@@ -100,25 +101,22 @@ impl Tun {
         if !self.offload {
             return fd_write(self.file.as_raw_fd(), packet);
         }
-        const ZERO_HDR: [u8; VNET_HDR_LEN] = [0; VNET_HDR_LEN];
-        let iov = [
-            libc::iovec {
-                iov_base: ZERO_HDR.as_ptr() as *mut libc::c_void,
-                iov_len: ZERO_HDR.len(),
-            },
-            libc::iovec {
-                iov_base: packet.as_ptr() as *mut libc::c_void,
-                iov_len: packet.len(),
-            },
-        ];
-        // SAFETY: both iovecs point at live readable regions of the stated lengths for the
-        // whole call; writev only reads through them.
-        let n = unsafe { libc::writev(self.file.as_raw_fd(), iov.as_ptr(), 2) };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok((n as usize).saturating_sub(VNET_HDR_LEN))
+        self.write_parts(&[0; VNET_HDR_LEN], &[packet])
+    }
+
+    /// Writes `vnet_hdr` and then `parts` as one packet with one `writev` (offloads only:
+    /// a coalesced super-packet, `daemon::gro`); returns the bytes after the header.
+    pub fn write_parts(&self, vnet_hdr: &[u8; VNET_HDR_LEN], parts: &[&[u8]]) -> io::Result<usize> {
+        let mut iov = [IoSlice::new(&[]); 1 + MAX_SEGMENTS];
+        if parts.len() >= iov.len() {
+            return Err(io::ErrorKind::InvalidInput.into());
         }
+        iov[0] = IoSlice::new(vnet_hdr);
+        for (slot, part) in iov[1..].iter_mut().zip(parts) {
+            *slot = IoSlice::new(part);
+        }
+        let n = (&self.file).write_vectored(&iov[..1 + parts.len()])?;
+        Ok(n.saturating_sub(VNET_HDR_LEN))
     }
 }
 
