@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 /// Bottom to top. A module may use its own layer and those before it.
 const LAYERS: &[&str] = &[
-    "time", "hexstr", "iface", "wire", "crypto", "overlay", "routing", "node", "daemon", "sim",
-    "lab", "cli",
+    "time", "hexstr", "iface", "wire", "crypto", "overlay", "link", "routing", "node", "daemon",
+    "sim", "lab", "cli",
 ];
 
 fn rank(name: &str) -> Option<usize> {

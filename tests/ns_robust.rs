@@ -556,9 +556,9 @@ fn garbage_on_the_medium_is_counted_and_survived() {
     eprintln!(
         "n1 lists {} neighbours after the flood (cap {}), n2 up: {n2_up}",
         n1_neighbors.len(),
-        veilmesh::routing::MAX_NEIGHBORS_PER_IFACE
+        veilmesh::link::MAX_LINKS_PER_IFACE
     );
-    assert!(n1_neighbors.len() <= veilmesh::routing::MAX_NEIGHBORS_PER_IFACE);
+    assert!(n1_neighbors.len() <= veilmesh::link::MAX_LINKS_PER_IFACE);
     assert!(n2_up, "n1 lost n2 to the flood: {n1_neighbors:?}");
     assert!(
         rss_after < 32 * 1024,

@@ -35,7 +35,6 @@ fn quality(q: u16) -> f64 {
 /// Neighbours, sorted by interface and MAC.
 pub fn neighbors(node: &Node, names: &[String], now: Instant) -> Vec<NeighborReport> {
     let mut rows: Vec<NeighborReport> = node
-        .routing()
         .neighbors()
         .map(|n| NeighborReport {
             iface: name_of(names, n.iface),
@@ -67,8 +66,8 @@ fn originator(node: &Node, names: &[String], r: &RouteInfo) -> OriginatorReport 
             .and_then(|c| c.address_of(&r.node))
             .map(IpAddr::V4),
         metric: r.metric,
-        next_hop: hop(names, r.next_hop),
-        backup: hop(names, r.backup),
+        next_hop: hop(names, r.next_hop.and_then(|l| node.link_key(l))),
+        backup: hop(names, r.backup.and_then(|l| node.link_key(l))),
         epoch: r.latest.epoch,
         seqno: r.latest.seqno,
     }
@@ -123,8 +122,7 @@ pub fn stats(node: &Node, extra: &[(&str, u64)]) -> StatsReport {
 
 /// How many neighbours are up.
 pub fn neighbors_up(node: &Node) -> usize {
-    node.routing()
-        .neighbors()
+    node.neighbors()
         .filter(|n| n.state == NeighborState::Up)
         .count()
 }

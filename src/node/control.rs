@@ -98,7 +98,7 @@ impl Node {
                 }
                 if has_session {
                     let mut entries = heapless::Vec::<_, 64>::new();
-                    for e in self.routing.ihu_entries(iface) {
+                    for e in crate::routing::ihu_entries(self.links.table(), iface) {
                         if entries.push(e).is_err() {
                             break;
                         }
@@ -189,7 +189,9 @@ impl Node {
             inner: &mut self.anns,
             verdict: None,
         };
-        self.routing.handle_ogm(now, iface, mac, ogm, &mut auth);
+        let links = self.links.table_mut();
+        self.routing
+            .handle_ogm(now, links, (iface, mac), ogm, &mut auth);
         match auth.verdict {
             Some(AuthVerdict::UnknownOriginator) => self.park_ogm(now, iface, mac, ogm),
             // Routing asked for the announcement only if it has no next hop to the originator.

@@ -5,7 +5,6 @@
 use super::links::Link;
 use super::Node;
 use crate::crypto::{AcceptPolicy, GroupReceiver};
-use crate::routing::NeighborState;
 use crate::time::{Duration, Instant};
 use crate::wire::GroupKeyRepr;
 
@@ -45,17 +44,13 @@ impl Node {
         let key = self.group.repr();
         // Only to neighbours routing still hears: one that left keeps its session until
         // it expires, but must not get the new key.
-        let routing = &self.routing;
-        let up = |l: &Link| {
-            routing
-                .neighbors()
-                .any(|n| n.iface == l.iface && n.mac == l.mac && n.state == NeighborState::Up)
-        };
         let slots: heapless::Vec<usize, { super::MAX_LINKS }> = self
             .links
+            .table()
             .iter()
-            .filter(|(_, l)| l.current.as_ref().is_some_and(|s| s.confirmed) && up(l))
-            .map(|(slot, _)| slot)
+            .filter(|e| e.state.neighbor.as_ref().is_some_and(|n| n.is_up()))
+            .filter(|e| e.state.link.current.as_ref().is_some_and(|s| s.confirmed))
+            .map(|e| e.id.slot())
             .collect();
         for slot in slots {
             self.queue_unicast(slot, true, |w| w.push_group_key(&key));

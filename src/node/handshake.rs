@@ -318,8 +318,9 @@ impl Node {
     /// The link in `slot` has a new deadline (a handshake or session began): the link
     /// timer fires no later than it.
     fn arm_link_timer(&mut self, slot: usize) {
-        if let Some(link) = self.links.get(slot) {
-            self.timers.arm(Timer::Links, link.deadline());
+        let forgettable = !self.links.routing_holds(slot);
+        if let Some(at) = self.links.get(slot).and_then(|l| l.deadline(forgettable)) {
+            self.timers.arm(Timer::Links, at);
         }
     }
 
@@ -343,7 +344,9 @@ impl Node {
         let Some(node) = link.node else {
             return;
         };
-        self.routing.neighbor_authenticated(now, iface, mac, node);
+        let links = self.links.table_mut();
+        self.routing
+            .neighbor_authenticated(now, links, (iface, mac), node);
         self.push_event(Event::SessionUp { iface, mac, node });
         self.drain_routing(now);
     }
@@ -399,6 +402,8 @@ impl Node {
                 let _ = forget.push(slot);
             }
         }
+        // A link routing still holds goes when routing forgets its neighbour.
+        forget.retain(|slot| !self.links.routing_holds(*slot));
         self.forget_links(now, &lost, &forget);
         for (iface, mac) in rekey {
             self.maybe_initiate(now, iface, mac, Trigger::Rekey);
@@ -424,7 +429,10 @@ impl Node {
     /// the slots `forget`.
     fn forget_links(&mut self, now: Instant, lost: &[(IfaceId, MacAddr)], forget: &[usize]) {
         for (iface, mac) in lost {
-            self.routing.neighbor_deauthenticated(now, *iface, *mac);
+            if let Some(id) = self.links.table().find(*iface, *mac) {
+                let links = self.links.table_mut();
+                self.routing.neighbor_deauthenticated(now, links, id);
+            }
         }
         self.neighbours_left(now, lost.len());
         for slot in forget {

@@ -131,7 +131,10 @@ impl Node {
             self.stats.drop(DropReason::MalformedMessage);
             return None;
         }
-        self.routing.note_data_sent(now, iface, mac);
+        if let Some(id) = self.links.id(relay.slot) {
+            let links = self.links.table_mut();
+            self.routing.note_data_sent(now, links, id);
+        }
         self.stats.forwarded += 1;
         let meta = TxMeta {
             iface,
@@ -146,11 +149,11 @@ impl Node {
 
     /// The link to the next hop toward `dst`, or None (counted).
     fn next_hop_slot(&mut self, dst: &NodeId) -> Option<usize> {
-        let Some((iface, mac)) = self.routing.next_hop(dst) else {
+        let Some(id) = self.routing.next_hop(dst) else {
             self.stats.drop(DropReason::NoRoute);
             return None;
         };
-        let slot = self.links.find(iface, mac);
+        let slot = self.links.table().get(id).map(|e| e.id.slot());
         if slot.is_none() {
             self.stats.drop(DropReason::NoSession);
         }
@@ -185,9 +188,9 @@ impl Node {
                 other => other,
             }
         });
-        if let (true, Some(link)) = (sent, self.links.get(slot)) {
-            let (iface, mac) = (link.iface, link.mac);
-            self.routing.note_data_sent(now, iface, mac);
+        if let (true, Some(id)) = (sent, self.links.id(slot)) {
+            let links = self.links.table_mut();
+            self.routing.note_data_sent(now, links, id);
         }
         sent
     }

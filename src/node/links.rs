@@ -1,16 +1,18 @@
-//! Link state per radio neighbour: pending handshake, current and previous session, the
-//! neighbour's group key. Bounded; a session index names its slot so lookups are O(1).
+//! The node's view of the link table (`crate::link`): per neighbour, the pending handshake,
+//! current and previous session and the neighbour's group key, next to routing's part of
+//! the same entry. A session index names its slot so lookups are O(1).
 
 use rand_core::RngCore;
 
 use super::IfaceId;
 use crate::crypto::{GroupReceiver, Initiator, PublicIdentity, Responder, Session};
+use crate::link::{LinkId, LinkTable};
 use crate::routing::seqno::Gcra;
+use crate::routing::{eviction_rank, Neighbor, NeighborSlot};
 use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId};
 
-/// Most neighbours (with or without a session) a node tracks; a slot number fits in a byte.
-pub const MAX_LINKS: usize = 128;
+pub use crate::link::MAX_LINKS;
 /// A handshake not completed within this time is abandoned.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Least time between two handshakes we start toward one neighbour.
@@ -110,9 +112,9 @@ impl Pending {
 
 /// Everything the node knows about one neighbour on one interface.
 pub struct Link {
-    /// Interface the neighbour is on.
+    /// Interface the neighbour is on (the table entry's key, copied: it never changes).
     pub iface: IfaceId,
-    /// The neighbour's MAC.
+    /// The neighbour's MAC (the table entry's key, copied).
     pub mac: MacAddr,
     /// A handshake in progress.
     pub pending: Option<Pending>,
@@ -188,9 +190,10 @@ impl Link {
     /// When housekeeping next has something to do for this link (see `housekeep_links`):
     /// the pending handshake times out, a session is still unconfirmed or expires, the
     /// current session is due for a rekey (no sooner than a retry allows), or the link is
-    /// idle long enough to forget. The message-count rekey is left out: 2^32 frames within
-    /// `REKEY_AFTER_TIME` is beyond any radio, so the time-based rekey always comes first.
-    pub fn deadline(&self) -> Instant {
+    /// idle long enough to forget (if `forgettable`: routing holds no part of it). The
+    /// message-count rekey is left out: 2^32 frames within `REKEY_AFTER_TIME` is beyond
+    /// any radio, so the time-based rekey always comes first.
+    pub fn deadline(&self, forgettable: bool) -> Option<Instant> {
         let pending = self.pending.as_ref().map(|p| p.since() + HANDSHAKE_TIMEOUT);
         let previous = self
             .previous
@@ -207,12 +210,17 @@ impl Link {
             }
             at
         });
-        let idle = self.last_heard + IDLE_LINK_TIMEOUT;
+        let idle = forgettable.then_some(self.last_heard + IDLE_LINK_TIMEOUT);
         [pending, previous, current]
             .into_iter()
             .flatten()
             .min()
-            .unwrap_or(idle)
+            .or(idle)
+    }
+
+    /// Whether it holds nothing: no session, no handshake.
+    pub fn is_idle(&self) -> bool {
+        self.current.is_none() && self.pending.is_none()
     }
 
     /// Whether we may start a handshake toward this neighbour now.
@@ -233,27 +241,68 @@ pub enum Which {
     Previous,
 }
 
-/// The bounded table of links.
-pub struct Links {
-    slots: Vec<Option<Link>>,
-    /// (interface, MAC) of each occupied slot: the per-frame lookup scans these 8-byte keys
-    /// instead of the large `Link`s.
-    keys: Vec<Option<(IfaceId, MacAddr)>>,
+/// One entry of the node's link table: its sessions, and routing's part.
+pub struct LinkState {
+    /// Sessions, handshake, group key.
+    pub link: Link,
+    /// Routing's part (link quality, liveness), while routing holds the neighbour.
+    pub neighbor: Option<Neighbor>,
 }
 
-impl Default for Links {
-    fn default() -> Self {
-        Links {
-            slots: (0..MAX_LINKS).map(|_| None).collect(),
-            keys: vec![None; MAX_LINKS],
+impl NeighborSlot for LinkState {
+    fn neighbor(&self) -> Option<&Neighbor> {
+        self.neighbor.as_ref()
+    }
+
+    fn neighbor_slot(&mut self) -> &mut Option<Neighbor> {
+        &mut self.neighbor
+    }
+
+    fn with_neighbor(n: Neighbor) -> Self {
+        LinkState {
+            link: Link::new(n.iface, n.mac, n.last_heard),
+            neighbor: Some(n),
         }
+    }
+
+    fn idle(&self) -> bool {
+        self.link.is_idle()
+    }
+
+    fn last_heard(&self) -> Instant {
+        let routing = self
+            .neighbor
+            .as_ref()
+            .map_or(Instant::ZERO, |n| n.last_heard);
+        self.link.last_heard.max(routing)
     }
 }
 
+/// The node's link table, addressed by slot inside the node (a session index carries it).
+#[derive(Default)]
+pub struct Links {
+    table: LinkTable<LinkState>,
+}
+
 impl Links {
+    /// The whole table, for routing's calls.
+    pub fn table(&self) -> &LinkTable<LinkState> {
+        &self.table
+    }
+
+    /// The whole table, mutably, for routing's calls.
+    pub fn table_mut(&mut self) -> &mut LinkTable<LinkState> {
+        &mut self.table
+    }
+
+    /// The id of the link in `slot`.
+    pub fn id(&self, slot: usize) -> Option<LinkId> {
+        self.table.id_at(slot)
+    }
+
     /// The slot of the link to `mac` on `iface`.
     pub fn find(&self, iface: IfaceId, mac: MacAddr) -> Option<usize> {
-        self.keys.iter().position(|k| *k == Some((iface, mac)))
+        self.table.find(iface, mac).map(LinkId::slot)
     }
 
     /// The link to `mac` on `iface`.
@@ -268,46 +317,41 @@ impl Links {
 
     /// The link in `slot`.
     pub fn get(&self, slot: usize) -> Option<&Link> {
-        self.slots.get(slot).and_then(Option::as_ref)
+        let id = self.table.id_at(slot)?;
+        self.table.get(id).map(|e| &e.state.link)
     }
 
     /// The link in `slot`, mutably.
     pub fn get_mut(&mut self, slot: usize) -> Option<&mut Link> {
-        self.slots.get_mut(slot).and_then(Option::as_mut)
+        let id = self.table.id_at(slot)?;
+        self.table.get_mut(id).map(|e| &mut e.state.link)
     }
 
-    /// The slot for `mac` on `iface`, creating it; when full, a link without a session
-    /// that was heard least recently is evicted. `None` if every slot holds a session.
+    /// Whether routing holds a part of the link in `slot` (then routing forgets it).
+    pub fn routing_holds(&self, slot: usize) -> bool {
+        let id = self.table.id_at(slot);
+        id.and_then(|id| self.table.get(id))
+            .is_some_and(|e| e.state.neighbor.is_some())
+    }
+
+    /// The slot for `mac` on `iface`, creating it; when full, the least recently heard link
+    /// without a session or a neighbour routing uses is evicted. `None` if there is none.
     pub fn find_or_insert(&mut self, iface: IfaceId, mac: MacAddr, now: Instant) -> Option<usize> {
         if let Some(slot) = self.find(iface, mac) {
             return Some(slot);
         }
-        let slot = match self.slots.iter().position(Option::is_none) {
-            Some(free) => free,
-            None => self.eviction_candidate()?,
+        let state = LinkState {
+            link: Link::new(iface, mac, now),
+            neighbor: None,
         };
-        if let (Some(s), Some(k)) = (self.slots.get_mut(slot), self.keys.get_mut(slot)) {
-            *s = Some(Link::new(iface, mac, now));
-            *k = Some((iface, mac));
-        }
-        Some(slot)
-    }
-
-    fn eviction_candidate(&self) -> Option<usize> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| l.as_ref().map(|l| (i, l)))
-            .filter(|(_, l)| l.current.is_none())
-            .min_by_key(|(_, l)| l.last_heard)
-            .map(|(i, _)| i)
+        let inserted = self.table.insert(iface, mac, state, eviction_rank).ok()?;
+        Some(inserted.id.slot())
     }
 
     /// Forget the link in `slot`.
     pub fn remove(&mut self, slot: usize) {
-        if let (Some(s), Some(k)) = (self.slots.get_mut(slot), self.keys.get_mut(slot)) {
-            *s = None;
-            *k = None;
+        if let Some(id) = self.table.id_at(slot) {
+            self.table.remove(id);
         }
     }
 
@@ -344,28 +388,23 @@ impl Links {
     /// A link still due then wanted something it could not have (a rekey the handshake
     /// budget refused): it is looked at again `STUCK_RETRY` later, not in a busy loop.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        self.iter()
-            .map(|(_, l)| match l.deadline() {
-                due if due <= now => now + STUCK_RETRY,
-                later => later,
-            })
+        self.table
+            .iter()
+            .filter_map(|e| e.state.link.deadline(e.state.neighbor.is_none()))
+            .map(|due| if due <= now { now + STUCK_RETRY } else { due })
             .min()
     }
 
     /// Iterate over occupied slots.
     pub fn iter(&self) -> impl Iterator<Item = (usize, &Link)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| l.as_ref().map(|l| (i, l)))
+        self.table.iter().map(|e| (e.id.slot(), &e.state.link))
     }
 
     /// Iterate mutably over occupied slots.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut Link)> {
-        self.slots
+        self.table
             .iter_mut()
-            .enumerate()
-            .filter_map(|(i, l)| l.as_mut().map(|l| (i, l)))
+            .map(|e| (e.id.slot(), &mut e.state.link))
     }
 }
 
@@ -393,15 +432,13 @@ mod tests {
     fn full_table_evicts_only_links_without_session() {
         let mut links = Links::default();
         let t = Instant::from_millis(1);
+        // Two interfaces, each with its share (`MAX_LINKS_PER_IFACE`) full.
         for i in 0..MAX_LINKS {
-            let s = links.find_or_insert(
-                IfaceId(0),
-                mac(i as u8),
-                t + Duration::from_millis(i as u64),
-            );
+            let iface = IfaceId((i / crate::link::MAX_LINKS_PER_IFACE) as u8);
+            let s = links.find_or_insert(iface, mac(i as u8), t + Duration::from_millis(i as u64));
             assert_eq!(s, Some(i));
         }
-        // The oldest (slot 0) goes first.
+        // The oldest on the interface (slot 0) goes first.
         let s = links.find_or_insert(IfaceId(0), mac(200), t + Duration::from_secs(1));
         assert_eq!(s, Some(0));
         assert_eq!(links.find(IfaceId(0), mac(0)), None);

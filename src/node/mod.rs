@@ -51,6 +51,7 @@ use links::Links;
 use timers::Timer;
 
 pub use crate::iface::IfaceId;
+pub use crate::link::LinkId;
 
 /// A frame the node wrote into the caller's buffer and wants sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,8 +285,11 @@ impl Node {
         let Some(pos) = self.ifaces.iter().position(|(i, _)| *i == iface) else {
             return false;
         };
+        // Routing first: it withdraws routes through the interface's neighbours while their
+        // links are still there to name them.
+        self.routing
+            .remove_interface(now, self.links.table_mut(), iface);
         self.forget_links_on(now, iface);
-        self.routing.remove_interface(now, iface);
         self.ifaces.remove(pos);
         // Per-interface state is kept by position in `ifaces`.
         if let Some(tail) = self.last_probe_ack.get_mut(pos..) {
@@ -381,7 +385,17 @@ impl Node {
 
     /// The current next hop toward `dst`.
     pub fn next_hop(&self, dst: &NodeId) -> Option<(IfaceId, MacAddr)> {
-        self.routing.next_hop(dst)
+        self.link_key(self.routing.next_hop(dst)?)
+    }
+
+    /// The interface and neighbour MAC of link `id` (routes name their next hops by link).
+    pub fn link_key(&self, id: LinkId) -> Option<(IfaceId, MacAddr)> {
+        self.links.table().get(id).map(|e| (e.iface, e.mac))
+    }
+
+    /// Every neighbour routing holds, with its link quality.
+    pub fn neighbors(&self) -> impl Iterator<Item = crate::routing::NeighborInfo> + '_ {
+        crate::routing::neighbor_infos(self.links.table())
     }
 
     /// Number of neighbours with an established (confirmed) link session.
@@ -462,7 +476,7 @@ impl Node {
 
     /// Run every deadline due at `now`: routing's, then the node's in `Timer::ALL` order.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.routing.handle_timeout(now);
+        self.routing.handle_timeout(now, self.links.table_mut());
         for timer in Timer::ALL {
             if self.timers.take_due(timer, now) {
                 self.on_timer(now, timer);

@@ -108,7 +108,9 @@ impl Node {
                     self.stats.drop(DropReason::BadFrameTag);
                     return None;
                 }
-                self.routing.handle_hello(now, iface, src, &hello, false);
+                let links = self.links.table_mut();
+                self.routing
+                    .handle_hello(now, links, (iface, src), &hello, false);
                 // A neighbour whose session went silent and that says hello in clear lost
                 // that session (it restarted, or another node took its MAC).
                 let alive = self
@@ -318,10 +320,15 @@ impl Node {
             link.last_authenticated = Some(now);
             node = link.node;
         }
-        if !self.routing.handle_authenticated_frame(now, iface, src) {
+        let Some(id) = self.links.id(slot) else {
+            return;
+        };
+        let links = self.links.table_mut();
+        if !self.routing.handle_authenticated_frame(now, links, id) {
             // Routing forgot this neighbour while it was silent: it is back.
             if let Some(node) = node {
-                self.routing.neighbor_authenticated(now, iface, src, node);
+                self.routing
+                    .neighbor_authenticated(now, links, (iface, src), node);
             }
         }
     }
@@ -356,10 +363,13 @@ impl Node {
     fn on_message(&mut self, now: Instant, iface: IfaceId, src: MacAddr, m: Message<'_>, via: Via) {
         match (m, via) {
             (Message::Hello(h), Via::Broadcast) => {
-                self.routing.handle_hello(now, iface, src, &h, true)
+                let links = self.links.table_mut();
+                self.routing
+                    .handle_hello(now, links, (iface, src), &h, true)
             }
             (Message::Ihu(entries), Via::Broadcast) => {
-                self.routing.handle_ihu(now, iface, src, entries)
+                let links = self.links.table_mut();
+                self.routing.handle_ihu(now, links, (iface, src), entries)
             }
             // OGMs are flooded by broadcast; a table sent to a new neighbour comes unicast.
             (Message::Ogm(ogm), _) => self.on_ogm(now, iface, src, &ogm),
@@ -379,7 +389,9 @@ impl Node {
                 self.on_announce_request(now, iface, src, &node)
             }
             (Message::SeqnoRequest(req), _) => {
-                self.routing.handle_seqno_request(now, iface, src, &req)
+                let links = self.links.table_mut();
+                self.routing
+                    .handle_seqno_request(now, links, (iface, src), &req)
             }
             (Message::GroupKey(key), Via::Unicast) => {
                 if let Some(link) = self.links.by_mac_mut(iface, src) {
@@ -393,7 +405,12 @@ impl Node {
                 }
             }
             (Message::Probe(seq), Via::Unicast) => self.answer_probe(now, iface, seq),
-            (Message::ProbeAck(seq), _) => self.routing.handle_probe_ack(now, iface, src, seq),
+            (Message::ProbeAck(seq), _) => {
+                if let Some(id) = self.links.table().find(iface, src) {
+                    let links = self.links.table_mut();
+                    self.routing.handle_probe_ack(now, links, id, seq);
+                }
+            }
             (Message::Data { dst, ttl, packet }, Via::Unicast) => {
                 self.on_data(now, dst, ttl, packet)
             }

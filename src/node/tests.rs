@@ -145,14 +145,14 @@ fn frames_from_our_own_mac_are_dropped_and_counted() {
     // handshake with ourselves.
     a.handle_frame(now, IfaceId(0), mac(1), &hello);
     assert_eq!(a.stats().drops(DropReason::OwnSourceMac), 1);
-    assert_eq!(a.routing().neighbors().count(), 0);
+    assert_eq!(a.neighbors().count(), 0);
     assert!(
         a.poll_transmit(&mut out).is_none(),
         "a answered its own MAC"
     );
     // The same hello from b's MAC starts a handshake (so the check above can fail).
     a.handle_frame(now, IfaceId(0), mac(2), &hello);
-    assert_eq!(a.routing().neighbors().count(), 1);
+    assert_eq!(a.neighbors().count(), 1);
     assert!(
         a.poll_transmit(&mut out).is_some(),
         "a answers a real neighbour"
@@ -843,4 +843,45 @@ fn a_relay_reseals_in_the_receive_buffer_the_frame_it_would_have_queued() {
         .is_none());
     assert_eq!(in_place[1].stats().drops(DropReason::DecryptFailed), 1);
     assert!(drain_frames(&mut in_place[1]).is_empty());
+}
+
+#[test]
+fn one_link_table_entry_holds_a_neighbours_session_and_routing_part_until_both_let_go() {
+    let t0 = Instant::ZERO;
+    let (mut a, mut b) = (node(1, t0), node(2, t0));
+    run_pair(&mut a, &mut b, t0, 10);
+    let entries: Vec<_> = a.links.table().iter().collect();
+    assert_eq!(entries.len(), 1, "one entry for b, not one per layer");
+    let e = entries[0];
+    assert!(e.state.neighbor.as_ref().is_some_and(|n| n.is_up()));
+    assert!(e.state.link.current.is_some());
+    assert_eq!(a.routing().next_hop(&b.node_id()), Some(e.id));
+    assert_eq!(a.link_key(e.id), Some((IfaceId(0), mac(2))));
+
+    // b falls silent. Routing lets go first (down after 4 hellos, forgotten 60 s after
+    // the last one), the session keeps the entry until it expires (360 s), then it goes.
+    let mut now = t0 + Duration::from_secs(10);
+    let end = now + Duration::from_secs(420);
+    let (mut steps, mut session_only, mut buf) = (0, false, [0u8; 1500]);
+    while let Some(next) = a.poll_timeout().filter(|t| *t <= end) {
+        assert!(next >= now, "a deadline in the past: {next:?} < {now:?}");
+        now = next;
+        a.handle_timeout(now);
+        while a.poll_transmit(&mut buf).is_some() {}
+        steps += 1;
+        if let [e] = a.links.table().iter().collect::<Vec<_>>()[..] {
+            session_only |= e.state.neighbor.is_none() && e.state.link.current.is_some();
+        }
+    }
+    assert!(
+        session_only,
+        "routing forgot b while the session still held the entry"
+    );
+    assert_eq!(
+        a.links.table().iter().count(),
+        0,
+        "both let go: the entry is gone"
+    );
+    assert_eq!(a.routing().next_hop(&b.node_id()), None);
+    assert!(steps < 2000, "{steps} timer wake-ups in 420 s");
 }

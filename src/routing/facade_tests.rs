@@ -6,14 +6,15 @@ use rand_chacha::ChaCha20Rng;
 
 use super::harness::{fake_chain, id, mac, FakeAuth, IF0};
 use super::metric::QUALITY_ONE;
+use super::test_router::TestRouter;
 use super::*;
 use crate::wire::{HelloRepr, SeqnoRequestRepr};
 
 const T0: Instant = Instant::from_millis(1_000);
 
 /// Node 0 with neighbours 1 and 2 authenticated and clean links (16 hellos + Ihu each).
-fn router() -> (Routing, FakeAuth) {
-    let mut r = Routing::new(id(0), 1, T0, ChaCha20Rng::seed_from_u64(9));
+fn router() -> (TestRouter, FakeAuth) {
+    let mut r = TestRouter::new(id(0), 1, T0, ChaCha20Rng::seed_from_u64(9));
     r.add_interface(T0, IF0, mac(0));
     for n in 1..=2 {
         r.neighbor_authenticated(T0, IF0, mac(n), id(n));
@@ -50,7 +51,7 @@ fn ogm(node: usize, epoch: u32, seqno: u32, metric: u16) -> OgmRepr {
     }
 }
 
-fn drain(r: &mut Routing) -> (Vec<Action>, Vec<OgmRepr>) {
+fn drain(r: &mut TestRouter) -> (Vec<Action>, Vec<OgmRepr>) {
     r.handle_timeout(r.poll_timeout().unwrap_or(T0).max(T0));
     let mut actions = Vec::new();
     while let Some(a) = r.poll_action() {
@@ -131,7 +132,8 @@ fn restarted_originator_with_higher_epoch_is_believed_at_once() {
     r.handle_ogm(t, IF0, mac(1), &ogm(5, 2, 1, 900), &mut auth);
     let route = r.route(&id(5)).unwrap();
     assert_eq!(route.latest, SeqKey::new(2, 1));
-    assert_eq!(route.next_hop, Some((IF0, mac(1))));
+    assert_eq!(route.next_hop, r.links.find(IF0, mac(1)));
+    assert!(route.next_hop.is_some());
     let fwd = of(5, drain(&mut r).1);
     assert_eq!(fwd.len(), 1);
     assert_eq!(
@@ -334,7 +336,7 @@ fn a_fast_originator_cannot_make_us_flood_faster_than_4_per_second() {
 
 #[test]
 fn a_configured_hello_interval_sets_the_gaps_and_is_advertised() {
-    let mut r = Routing::new(id(0), 1, T0, ChaCha20Rng::seed_from_u64(3));
+    let mut r = TestRouter::new(id(0), 1, T0, ChaCha20Rng::seed_from_u64(3));
     r.set_hello_interval(Duration::from_millis(1000));
     assert_eq!(r.hello_interval(), Duration::from_millis(1000));
     r.add_interface(T0, IF0, mac(0));
@@ -430,7 +432,7 @@ struct Seen {
 /// Run `r` at its own deadlines from `from` to `until`, neighbours 1 and 2 sending clean
 /// hellos and Ihus every 3.5 s (hello `seq` onward). Checks after every step that no timer
 /// fires later than its state needs and none is left due.
-fn run_idle(r: &mut Routing, from: Instant, until: Instant, seq: &mut u16) -> Seen {
+fn run_idle(r: &mut TestRouter, from: Instant, until: Instant, seq: &mut u16) -> Seen {
     let mut seen = Seen::default();
     let mut next_hello = from;
     loop {
@@ -549,14 +551,14 @@ fn seqno_requests_for_an_originator_with_only_infeasible_routes_are_retried_at_t
 
 #[test]
 fn poll_timeout_of_an_idle_router_is_its_earliest_named_deadline() {
-    let mut r = Routing::new(id(0), 1, T0, ChaCha20Rng::seed_from_u64(4));
+    let mut r = TestRouter::new(id(0), 1, T0, ChaCha20Rng::seed_from_u64(4));
     assert_eq!(r.poll_timeout(), Some(r.trickle.deadline()));
     let (mut r2, mut auth) = router();
     r2.handle_ogm(T0, IF0, mac(1), &ogm(5, 1, 1, 0), &mut auth);
     r2.handle_ogm(T0, IF0, mac(2), &ogm(6, 1, 1, INFINITY - 1), &mut auth);
     r.add_interface(T0, IF0, mac(0));
     for r in [&r, &r2] {
-        let exact = timers::Timer::ALL.map(|t| r.exact_deadline(t));
+        let exact = timers::Timer::ALL.map(|t| r.exact_deadline(&r.links, t));
         for (t, e) in timers::Timer::ALL.iter().zip(exact) {
             assert_eq!(r.ctx.timers.get(*t), e, "{t:?}");
         }
@@ -566,7 +568,7 @@ fn poll_timeout_of_an_idle_router_is_its_earliest_named_deadline() {
 
 #[test]
 fn a_trickle_called_late_catches_up_stuck_retry_later_instead_of_spinning() {
-    let mut r = Routing::new(id(0), 1, T0, ChaCha20Rng::seed_from_u64(4));
+    let mut r = TestRouter::new(id(0), 1, T0, ChaCha20Rng::seed_from_u64(4));
     // Called just before the end of the second interval (1 s + 2 s): the first interval's
     // OGM goes now, and the second interval's instant has passed as well.
     let now = T0 + Duration::from_millis(2999);

@@ -1,13 +1,15 @@
 //! OGM handling: acceptance, route update, BATMAN rebroadcast, retractions, origination.
 
 use crate::iface::IfaceId;
+use crate::link::{LinkId, LinkTable};
 use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId, OgmRepr};
 
 use super::auth::{AuthVerdict, OgmAuth};
 use super::ctx::{Ctx, Event};
+use super::links::authenticated_link;
 use super::metric::INFINITY;
-use super::neighbor::NeighborTable;
+use super::neighbor::{NeighborSlot, Neighbors};
 use super::originator::{Originator, RouteEntry, Selection, Upsert};
 use super::requests::request_seqno;
 use super::seqno::{FeasibilityDistance, SeqKey};
@@ -21,11 +23,11 @@ pub const FORWARD_BURST: u64 = 4;
 
 impl Routing {
     /// An OGM received from (iface, mac) in an authenticated broadcast frame.
-    pub fn handle_ogm(
+    pub fn handle_ogm<T: NeighborSlot>(
         &mut self,
         now: Instant,
-        iface: IfaceId,
-        mac: MacAddr,
+        links: &mut LinkTable<T>,
+        (iface, mac): (IfaceId, MacAddr),
         ogm: &OgmRepr,
         auth: &mut impl OgmAuth,
     ) {
@@ -33,11 +35,11 @@ impl Routing {
             self.ctx.counters.ogm_own_echo += 1;
             return;
         }
-        let Some(idx) = self.authenticated_index(iface, mac) else {
+        let Some(id) = authenticated_link(links, iface, mac) else {
             self.ctx.counters.ogm_unknown_neighbor += 1;
             return;
         };
-        self.touch(now, idx);
+        self.touch(now, links, id);
         if ogm.ttl == 0 {
             self.ctx.counters.ogm_ttl_zero += 1;
             return;
@@ -47,7 +49,7 @@ impl Routing {
         if let Some(r) = self
             .originators
             .get(&ogm.node)
-            .and_then(|o| o.route_via(idx))
+            .and_then(|o| o.route_via(id))
         {
             // An older epoch behind this neighbour's retraction may be its originator after
             // a restart that lost its state: the authenticator decides (`on_older_epoch`).
@@ -62,7 +64,7 @@ impl Routing {
             }
         }
         if ogm.metric == INFINITY {
-            self.handle_retraction(now, idx, ogm, seq);
+            self.handle_retraction(now, links, id, ogm, seq);
             return;
         }
         match auth.check(ogm) {
@@ -95,7 +97,7 @@ impl Routing {
             }
             self.topology_changed(now);
         }
-        self.update_route(now, idx, ogm, seq);
+        self.update_route(now, links, id, ogm, seq);
     }
 
     /// An OGM of an epoch older than the announcement we hold: a replay while we can reach
@@ -139,21 +141,34 @@ impl Routing {
     /// can only take away the sender's own advertisement, and it is often older than the
     /// newest OGM we verified (the sender lost its route before newer OGMs reached it), so
     /// a freshness check would drop exactly the retractions that matter.
-    fn handle_retraction(&mut self, now: Instant, idx: u16, ogm: &OgmRepr, seq: SeqKey) {
+    fn handle_retraction<T: NeighborSlot>(
+        &mut self,
+        now: Instant,
+        links: &LinkTable<T>,
+        id: LinkId,
+        ogm: &OgmRepr,
+        seq: SeqKey,
+    ) {
         let routed = self
             .originators
             .get(&ogm.node)
-            .is_some_and(|o| o.route_via(idx).is_some());
+            .is_some_and(|o| o.route_via(id).is_some());
         if !routed {
             self.ctx.counters.retractions_ignored += 1;
             return;
         }
         self.ctx.counters.retractions_received += 1;
-        self.update_route(now, idx, ogm, seq);
+        self.update_route(now, links, id, ogm, seq);
     }
 
-    fn update_route(&mut self, now: Instant, idx: u16, ogm: &OgmRepr, seq: SeqKey) {
-        let neighbors = &self.neighbors;
+    fn update_route<T: NeighborSlot>(
+        &mut self,
+        now: Instant,
+        links: &LinkTable<T>,
+        id: LinkId,
+        ogm: &OgmRepr,
+        seq: SeqKey,
+    ) {
         let ctx = &mut self.ctx;
         let Some(o) = self.originators.get_mut(&ogm.node) else {
             return;
@@ -164,12 +179,12 @@ impl Routing {
             o.chain = ogm.chain;
         }
         let entry = RouteEntry {
-            neigh: idx,
+            neigh: id,
             seq,
             metric: ogm.metric,
             updated: now,
         };
-        match o.upsert(entry, |i| neighbors.cost(i)) {
+        match o.upsert(entry, |i| links.cost(i)) {
             Upsert::Stored => {}
             Upsert::Evicted => ctx.counters.route_entries_evicted += 1,
             Upsert::Dropped => {
@@ -178,13 +193,13 @@ impl Routing {
             }
         }
         ctx.timers.arm(Timer::RouteExpiry, now + ROUTE_EXPIRY);
-        let sel = o.select(now, |i| neighbors.cost(i), |i| neighbors.get(i)?.node);
-        settle(ctx, neighbors, now, ogm.node, o, sel);
+        let sel = o.select(now, |i| links.cost(i), |i| links.node_of(i));
+        settle(ctx, links, now, ogm.node, o, sel);
         // BATMAN rule: rebroadcast a new (epoch, seqno) once, and only the copy from the
         // selected next hop, carrying our own metric.
         let new = o.forwarded.is_none_or(|f| seq > f);
         let finite = ogm.metric < INFINITY && o.metric < INFINITY;
-        if o.selected != Some(idx) || !new || !finite || ogm.ttl <= 1 {
+        if o.selected != Some(id) || !new || !finite || ogm.ttl <= 1 {
             return;
         }
         // An originator (even a valid, malicious one) cannot make us flood faster than this.
@@ -277,7 +292,7 @@ fn retract(ctx: &mut Ctx, now: Instant, node: NodeId, o: &Originator) {
 /// forgetting of an unreachable originator.
 pub(crate) fn settle(
     ctx: &mut Ctx,
-    neighbors: &NeighborTable,
+    links: &impl Neighbors,
     now: Instant,
     node: NodeId,
     o: &mut Originator,
@@ -286,7 +301,7 @@ pub(crate) fn settle(
     if sel.changed {
         let next_hop = o
             .selected
-            .and_then(|i| neighbors.get(i))
+            .and_then(|i| links.neighbor(i))
             .map(|n| (n.iface, n.mac));
         ctx.event(Event::RouteChanged {
             node,
@@ -297,7 +312,7 @@ pub(crate) fn settle(
     if sel.lost && o.forwarded.is_some() {
         retract(ctx, now, node, o);
     }
-    if o.selected.is_none() && (sel.lost || o.has_infeasible(|i| neighbors.cost(i))) {
+    if o.selected.is_none() && (sel.lost || o.has_infeasible(|i| links.cost(i))) {
         request_seqno(ctx, now, node, o);
     }
     // Every selection is settled here, so this sees every originator that is (or, new,

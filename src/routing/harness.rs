@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
+use super::test_router::TestRouter;
 use super::*;
 use crate::wire::{HelloRepr, SeqnoRequestRepr, CHAIN_ELEMENT_LEN};
 
@@ -67,7 +68,7 @@ enum Msg {
 }
 
 pub(crate) struct Sim {
-    pub nodes: Vec<Routing>,
+    pub nodes: Vec<TestRouter>,
     pub auth: Vec<FakeAuth>,
     /// loss[a][b]: probability that a frame from a is not received by b (absent: no link).
     pub loss: HashMap<(usize, usize), f64>,
@@ -99,7 +100,7 @@ impl Sim {
         let nodes = (0..n)
             .map(|i| {
                 let mut r =
-                    Routing::new(id(i), 1, now, ChaCha20Rng::seed_from_u64(seed + i as u64));
+                    TestRouter::new(id(i), 1, now, ChaCha20Rng::seed_from_u64(seed + i as u64));
                 r.add_interface(now, IF0, mac(i));
                 r
             })
@@ -145,7 +146,7 @@ impl Sim {
             let mut next = self
                 .nodes
                 .iter()
-                .filter_map(Routing::poll_timeout)
+                .filter_map(|n| n.poll_timeout())
                 .min()
                 .unwrap_or(end);
             if !self.traffic.is_empty() {
@@ -456,7 +457,7 @@ fn timers_keep_up_with_cuts_traffic_expiry_and_forgetting() {
     s.run_for(Duration::from_secs(2));
     s.set_loss(0, 1, 0.0, 0.0);
     s.run_for(Duration::from_secs(500));
-    let c: Vec<Counters> = s.nodes.iter().map(Routing::counters).collect();
+    let c: Vec<Counters> = s.nodes.iter().map(|n| n.counters()).collect();
     assert!(c[0].probes_sent > 0, "{:?}", c[0]);
     assert!(c.iter().all(|c| c.seqno_requests_sent > 0), "{c:?}");
     assert!(c.iter().any(|c| c.routes_expired > 0), "{c:?}");

@@ -26,23 +26,25 @@ pub mod trickle;
 mod facade_tests;
 #[cfg(test)]
 mod harness;
+#[cfg(test)]
+mod test_router;
 
 pub use auth::{AuthVerdict, OgmAuth};
 pub use ctx::{Action, Counters, Dest, Event, OGM_AGGREGATION, OGM_BATCH_MAX, OGM_QUEUE_CAP};
 pub use estimator::HELLO_WINDOW;
 pub use metric::{HOP_PENALTY, INFINITY};
-pub use neighbor::{DownReason, NeighborState, MAX_NEIGHBORS_PER_IFACE};
+pub use neighbor::{eviction_rank, DownReason, Neighbor, NeighborSlot, NeighborState, Neighbors};
 pub use originator::{MAX_ORIGINATORS, MAX_ROUTES_PER_ORIGINATOR};
 pub use seqno::SeqKey;
 
 use rand_chacha::ChaCha20Rng;
 
 use crate::iface::IfaceId;
+use crate::link::{LinkId, LinkTable};
 use crate::time::{Duration, Instant};
 use crate::wire::{IhuEntry, MacAddr, NodeId, OgmRepr};
 
 use ctx::Ctx;
-use neighbor::NeighborTable;
 use originator::OriginatorTable;
 use seqno::{RecentSet, TokenBucket};
 use timers::Timer;
@@ -86,6 +88,8 @@ struct Iface {
 /// A neighbour as shown to the CLI and simulator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NeighborInfo {
+    /// Its link.
+    pub link: LinkId,
     /// Interface.
     pub iface: IfaceId,
     /// MAC.
@@ -110,9 +114,9 @@ pub struct RouteInfo {
     /// Originator.
     pub node: NodeId,
     /// Selected next hop.
-    pub next_hop: Option<(IfaceId, MacAddr)>,
+    pub next_hop: Option<LinkId>,
     /// Backup next hop (different neighbour, also feasible).
-    pub backup: Option<(IfaceId, MacAddr)>,
+    pub backup: Option<LinkId>,
     /// Installed metric.
     pub metric: u16,
     /// Newest authenticated (epoch, seqno).
@@ -126,7 +130,6 @@ pub struct Routing {
     epoch: u32,
     seqno: u32,
     ifaces: heapless::Vec<Iface, MAX_IFACES>,
-    neighbors: NeighborTable,
     originators: OriginatorTable,
     trickle: Trickle,
     ctx: Ctx,
@@ -161,7 +164,6 @@ impl Routing {
             epoch,
             seqno: 0,
             ifaces: heapless::Vec::new(),
-            neighbors: NeighborTable::default(),
             originators: OriginatorTable::default(),
             trickle,
             ctx,
@@ -231,16 +233,14 @@ impl Routing {
         self.ctx.events.pop_front()
     }
 
-    /// Selected next hop toward `node`.
-    pub fn next_hop(&self, node: &NodeId) -> Option<(IfaceId, MacAddr)> {
-        let o = self.originators.get(node)?;
-        self.addr(o.selected?)
+    /// The link to the selected next hop toward `node`.
+    pub fn next_hop(&self, node: &NodeId) -> Option<LinkId> {
+        self.originators.get(node)?.selected
     }
 
-    /// Backup next hop toward `node` (another feasible neighbour).
-    pub fn backup_hop(&self, node: &NodeId) -> Option<(IfaceId, MacAddr)> {
-        let o = self.originators.get(node)?;
-        self.addr(o.backup?)
+    /// The link to the backup next hop toward `node` (another feasible neighbour).
+    pub fn backup_hop(&self, node: &NodeId) -> Option<LinkId> {
+        self.originators.get(node)?.backup
     }
 
     /// Route details for `node`.
@@ -258,44 +258,9 @@ impl Routing {
         self.originators.len()
     }
 
-    /// All neighbours with their link quality.
-    pub fn neighbors(&self) -> impl Iterator<Item = NeighborInfo> + '_ {
-        self.neighbors.iter().map(|(_, n)| NeighborInfo {
-            iface: n.iface,
-            mac: n.mac,
-            node: n.node,
-            state: n.state,
-            rx_quality: n.rx_quality(),
-            tx_quality: n.tx_quality(),
-            cost: n.cost(),
-            last_heard: n.last_heard,
-        })
-    }
-
-    /// The node id behind (iface, mac), if authenticated.
-    pub fn neighbor_node(&self, iface: IfaceId, mac: MacAddr) -> Option<NodeId> {
-        let idx = self.neighbors.find(iface, mac)?;
-        self.neighbors.get(idx)?.node
-    }
-
-    /// Ihu entries to send with our hello on `iface`: every neighbour we hear there
-    /// (complete: a neighbour missing from the list learns that we do not hear it).
-    pub fn ihu_entries(&self, iface: IfaceId) -> impl Iterator<Item = IhuEntry> + '_ {
-        self.neighbors
-            .iter()
-            .filter(move |(_, n)| n.iface == iface)
-            .map(|(_, n)| IhuEntry {
-                mac: n.mac,
-                rx_quality: n.rx_quality(),
-            })
-            .filter(|e| e.rx_quality > 0)
-    }
-
     /// All counters, including the tables' eviction counters.
     pub fn counters(&self) -> Counters {
         let mut c = self.ctx.counters;
-        c.neighbors_evicted = self.neighbors.evicted;
-        c.neighbors_refused = self.neighbors.refused;
         c.originators_evicted = self.originators.evicted;
         c.originators_refused = self.originators.refused;
         c
@@ -316,17 +281,46 @@ impl Routing {
         self.trickle.interval()
     }
 
-    fn addr(&self, idx: u16) -> Option<(IfaceId, MacAddr)> {
-        self.neighbors.get(idx).map(|n| (n.iface, n.mac))
-    }
-
     fn route_info(&self, node: &NodeId, o: &originator::Originator) -> RouteInfo {
         RouteInfo {
             node: *node,
-            next_hop: o.selected.and_then(|i| self.addr(i)),
-            backup: o.backup.and_then(|i| self.addr(i)),
+            next_hop: o.selected,
+            backup: o.backup,
             metric: o.metric,
             latest: o.latest,
         }
     }
+}
+
+/// Every neighbour in `links` with its link quality (the CLI and the simulator).
+pub fn neighbor_infos<T: NeighborSlot>(
+    links: &LinkTable<T>,
+) -> impl Iterator<Item = NeighborInfo> + '_ {
+    links.neighbors().map(|(link, n)| NeighborInfo {
+        link,
+        iface: n.iface,
+        mac: n.mac,
+        node: n.node,
+        state: n.state,
+        rx_quality: n.rx_quality(),
+        tx_quality: n.tx_quality(),
+        cost: n.cost(),
+        last_heard: n.last_heard,
+    })
+}
+
+/// Ihu entries to send with our hello on `iface`: every neighbour we hear there (complete:
+/// a neighbour missing from the list learns that we do not hear it).
+pub fn ihu_entries<T: NeighborSlot>(
+    links: &LinkTable<T>,
+    iface: IfaceId,
+) -> impl Iterator<Item = IhuEntry> + '_ {
+    links
+        .neighbors()
+        .filter(move |(_, n)| n.iface == iface)
+        .map(|(_, n)| IhuEntry {
+            mac: n.mac,
+            rx_quality: n.rx_quality(),
+        })
+        .filter(|e| e.rx_quality > 0)
 }

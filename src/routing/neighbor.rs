@@ -1,6 +1,7 @@
 //! Neighbour table: link quality in both directions, liveness when idle and under traffic.
 
 use crate::iface::IfaceId;
+use crate::link::{Entry, Full, LinkId, LinkTable};
 use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId};
 
@@ -8,8 +9,6 @@ use super::estimator::{HelloOutcome, LinkEstimator};
 use super::metric::{link_cost, INFINITY, QUALITY_ONE};
 use super::seqno::TokenBucket;
 
-/// Most neighbours tracked per interface.
-pub const MAX_NEIGHBORS_PER_IFACE: usize = 64;
 /// Idle: a neighbour is lost after this many of its hello intervals without hearing it.
 pub const NEIGHBOR_HOLD_HELLOS: u64 = 4;
 /// A hello is counted as missed 1.5 intervals after the previous one, then every interval.
@@ -250,108 +249,130 @@ impl Neighbor {
     }
 }
 
-/// Result of looking up or inserting a neighbour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admit {
-    /// Index of the (possibly new) entry.
-    Index(u16),
-    /// Table full of Up neighbours on that interface.
-    Full,
+/// What routing keeps in an entry of the link table, and what it must know of the rest.
+pub trait NeighborSlot {
+    /// Routing's part: None until routing hears the neighbour, and again once it forgot it.
+    fn neighbor(&self) -> Option<&Neighbor>;
+    /// Routing's part, mutably.
+    fn neighbor_slot(&mut self) -> &mut Option<Neighbor>;
+    /// A new entry for a neighbour that routing hears before anything else does.
+    fn with_neighbor(n: Neighbor) -> Self;
+    /// Whether the rest of the entry holds nothing (no session, no handshake): then the
+    /// entry may be evicted, and it goes once routing has forgotten the neighbour.
+    fn idle(&self) -> bool;
+    /// When anything was last heard on the link.
+    fn last_heard(&self) -> Instant;
 }
 
-/// All neighbours, in a slab indexed by u16 (indices stay stable while an entry lives).
-#[derive(Debug, Default)]
-pub struct NeighborTable {
-    slots: Vec<Option<Neighbor>>,
-    /// Entries evicted to make room.
-    pub evicted: u64,
-    /// New neighbours refused because the interface's table was full of Up neighbours.
-    pub refused: u64,
+/// A link table holding routing's part only (routing's own tests and benches).
+impl NeighborSlot for Option<Neighbor> {
+    fn neighbor(&self) -> Option<&Neighbor> {
+        self.as_ref()
+    }
+
+    fn neighbor_slot(&mut self) -> &mut Option<Neighbor> {
+        self
+    }
+
+    fn with_neighbor(n: Neighbor) -> Self {
+        Some(n)
+    }
+
+    fn idle(&self) -> bool {
+        true
+    }
+
+    fn last_heard(&self) -> Instant {
+        self.as_ref().map_or(Instant::ZERO, |n| n.last_heard)
+    }
 }
 
-impl NeighborTable {
-    /// Index of the entry for (iface, mac).
-    pub fn find(&self, iface: IfaceId, mac: MacAddr) -> Option<u16> {
-        self.slots
-            .iter()
-            .position(|s| s.as_ref().is_some_and(|n| n.iface == iface && n.mac == mac))
-            .map(|i| i as u16)
+/// How an entry ranks for eviction when the link table is full: links whose neighbour is up
+/// or that hold a session are never evicted, the rest by how recently they were heard.
+pub fn eviction_rank<T: NeighborSlot>(e: &Entry<T>) -> Option<Instant> {
+    let up = e.state.neighbor().is_some_and(Neighbor::is_up);
+    (e.state.idle() && !up).then(|| e.state.last_heard())
+}
+
+/// The link table as routing reads it.
+pub trait Neighbors {
+    /// Routing's part of link `id`.
+    fn neighbor(&self, id: LinkId) -> Option<&Neighbor>;
+    /// Routing's part of link `id`, mutably.
+    fn neighbor_mut(&mut self, id: LinkId) -> Option<&mut Neighbor>;
+    /// The cost of link `id` (INFINITY unless its neighbour is up).
+    fn cost(&self, id: LinkId) -> u16;
+    /// The node id of link `id`'s neighbour, once authenticated.
+    fn node_of(&self, id: LinkId) -> Option<NodeId>;
+    /// Every link routing holds a part of.
+    fn neighbors(&self) -> impl Iterator<Item = (LinkId, &Neighbor)>;
+    /// When routing next has work for a neighbour.
+    fn next_neighbor_deadline(&self) -> Option<Instant>;
+}
+
+impl<T: NeighborSlot> Neighbors for LinkTable<T> {
+    fn neighbor(&self, id: LinkId) -> Option<&Neighbor> {
+        self.get(id)?.state.neighbor()
     }
 
-    /// The entry at `idx`.
-    pub fn get(&self, idx: u16) -> Option<&Neighbor> {
-        self.slots.get(idx as usize).and_then(Option::as_ref)
+    fn neighbor_mut(&mut self, id: LinkId) -> Option<&mut Neighbor> {
+        self.get_mut(id)?.state.neighbor_slot().as_mut()
     }
 
-    /// The entry at `idx`, mutably.
-    pub fn get_mut(&mut self, idx: u16) -> Option<&mut Neighbor> {
-        self.slots.get_mut(idx as usize).and_then(Option::as_mut)
+    fn cost(&self, id: LinkId) -> u16 {
+        self.neighbor(id).map_or(INFINITY, Neighbor::cost)
     }
 
-    /// Link cost of entry `idx` (INFINITY if absent or not Up).
-    pub fn cost(&self, idx: u16) -> u16 {
-        self.get(idx).map_or(INFINITY, Neighbor::cost)
+    fn node_of(&self, id: LinkId) -> Option<NodeId> {
+        self.neighbor(id)?.node
     }
 
-    /// Iterate (index, neighbour).
-    pub fn iter(&self) -> impl Iterator<Item = (u16, &Neighbor)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_ref().map(|n| (i as u16, n)))
+    fn neighbors(&self) -> impl Iterator<Item = (LinkId, &Neighbor)> {
+        self.iter()
+            .filter_map(|e| e.state.neighbor().map(|n| (e.id, n)))
     }
 
-    /// Number of slots (some may be empty); indices are below this.
-    pub fn capacity_used(&self) -> u16 {
-        self.slots.len() as u16
+    fn next_neighbor_deadline(&self) -> Option<Instant> {
+        self.neighbors().map(|(_, n)| n.deadline()).min()
     }
+}
 
-    /// Find or create the entry; evicts the stalest non-Up entry of the interface when full.
-    pub fn admit(&mut self, now: Instant, iface: IfaceId, mac: MacAddr) -> Admit {
-        if let Some(i) = self.find(iface, mac) {
-            return Admit::Index(i);
+/// The link to (iface, mac) with routing's part present, adding either when missing; None
+/// (counted) when the table is full of links that may not be evicted.
+pub(crate) fn admit<T: NeighborSlot>(
+    links: &mut LinkTable<T>,
+    now: Instant,
+    (iface, mac): (IfaceId, MacAddr),
+    counters: &mut super::Counters,
+) -> Option<LinkId> {
+    if let Some(id) = links.find(iface, mac) {
+        let e = links.get_mut(id)?;
+        e.state
+            .neighbor_slot()
+            .get_or_insert_with(|| Neighbor::new(now, iface, mac));
+        return Some(id);
+    }
+    let state = T::with_neighbor(Neighbor::new(now, iface, mac));
+    match links.insert(iface, mac, state, eviction_rank) {
+        Ok(ins) => {
+            counters.neighbors_evicted += u64::from(ins.evicted.is_some());
+            Some(ins.id)
         }
-        let on_iface = self.iter().filter(|(_, n)| n.iface == iface).count();
-        if on_iface >= MAX_NEIGHBORS_PER_IFACE {
-            let victim = self
-                .iter()
-                .filter(|(_, n)| n.iface == iface && !n.is_up())
-                .min_by_key(|(_, n)| n.last_heard)
-                .map(|(i, _)| i);
-            match victim {
-                Some(v) => {
-                    self.slots[v as usize] = None;
-                    self.evicted += 1;
-                }
-                None => {
-                    self.refused += 1;
-                    return Admit::Full;
-                }
-            }
-        }
-        let entry = Some(Neighbor::new(now, iface, mac));
-        match self.slots.iter().position(Option::is_none) {
-            Some(i) => {
-                self.slots[i] = entry;
-                Admit::Index(i as u16)
-            }
-            None => {
-                self.slots.push(entry);
-                Admit::Index((self.slots.len() - 1) as u16)
-            }
-        }
-    }
-
-    /// Remove entry `idx`.
-    pub fn remove(&mut self, idx: u16) {
-        if let Some(s) = self.slots.get_mut(idx as usize) {
-            *s = None;
+        Err(Full::Refused) => {
+            counters.neighbors_refused += 1;
+            None
         }
     }
+}
 
-    /// Earliest deadline over all entries.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.iter().map(|(_, n)| n.deadline()).min()
+/// Routing is done with link `id`'s neighbour: the entry goes if nothing else holds it,
+/// else only routing's part.
+pub(crate) fn forget<T: NeighborSlot>(links: &mut LinkTable<T>, id: LinkId) {
+    let idle = links.get(id).is_some_and(|e| e.state.idle());
+    if idle {
+        links.remove(id);
+    } else if let Some(e) = links.get_mut(id) {
+        *e.state.neighbor_slot() = None;
     }
 }
 
@@ -414,31 +435,34 @@ mod tests {
     #[test]
     fn table_bounds_and_eviction_counters() {
         let t0 = Instant::ZERO;
-        let mut tab = NeighborTable::default();
-        for i in 0..MAX_NEIGHBORS_PER_IFACE {
+        let mut tab = LinkTable::<Option<Neighbor>>::default();
+        let mut c = super::super::Counters::default();
+        for i in 0..crate::link::MAX_LINKS_PER_IFACE {
             let mac = MacAddr([0, 0, 0, 0, 0, i as u8]);
-            let Admit::Index(idx) = tab.admit(t0 + Duration::from_secs(i as u64), IfaceId(0), mac)
-            else {
-                panic!("refused")
-            };
-            tab.get_mut(idx).unwrap().last_heard = t0 + Duration::from_secs(i as u64);
+            let at = t0 + Duration::from_secs(i as u64);
+            assert!(admit(&mut tab, at, (IfaceId(0), mac), &mut c).is_some());
         }
         // Full of unauthenticated entries: the stalest (mac ..:00) is evicted.
         let new = MacAddr([9; 6]);
-        assert!(matches!(tab.admit(t0, IfaceId(0), new), Admit::Index(_)));
-        assert_eq!(tab.evicted, 1);
+        assert!(admit(&mut tab, t0, (IfaceId(0), new), &mut c).is_some());
+        assert_eq!(c.neighbors_evicted, 1);
         assert_eq!(tab.find(IfaceId(0), MacAddr([0; 6])), None);
         // Another interface has its own budget.
-        assert!(matches!(tab.admit(t0, IfaceId(1), new), Admit::Index(_)));
+        assert!(admit(&mut tab, t0, (IfaceId(1), new), &mut c).is_some());
         // All Up: refused and counted.
-        let idxs: Vec<u16> = tab.iter().map(|(i, _)| i).collect();
-        for i in idxs {
-            tab.get_mut(i).unwrap().state = NeighborState::Up;
+        let ids: Vec<LinkId> = tab.ids().collect();
+        for id in ids {
+            tab.neighbor_mut(id).unwrap().state = NeighborState::Up;
         }
-        assert_eq!(tab.admit(t0, IfaceId(0), MacAddr([8; 6])), Admit::Full);
-        assert_eq!(tab.refused, 1);
         assert_eq!(
-            tab.iter().filter(|(_, n)| n.iface == IfaceId(0)).count(),
+            admit(&mut tab, t0, (IfaceId(0), MacAddr([8; 6])), &mut c),
+            None
+        );
+        assert_eq!(c.neighbors_refused, 1);
+        assert_eq!(
+            tab.neighbors()
+                .filter(|(_, n)| n.iface == IfaceId(0))
+                .count(),
             64
         );
     }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::link::LinkId;
 use crate::time::Instant;
 use crate::wire::{NodeId, CHAIN_ELEMENT_LEN};
 
@@ -17,8 +18,8 @@ pub const MAX_ORIGINATORS: usize = 4096;
 /// One neighbour's latest advertisement of an originator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteEntry {
-    /// Neighbour table index.
-    pub neigh: u16,
+    /// The link to the neighbour.
+    pub neigh: LinkId,
     /// Advertised (epoch, seqno).
     pub seq: SeqKey,
     /// Advertised metric (the neighbour's own metric, before our link cost).
@@ -34,10 +35,10 @@ pub struct Originator {
     pub routes: heapless::Vec<RouteEntry, MAX_ROUTES_PER_ORIGINATOR>,
     /// Babel feasibility distance.
     pub fd: Option<FeasibilityDistance>,
-    /// Selected next hop (neighbour index).
-    pub selected: Option<u16>,
-    /// Backup next hop via a different neighbour.
-    pub backup: Option<u16>,
+    /// The link to the selected next hop.
+    pub selected: Option<LinkId>,
+    /// The link to the backup next hop (a different neighbour).
+    pub backup: Option<LinkId>,
     /// Installed metric (INFINITY without a route).
     pub metric: u16,
     /// Newest authenticated (epoch, seqno) seen, and its chain element.
@@ -96,13 +97,13 @@ impl Originator {
     }
 
     /// The advertisement from neighbour `neigh`.
-    pub fn route_via(&self, neigh: u16) -> Option<&RouteEntry> {
+    pub fn route_via(&self, neigh: LinkId) -> Option<&RouteEntry> {
         self.routes.iter().find(|r| r.neigh == neigh)
     }
 
     /// Store or refresh the advertisement of `entry.neigh`, evicting the worst other
     /// (not the selected) when full; `cost` gives current link costs.
-    pub fn upsert(&mut self, entry: RouteEntry, cost: impl Fn(u16) -> u16) -> Upsert {
+    pub fn upsert(&mut self, entry: RouteEntry, cost: impl Fn(LinkId) -> u16) -> Upsert {
         if let Some(r) = self.routes.iter_mut().find(|r| r.neigh == entry.neigh) {
             *r = entry;
             return Upsert::Stored;
@@ -133,14 +134,14 @@ impl Originator {
     }
 
     /// Remove the advertisement of `neigh`; true if there was one.
-    pub fn remove_via(&mut self, neigh: u16) -> bool {
+    pub fn remove_via(&mut self, neigh: LinkId) -> bool {
         let before = self.routes.len();
         self.routes.retain(|r| r.neigh != neigh);
         before != self.routes.len()
     }
 
     /// Whether any advertisement is finite but infeasible (a seqno request can help).
-    pub fn has_infeasible(&self, cost: impl Fn(u16) -> u16) -> bool {
+    pub fn has_infeasible(&self, cost: impl Fn(LinkId) -> u16) -> bool {
         self.routes.iter().any(|r| {
             add(r.metric, cost(r.neigh)) < INFINITY
                 && !FeasibilityDistance::is_feasible(self.fd, r.seq, r.metric)
@@ -152,8 +153,8 @@ impl Originator {
     pub fn select(
         &mut self,
         now: Instant,
-        cost: impl Fn(u16) -> u16,
-        node_of: impl Fn(u16) -> Option<NodeId>,
+        cost: impl Fn(LinkId) -> u16,
+        node_of: impl Fn(LinkId) -> Option<NodeId>,
     ) -> Selection {
         let fd = self.fd;
         let usable = |r: &RouteEntry| {
@@ -272,7 +273,7 @@ mod tests {
 
     const T0: Instant = Instant::ZERO;
 
-    fn entry(neigh: u16, seqno: u32, metric: u16) -> RouteEntry {
+    fn entry(neigh: LinkId, seqno: u32, metric: u16) -> RouteEntry {
         RouteEntry {
             neigh,
             seq: SeqKey::new(1, seqno),
@@ -281,19 +282,26 @@ mod tests {
         }
     }
 
-    fn node(i: u16) -> Option<NodeId> {
-        Some(NodeId([i as u8; 16]))
+    fn node(i: LinkId) -> Option<NodeId> {
+        Some(NodeId([i.slot() as u8; 16]))
+    }
+
+    fn l(i: u16) -> LinkId {
+        LinkId::for_tests(i as u8)
     }
 
     #[test]
     fn picks_best_feasible_and_backup_from_other_neighbour() {
         let mut o = Originator::new(T0, SeqKey::new(1, 1), [0; 16]);
-        o.upsert(entry(0, 1, 600), |_| 288);
-        o.upsert(entry(1, 1, 300), |_| 288);
-        o.upsert(entry(2, 1, 400), |_| 288);
+        o.upsert(entry(l(0), 1, 600), |_| 288);
+        o.upsert(entry(l(1), 1, 300), |_| 288);
+        o.upsert(entry(l(2), 1, 400), |_| 288);
         let s = o.select(T0, |_| 288, node);
         assert!(s.changed && !s.lost);
-        assert_eq!((o.selected, o.backup, o.metric), (Some(1), Some(2), 588));
+        assert_eq!(
+            (o.selected, o.backup, o.metric),
+            (Some(l(1)), Some(l(2)), 588)
+        );
     }
 
     #[test]
@@ -305,54 +313,54 @@ mod tests {
             seq: SeqKey::new(1, 5),
             metric: 600,
         });
-        o.upsert(entry(1, 5, 700), |_| 288);
+        o.upsert(entry(l(1), 5, 700), |_| 288);
         o.select(T0, |_| 288, node);
         assert_eq!(o.selected, None);
         assert!(o.has_infeasible(|_| 288));
         // A strictly smaller metric at the same seqno, or a newer seqno, is feasible.
-        o.upsert(entry(2, 5, 599), |_| 288);
+        o.upsert(entry(l(2), 5, 599), |_| 288);
         o.select(T0, |_| 288, node);
-        assert_eq!(o.selected, Some(2));
-        o.upsert(entry(1, 6, 700), |_| 288);
+        assert_eq!(o.selected, Some(l(2)));
+        o.upsert(entry(l(1), 6, 700), |_| 288);
         o.select(T0, |_| 288, node);
-        assert_eq!((o.selected, o.backup), (Some(2), Some(1)));
+        assert_eq!((o.selected, o.backup), (Some(l(2)), Some(l(1))));
     }
 
     #[test]
     fn hysteresis_keeps_current_unless_clearly_better() {
         let mut o = Originator::new(T0, SeqKey::new(1, 1), [0; 16]);
-        o.upsert(entry(0, 1, 300), |_| 288);
+        o.upsert(entry(l(0), 1, 300), |_| 288);
         o.select(T0, |_| 288, node);
-        o.upsert(entry(1, 1, 280), |_| 288);
+        o.upsert(entry(l(1), 1, 280), |_| 288);
         o.select(T0, |_| 288, node);
-        assert_eq!(o.selected, Some(0));
-        o.upsert(entry(1, 1, 200), |_| 288);
+        assert_eq!(o.selected, Some(l(0)));
+        o.upsert(entry(l(1), 1, 200), |_| 288);
         let s = o.select(T0, |_| 288, node);
-        assert_eq!((o.selected, s.changed), (Some(1), true));
+        assert_eq!((o.selected, s.changed), (Some(l(1)), true));
     }
 
     #[test]
     fn backup_prefers_a_different_node() {
         let mut o = Originator::new(T0, SeqKey::new(1, 1), [0; 16]);
-        o.upsert(entry(0, 1, 100), |_| 288);
-        o.upsert(entry(1, 1, 110), |_| 288); // same node as 0, other interface
-        o.upsert(entry(2, 1, 500), |_| 288);
-        let same = |i: u16| if i == 2 { node(2) } else { node(1) };
+        o.upsert(entry(l(0), 1, 100), |_| 288);
+        o.upsert(entry(l(1), 1, 110), |_| 288); // same node as 0, other interface
+        o.upsert(entry(l(2), 1, 500), |_| 288);
+        let same = |i: LinkId| if i == l(2) { node(l(2)) } else { node(l(1)) };
         o.select(T0, |_| 288, same);
-        assert_eq!((o.selected, o.backup), (Some(0), Some(2)));
+        assert_eq!((o.selected, o.backup), (Some(l(0)), Some(l(2))));
     }
 
     #[test]
     fn full_route_list_evicts_worst_but_never_selected() {
         let mut o = Originator::new(T0, SeqKey::new(1, 1), [0; 16]);
         for n in 0..4 {
-            o.upsert(entry(n, 1, 1000 - n * 100), |_| 288);
+            o.upsert(entry(l(n), 1, 1000 - n * 100), |_| 288);
         }
         o.select(T0, |_| 288, node);
-        assert_eq!(o.selected, Some(3));
-        assert_eq!(o.upsert(entry(9, 1, 5000), |_| 288), Upsert::Dropped);
-        assert_eq!(o.upsert(entry(9, 1, 50), |_| 288), Upsert::Evicted);
-        assert!(o.route_via(0).is_none() && o.route_via(3).is_some());
+        assert_eq!(o.selected, Some(l(3)));
+        assert_eq!(o.upsert(entry(l(9), 1, 5000), |_| 288), Upsert::Dropped);
+        assert_eq!(o.upsert(entry(l(9), 1, 50), |_| 288), Upsert::Evicted);
+        assert!(o.route_via(l(0)).is_none() && o.route_via(l(3)).is_some());
         assert_eq!(o.routes.len(), MAX_ROUTES_PER_ORIGINATOR);
     }
 
@@ -381,7 +389,7 @@ mod tests {
         };
         for i in 0..MAX_ORIGINATORS {
             let mut o = Originator::new(Instant::from_millis(i as u64), SeqKey::new(1, 1), [0; 16]);
-            o.selected = (i != 7).then_some(0);
+            o.selected = (i != 7).then_some(l(0));
             assert!(t.insert(id(i), o));
         }
         let o = Originator::new(T0, SeqKey::new(1, 1), [0; 16]);
@@ -389,8 +397,8 @@ mod tests {
         assert_eq!((t.evicted, t.len()), (1, MAX_ORIGINATORS));
         assert!(t.get(&id(7)).is_none());
         let mut o2 = o;
-        o2.selected = Some(0);
-        t.get_mut(&id(5000)).unwrap().selected = Some(0);
+        o2.selected = Some(l(0));
+        t.get_mut(&id(5000)).unwrap().selected = Some(l(0));
         assert!(!t.insert(id(6000), o2));
         assert_eq!(t.refused, 1);
     }

@@ -1,11 +1,14 @@
 //! Seqno requests (Babel-style, toward the originator) and announcement requests.
 
 use crate::iface::IfaceId;
+use crate::link::{LinkId, LinkTable};
 use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId, OgmRepr, SeqnoRequestRepr};
 
 use super::ctx::{Action, Ctx, Dest};
+use super::links::authenticated_link;
 use super::metric::INFINITY;
+use super::neighbor::{NeighborSlot, Neighbors};
 use super::originator::Originator;
 use super::seqno::{FeasibilityDistance, SeqKey};
 use super::timers::Timer;
@@ -60,21 +63,20 @@ pub(crate) fn request_seqno(ctx: &mut Ctx, now: Instant, node: NodeId, o: &mut O
 
 impl Routing {
     /// A seqno request from neighbour (iface, mac).
-    pub fn handle_seqno_request(
+    pub fn handle_seqno_request<T: NeighborSlot>(
         &mut self,
         now: Instant,
-        iface: IfaceId,
-        mac: MacAddr,
+        links: &mut LinkTable<T>,
+        (iface, mac): (IfaceId, MacAddr),
         req: &SeqnoRequestRepr,
     ) {
-        let Some(idx) = self.authenticated_index(iface, mac) else {
+        let Some(id) = authenticated_link(links, iface, mac) else {
             self.ctx.counters.frames_unknown_neighbor += 1;
             return;
         };
-        self.touch(now, idx);
-        let per_neighbor = self
-            .neighbors
-            .get_mut(idx)
+        self.touch(now, links, id);
+        let per_neighbor = links
+            .neighbor_mut(id)
             .is_some_and(|n| n.requests.allow(now));
         if !per_neighbor || !self.request_bucket.allow(now) {
             self.ctx.counters.seqno_requests_rate_limited += 1;
@@ -89,7 +91,7 @@ impl Routing {
         if req.node == self.own {
             self.bump_own_seqno(now, req);
         } else {
-            self.answer_or_forward(now, idx, req);
+            self.answer_or_forward(now, links, id, req);
         }
     }
 
@@ -110,7 +112,13 @@ impl Routing {
         self.originate(now);
     }
 
-    fn answer_or_forward(&mut self, now: Instant, from: u16, req: &SeqnoRequestRepr) {
+    fn answer_or_forward<T: NeighborSlot>(
+        &mut self,
+        now: Instant,
+        links: &LinkTable<T>,
+        from: LinkId,
+        req: &SeqnoRequestRepr,
+    ) {
         let wanted = SeqKey::new(req.epoch, req.seqno);
         let Some(o) = self.originators.get_mut(&req.node) else {
             self.ctx.counters.seqno_requests_unroutable += 1;
@@ -143,7 +151,7 @@ impl Routing {
             self.ctx.counters.seqno_requests_unroutable += 1;
             return;
         }
-        let Some(n) = self.neighbors.get(sel) else {
+        let Some(n) = links.neighbor(sel) else {
             return;
         };
         self.ctx.counters.seqno_requests_forwarded += 1;

@@ -7,12 +7,13 @@
 //! refreshed, a neighbour heard) leaves the table alone: its timer fires early, finds
 //! nothing due and re-arms. `poll_timeout` is the minimum of seven entries.
 
+use crate::link::{LinkId, LinkTable, MAX_LINKS};
 use crate::time::{Instant, TimerName, TimerTable};
 use crate::wire::HelloRepr;
 
 use super::ctx::Action;
 use super::flood::settle;
-use super::neighbor::NeighborState;
+use super::neighbor::{self, NeighborSlot, NeighborState, Neighbors};
 use super::requests::{request_seqno, SEQNO_REQUEST_MIN_GAP, SEQNO_REQUEST_RETRIES};
 use super::{Routing, ORIGINATOR_GC, ROUTE_EXPIRY, STUCK_RETRY};
 
@@ -67,10 +68,10 @@ impl Routing {
     }
 
     /// Run every timer that is due at `now`; each sets its own next deadline, after `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub fn handle_timeout<T: NeighborSlot>(&mut self, now: Instant, links: &mut LinkTable<T>) {
         for timer in Timer::ALL {
             if self.ctx.timers.take_due(timer, now) {
-                let next = self.on_timer(now, timer);
+                let next = self.on_timer(now, links, timer);
                 // A deadline still due after its handler ran wanted work that could not be
                 // done (a Trickle called more than an interval late): look again a little
                 // later instead of spinning the caller's loop.
@@ -81,15 +82,20 @@ impl Routing {
     }
 
     /// Do `timer`'s work due at `now`; returns its exact next deadline.
-    fn on_timer(&mut self, now: Instant, timer: Timer) -> Option<Instant> {
+    fn on_timer<T: NeighborSlot>(
+        &mut self,
+        now: Instant,
+        links: &mut LinkTable<T>,
+        timer: Timer,
+    ) -> Option<Instant> {
         match timer {
             Timer::Hello => {
                 self.hello_timers(now);
                 self.ifaces.iter().map(|i| i.next_hello).min()
             }
             Timer::Neighbors => {
-                self.neighbor_timers(now);
-                self.neighbors.next_deadline()
+                self.neighbor_timers(now, links);
+                links.next_neighbor_deadline()
             }
             Timer::Trickle => {
                 if self.trickle.handle_timeout(now, &mut self.ctx.rng) {
@@ -97,8 +103,8 @@ impl Routing {
                 }
                 Some(self.trickle.deadline())
             }
-            Timer::RouteExpiry => self.expire_routes(now),
-            Timer::SeqnoRetry => self.retry_seqno_requests(now),
+            Timer::RouteExpiry => self.expire_routes(now, links),
+            Timer::SeqnoRetry => self.retry_seqno_requests(now, links),
             Timer::OriginatorGc => self.forget_unreachable(now),
             Timer::OgmFlush => {
                 // The batch stays due (and its deadline spent) until `poll_ogm_batch` took
@@ -134,14 +140,16 @@ impl Routing {
         }
     }
 
-    fn neighbor_timers(&mut self, now: Instant) {
-        for idx in 0..self.neighbors.capacity_used() {
-            let Some(n) = self.neighbors.get_mut(idx) else {
+    fn neighbor_timers<T: NeighborSlot>(&mut self, now: Instant, links: &mut LinkTable<T>) {
+        let due: heapless::Vec<LinkId, MAX_LINKS> = links
+            .neighbors()
+            .filter(|(_, n)| n.deadline() <= now)
+            .map(|(id, _)| id)
+            .collect();
+        for id in due {
+            let Some(n) = links.neighbor_mut(id) else {
                 continue;
             };
-            if n.deadline() > now {
-                continue;
-            }
             let tick = n.tick(now);
             let (iface, mac) = (n.iface, n.mac);
             if let Some(seq) = tick.probe {
@@ -149,24 +157,26 @@ impl Routing {
                 self.ctx.action(Action::SendProbe { iface, mac, seq });
             }
             if let Some(reason) = tick.down {
-                self.neighbor_down(now, idx, reason);
-            } else if self
-                .neighbors
-                .get(idx)
+                self.neighbor_down(now, links, id, reason);
+            } else if links
+                .neighbor(id)
                 .is_some_and(|n| n.state == NeighborState::Up)
             {
-                self.reevaluate(now, idx);
+                self.reevaluate(now, links, id);
             }
             if tick.gc {
-                self.neighbors.remove(idx);
+                neighbor::forget(links, id);
             }
         }
     }
 
     /// Drop advertisements not refreshed for ROUTE_EXPIRY and reselect where any went;
     /// returns the next expiry.
-    fn expire_routes(&mut self, now: Instant) -> Option<Instant> {
-        let neighbors = &self.neighbors;
+    fn expire_routes<T: NeighborSlot>(
+        &mut self,
+        now: Instant,
+        links: &LinkTable<T>,
+    ) -> Option<Instant> {
         let ctx = &mut self.ctx;
         let mut next: Option<Instant> = None;
         for (id, o) in self.originators.iter_mut() {
@@ -175,8 +185,8 @@ impl Routing {
             let expired = before - o.routes.len();
             if expired > 0 {
                 ctx.counters.routes_expired += expired as u64;
-                let sel = o.select(now, |i| neighbors.cost(i), |i| neighbors.get(i)?.node);
-                settle(ctx, neighbors, now, *id, o, sel);
+                let sel = o.select(now, |i| links.cost(i), |i| links.node_of(i));
+                settle(ctx, links, now, *id, o, sel);
             }
             for r in &o.routes {
                 let at = r.updated + ROUTE_EXPIRY;
@@ -189,12 +199,15 @@ impl Routing {
     /// Ask again for a newer seqno of every originator that has only infeasible routes,
     /// within `request_seqno`'s limits (one per SEQNO_REQUEST_MIN_GAP, SEQNO_REQUEST_RETRIES
     /// while the route stays lost); returns when the next such retry is allowed.
-    fn retry_seqno_requests(&mut self, now: Instant) -> Option<Instant> {
-        let neighbors = &self.neighbors;
+    fn retry_seqno_requests<T: NeighborSlot>(
+        &mut self,
+        now: Instant,
+        links: &LinkTable<T>,
+    ) -> Option<Instant> {
         let ctx = &mut self.ctx;
         let mut next: Option<Instant> = None;
         for (id, o) in self.originators.iter_mut() {
-            if o.selected.is_some() || !o.has_infeasible(|i| neighbors.cost(i)) {
+            if o.selected.is_some() || !o.has_infeasible(|i| links.cost(i)) {
                 continue;
             }
             request_seqno(ctx, now, *id, o);
@@ -229,7 +242,11 @@ impl Routing {
 impl Routing {
     /// `timer`'s deadline computed afresh from the state it watches: the table may hold an
     /// earlier one (a timer that fires early is harmless), never a later one.
-    pub(crate) fn exact_deadline(&self, timer: Timer) -> Option<Instant> {
+    pub(crate) fn exact_deadline<T: NeighborSlot>(
+        &self,
+        links: &LinkTable<T>,
+        timer: Timer,
+    ) -> Option<Instant> {
         let unreachable = || {
             self.originators
                 .iter()
@@ -237,7 +254,7 @@ impl Routing {
         };
         match timer {
             Timer::Hello => self.ifaces.iter().map(|i| i.next_hello).min(),
-            Timer::Neighbors => self.neighbors.next_deadline(),
+            Timer::Neighbors => links.next_neighbor_deadline(),
             Timer::Trickle => Some(self.trickle.deadline()),
             Timer::RouteExpiry => self
                 .originators
@@ -246,7 +263,7 @@ impl Routing {
                 .min(),
             Timer::SeqnoRetry => unreachable()
                 .filter(|(_, o)| o.request_count < SEQNO_REQUEST_RETRIES)
-                .filter(|(_, o)| o.has_infeasible(|i| self.neighbors.cost(i)))
+                .filter(|(_, o)| o.has_infeasible(|i| links.cost(i)))
                 .filter_map(|(_, o)| o.last_request.map(|t| t + SEQNO_REQUEST_MIN_GAP))
                 .min(),
             Timer::OriginatorGc => unreachable()
@@ -257,9 +274,16 @@ impl Routing {
     }
 
     /// Panics if some timer would fire later than the state it watches needs.
-    pub(crate) fn assert_timers_cover_state(&self, now: Instant) {
+    pub(crate) fn assert_timers_cover_state<T: NeighborSlot>(
+        &self,
+        links: &LinkTable<T>,
+        now: Instant,
+    ) {
         for timer in Timer::ALL {
-            let (armed, exact) = (self.ctx.timers.get(timer), self.exact_deadline(timer));
+            let (armed, exact) = (
+                self.ctx.timers.get(timer),
+                self.exact_deadline(links, timer),
+            );
             assert!(
                 exact.is_none_or(|e| armed.is_some_and(|a| a <= e)),
                 "{timer:?} armed at {armed:?}, due at {exact:?} (now {now:?})"
