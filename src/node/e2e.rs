@@ -5,6 +5,7 @@
 
 use super::e2e_table::{E2ePending, E2eSession, E2eTable};
 use super::links::Which;
+use super::tx::TxParts;
 use super::{DropReason, Node, Timer, DATA_TTL};
 use crate::crypto::e2e::{E2eEnds, E2eInitReceived, E2eInitiator, E2E_MSG1_LEN, E2E_MSG2_LEN};
 use crate::crypto::{Established, OpenError, Session};
@@ -96,50 +97,52 @@ impl Node {
         }
     }
 
-    /// Seal `packet` under the current session of the peer in `slot` and send it.
+    /// Seal `packet` under the current session of the peer in `slot` straight into the
+    /// Data message of the frame to the next hop (one copy: the packet into the frame).
     fn e2e_seal_and_forward(&mut self, now: Instant, slot: usize, ttl: u8, packet: &[u8]) {
-        let Some(mut buf) = self.e2e_scratch.take() else {
+        let Some(dst) = self.e2e.get(slot).map(|p| p.node) else {
             return;
         };
-        let sealed = self.e2e_seal(now, slot, ttl, packet, &mut buf[..]);
-        if let Some((dst, len)) = sealed {
-            self.forward(now, dst, ttl, buf.get(..len).unwrap_or_default());
-        }
-        self.e2e_scratch = Some(buf);
-    }
-
-    /// Write the Sealed payload of `packet` into `buf`: the destination and its length.
-    fn e2e_seal(
-        &mut self,
-        now: Instant,
-        slot: usize,
-        ttl: u8,
-        packet: &[u8],
-        buf: &mut [u8],
-    ) -> Option<(NodeId, usize)> {
-        let peer = self.e2e.get_mut(slot)?;
-        peer.last_used = now;
-        let sess = peer.current.as_mut()?;
-        let Ok(counter) = sess.session.send.next_counter() else {
-            self.stats.drop(DropReason::NoSession);
-            return None;
+        let Some(link) = self.next_hop_slot(&dst) else {
+            return;
         };
-        let end = E2E_SEALED_HEADER_LEN + packet.len();
-        emit_sealed_header(buf, self.id, sess.remote_idx, counter).ok()?;
-        let (header, rest) = buf.split_at_mut(E2E_SEALED_HEADER_LEN);
-        let body = rest.get_mut(..packet.len())?;
-        body.copy_from_slice(packet);
-        let tag = sess
-            .session
-            .send
-            .seal_in_place(counter, header, body)
-            .ok()?;
-        buf.get_mut(end..end + TAG_LEN)?.copy_from_slice(&tag);
+        // A Probe rides in the padding when there is room (as in `send_data`).
+        let probe = self.next_probe_seq();
+        let Some(sess) = self.e2e.get_mut(slot).and_then(|p| {
+            p.last_used = now;
+            p.current.as_mut()
+        }) else {
+            return;
+        };
+        let (src, mut sealed) = (self.id, Err(SealFailed::NoRoom));
+        let parts = TxParts {
+            links: &mut self.links,
+            tx: &mut self.tx,
+            stats: &mut self.stats,
+        };
+        let sent = parts.queue_unicast(link, false, |w| {
+            sealed = seal_into(sess, src, packet, w.data_area_mut());
+            let len = sealed.map_err(|_| crate::wire::Error::NoSpace)?.0;
+            w.commit_data(dst, ttl, len)?;
+            match w.push_probe(probe) {
+                Err(crate::wire::Error::NoSpace) => Ok(()),
+                other => other,
+            }
+        });
+        if sealed == Err(SealFailed::CounterSpent) {
+            self.stats.drop(DropReason::NoSession);
+        }
+        let (Ok((_, remote_idx, counter)), true) = (sealed, sent) else {
+            return;
+        };
+        if let Some(id) = self.links.id(link) {
+            let links = self.links.table_mut();
+            self.routing.note_data_sent(now, links, id);
+        }
         // Traceroute's probes: remember their start, for a relay's ttl-expired notice.
         if ttl < DATA_TTL && !must_not_answer(packet) {
-            self.probes.record(sess.remote_idx, counter, packet);
+            self.probes.record(remote_idx, counter, packet);
         }
-        Some((peer.node, end + TAG_LEN))
     }
 
     /// An end-to-end payload that arrived for us.
@@ -277,7 +280,7 @@ impl Node {
 
     /// Send every packet that waited for the session with the peer in `slot`.
     fn e2e_flush(&mut self, now: Instant, slot: usize, node: NodeId) {
-        let Some(mut buf) = self.icmp_scratch.take() else {
+        let Some(mut buf) = self.unheld.take() else {
             return;
         };
         while let Some((len, ttl)) = self.waiting.take_for(&node, &mut buf[..]) {
@@ -285,7 +288,7 @@ impl Node {
                 self.e2e_seal_and_forward(now, slot, ttl, packet);
             }
         }
-        self.icmp_scratch = Some(buf);
+        self.unheld = Some(buf);
     }
 
     fn on_e2e_sealed(
@@ -481,4 +484,41 @@ impl Node {
         self.timers
             .set(Timer::E2e, next.into_iter().flatten().min());
     }
+}
+
+/// Why a packet could not be sealed into a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SealFailed {
+    /// The frame's data area cannot hold it (never for a packet within the TUN MTU).
+    NoRoom,
+    /// The session's counter is used up (it is replaced long before).
+    CounterSpent,
+}
+
+/// Write `packet` sealed under `sess` into `area` as a Sealed payload from `src`; returns
+/// its length, and the session index and counter it went under.
+fn seal_into(
+    sess: &mut E2eSession,
+    src: NodeId,
+    packet: &[u8],
+    area: &mut [u8],
+) -> Result<(usize, u32, u64), SealFailed> {
+    let end = E2E_SEALED_HEADER_LEN + packet.len();
+    let sealed = area.get_mut(..end + TAG_LEN).ok_or(SealFailed::NoRoom)?;
+    let counter = sess
+        .session
+        .send
+        .next_counter()
+        .map_err(|_| SealFailed::CounterSpent)?;
+    emit_sealed_header(sealed, src, sess.remote_idx, counter).map_err(|_| SealFailed::NoRoom)?;
+    let (header, rest) = sealed.split_at_mut(E2E_SEALED_HEADER_LEN);
+    let (body, tag) = rest.split_at_mut(packet.len());
+    body.copy_from_slice(packet);
+    let t = sess
+        .session
+        .send
+        .seal_in_place(counter, header, body)
+        .map_err(|_| SealFailed::CounterSpent)?;
+    tag.copy_from_slice(&t);
+    Ok((end + TAG_LEN, sess.remote_idx, counter))
 }

@@ -148,7 +148,7 @@ impl Node {
     }
 
     /// The link to the next hop toward `dst`, or None (counted).
-    fn next_hop_slot(&mut self, dst: &NodeId) -> Option<usize> {
+    pub(super) fn next_hop_slot(&mut self, dst: &NodeId) -> Option<usize> {
         let Some(id) = self.routing.next_hop(dst) else {
             self.stats.drop(DropReason::NoRoute);
             return None;
@@ -195,7 +195,7 @@ impl Node {
         sent
     }
 
-    fn next_probe_seq(&mut self) -> u32 {
+    pub(super) fn next_probe_seq(&mut self) -> u32 {
         self.probe_seq = self.probe_seq.wrapping_add(1);
         self.probe_seq
     }

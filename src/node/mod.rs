@@ -159,8 +159,9 @@ pub struct Node {
     scratch: Option<Box<[u8; crate::wire::MAX_FRAME_LEN]>>,
     /// Where ICMP errors are built (allocated once; taken while in use, like `scratch`).
     icmp_scratch: Option<Box<[u8; crate::wire::MAX_DATA_PACKET_LEN]>>,
-    /// Where sealed payloads are built (allocated once; taken while in use).
-    e2e_scratch: Option<Box<[u8; crate::wire::MAX_DATA_PACKET_LEN]>>,
+    /// Where a packet that waited for its end-to-end session is taken out to be sealed
+    /// (allocated once; taken while in use).
+    unheld: Option<Box<[u8; crate::wire::MAX_DATA_PACKET_LEN]>>,
     /// End-to-end peers and sessions.
     e2e: e2e_table::E2eTable,
     /// Packets waiting for their end-to-end session.
@@ -251,7 +252,7 @@ impl Node {
             probe_seq: 0,
             scratch: Some(Box::new([0u8; crate::wire::MAX_FRAME_LEN])),
             icmp_scratch: Some(Box::new([0u8; crate::wire::MAX_DATA_PACKET_LEN])),
-            e2e_scratch: Some(Box::new([0u8; crate::wire::MAX_DATA_PACKET_LEN])),
+            unheld: Some(Box::new([0u8; crate::wire::MAX_DATA_PACKET_LEN])),
             e2e: e2e_table::E2eTable::default(),
             waiting: e2e_wait::Waiting::default(),
             probes: e2e_wait::Probes::default(),
@@ -404,6 +405,12 @@ impl Node {
             .iter()
             .filter(|(_, l)| l.current.as_ref().is_some_and(|s| s.confirmed))
             .count()
+    }
+
+    /// The interface the next frame `poll_transmit` gives goes out on (so the caller can
+    /// pick that interface's buffer to write it into).
+    pub fn next_transmit_iface(&self) -> Option<IfaceId> {
+        self.tx.front().map(|slot| slot.meta.iface)
     }
 
     /// The next frame to send, written into `buf` (at least 1500 bytes).

@@ -1,7 +1,8 @@
 //! Building frames in place in the transmit queues: clear hellos, handshakes, session-encrypted
 //! unicast and group-encrypted broadcast. Nothing here allocates.
 
-use super::links::{Link, LinkSession};
+use super::links::{Link, LinkSession, Links};
+use super::stats::Stats;
 use super::rx::Relayed;
 use super::tx_queues::TxQueues;
 use super::{DropReason, IfaceId, Node, TxMeta};
@@ -75,43 +76,12 @@ impl Node {
         control: bool,
         fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
     ) -> bool {
-        let Some(link) = self.links.get_mut(slot) else {
-            self.stats.drop(DropReason::NoSession);
-            return false;
+        let parts = TxParts {
+            links: &mut self.links,
+            tx: &mut self.tx,
+            stats: &mut self.stats,
         };
-        let (iface, dst) = (link.iface, link.mac);
-        if link.current.is_none() {
-            self.stats.drop(DropReason::NoSession);
-            return false;
-        }
-        let Some(out) = self.tx.ring(control).reserve() else {
-            self.stats.drop(TxQueues::full_reason(control));
-            return false;
-        };
-        let Some((sess, counter)) = sending_session(link) else {
-            self.stats.drop(DropReason::NoSession);
-            return false;
-        };
-        let Some(frame) = out.buf.get_mut(..UNICAST_FRAME_LEN) else {
-            return false;
-        };
-        let send = &sess.session.send;
-        let built = build_sealed(
-            frame,
-            EncryptedKind::Unicast,
-            sess.remote_idx,
-            counter,
-            fill,
-            |aad, body| send.seal_in_place(counter, aad, body),
-        );
-        let meta = TxMeta {
-            iface,
-            dst,
-            control,
-        };
-        built
-            .map(|len| self.tx.ring(control).commit_as(len, meta))
-            .is_ok()
+        parts.queue_unicast(slot, control, fill)
     }
 
     /// Queue a frame `relay_in_place` re-sealed in `frame` (the copying path of
@@ -159,6 +129,63 @@ impl Node {
         };
         built
             .map(|len| self.tx.ring(true).commit_as(len, meta))
+            .is_ok()
+    }
+}
+
+/// The parts of the node that queuing a unicast frame uses, borrowed apart from the rest so
+/// that `fill` may use another part (the end-to-end session that seals into the frame).
+pub(super) struct TxParts<'a> {
+    pub(super) links: &'a mut Links,
+    pub(super) tx: &'a mut TxQueues,
+    pub(super) stats: &'a mut Stats,
+}
+
+impl TxParts<'_> {
+    /// Queue a session-encrypted unicast frame to the link in `slot`, its messages written
+    /// by `fill`. `control` says whether it counts as control traffic. False if not queued.
+    pub(super) fn queue_unicast(
+        self,
+        slot: usize,
+        control: bool,
+        fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
+    ) -> bool {
+        let Some(link) = self.links.get_mut(slot) else {
+            self.stats.drop(DropReason::NoSession);
+            return false;
+        };
+        let (iface, dst) = (link.iface, link.mac);
+        if link.current.is_none() {
+            self.stats.drop(DropReason::NoSession);
+            return false;
+        }
+        let Some(out) = self.tx.ring(control).reserve() else {
+            self.stats.drop(TxQueues::full_reason(control));
+            return false;
+        };
+        let Some((sess, counter)) = sending_session(link) else {
+            self.stats.drop(DropReason::NoSession);
+            return false;
+        };
+        let Some(frame) = out.buf.get_mut(..UNICAST_FRAME_LEN) else {
+            return false;
+        };
+        let send = &sess.session.send;
+        let built = build_sealed(
+            frame,
+            EncryptedKind::Unicast,
+            sess.remote_idx,
+            counter,
+            fill,
+            |aad, body| send.seal_in_place(counter, aad, body),
+        );
+        let meta = TxMeta {
+            iface,
+            dst,
+            control,
+        };
+        built
+            .map(|len| self.tx.ring(control).commit_as(len, meta))
             .is_ok()
     }
 }

@@ -479,20 +479,24 @@ impl Daemon {
     /// Hand the node's frames to the sockets, its packets to the TUN device (or to a waiting
     /// ping), and log its events.
     fn flush(&mut self) {
-        while let Some(t) = self.node.poll_transmit(&mut self.buf[..]) {
-            let Some(iface) = self.ifaces.get_mut(usize::from(t.iface.0)) else {
+        while let Some(next) = self.node.next_transmit_iface() {
+            let node = &mut self.node;
+            let Some(iface) = self
+                .ifaces
+                .get_mut(usize::from(next.0))
+                .filter(|f| f.sock.is_some())
+            else {
+                // Its interface is gone: the frame is discarded.
+                let _ = node.poll_transmit(&mut self.buf[..]);
                 continue;
             };
-            let Some(frame) = self.buf.get(..t.len) else {
-                continue;
-            };
-            if iface.sock.is_none() {
-                continue;
-            }
-            if !iface.tx.push(t.dst, frame) {
+            if iface.tx.is_full() {
                 send_pending(iface, &mut self.counters);
-                let _ = iface.tx.push(t.dst, frame);
             }
+            // Written straight into the send batch: no copy between node and socket.
+            let _ = iface
+                .tx
+                .fill(|buf| node.poll_transmit(buf).map(|t| (t.dst, t.len)));
         }
         for iface in &mut self.ifaces {
             send_pending(iface, &mut self.counters);

@@ -285,12 +285,10 @@ impl SendBatch {
         }
     }
 
-    /// Queues a copy of `payload` for `dst`; false (nothing queued) when the batch is full
-    /// or the payload is longer than [`FRAME_CAP`].
-    pub fn push(&mut self, dst: MacAddr, payload: &[u8]) -> bool {
-        if payload.len() > FRAME_CAP {
-            return false;
-        }
+    /// Queues the frame `write` puts straight into the batch's next buffer (the node's
+    /// `poll_transmit` writes there, so the frame is not copied again): it returns the
+    /// destination and length, or None to queue nothing. False when the batch is full.
+    pub fn fill(&mut self, write: impl FnOnce(&mut [u8]) -> Option<(MacAddr, usize)>) -> bool {
         if self.end == BATCH {
             if self.start == 0 {
                 return false;
@@ -304,11 +302,18 @@ impl SendBatch {
         ) else {
             return false;
         };
-        buf[..payload.len()].copy_from_slice(payload);
+        let Some((dst, len)) = write(&mut buf[..]).filter(|(_, len)| *len <= FRAME_CAP) else {
+            return true;
+        };
         *d = dst;
-        *l = payload.len();
+        *l = len;
         self.end += 1;
         true
+    }
+
+    /// Whether no more frames fit.
+    pub fn is_full(&self) -> bool {
+        self.end == BATCH && self.start == 0
     }
 
     /// Frames queued.
