@@ -3,7 +3,7 @@
 //! destination delivers a packet only if its source address belongs to the key that sealed
 //! it.
 
-use super::e2e_table::{E2ePending, E2eSession, E2eTable};
+use super::e2e_table::{E2ePending, E2eSession, E2eTable, E2E_INIT_BURST, E2E_INIT_PERIOD};
 use super::links::Which;
 use super::tx::TxParts;
 use super::{DropReason, Node, Timer, DATA_TTL};
@@ -180,6 +180,18 @@ impl Node {
         sender_idx: u32,
         msg1: &[u8; E2E_MSG1_LEN],
     ) {
+        // Reading msg 1 costs two key agreements before it is known to be genuine: a source
+        // we hold gets a few a second (a replayed msg 1 is refused only after that), new
+        // sources share one budget (a member can name any node as the source).
+        let known = self.e2e.find(&src).and_then(|slot| self.e2e.get_mut(slot));
+        let allowed = match known {
+            Some(peer) => peer.init_gate.allow(now, E2E_INIT_PERIOD, E2E_INIT_BURST),
+            None => self.e2e_init_budget.allow(now),
+        };
+        if !allowed {
+            self.stats.drop(DropReason::E2eRateLimited);
+            return;
+        }
         let Some(slot) = self.e2e_peer(now, src) else {
             return;
         };

@@ -5,6 +5,7 @@
 use super::links::{Links, Which};
 use crate::crypto::e2e::E2eInitiator;
 use crate::crypto::{PublicIdentity, Session};
+use crate::routing::seqno::Gcra;
 use crate::time::{Duration, Instant};
 use crate::wire::NodeId;
 
@@ -12,6 +13,11 @@ use crate::wire::NodeId;
 pub const MAX_E2E_PEERS: usize = 128;
 /// A peer with no session and nothing pending, unused this long, is forgotten.
 pub const E2E_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Least time between two msg 1s of one peer that we read (burst `E2E_INIT_BURST`): a
+/// simultaneous open and a restart's retry fit, a replayed msg 1 flood does not.
+pub const E2E_INIT_PERIOD: Duration = Duration::from_millis(500);
+/// Msg 1s of one peer read back to back.
+pub const E2E_INIT_BURST: u64 = 2;
 
 /// An established end-to-end session and the indices that name it.
 pub struct E2eSession {
@@ -51,6 +57,8 @@ pub struct E2ePeer {
     pub last_attempt: Option<Instant>,
     /// When a packet last went to or came from it.
     pub last_used: Instant,
+    /// Rate of its msg 1s we read (`E2E_INIT_PERIOD`, `E2E_INIT_BURST`).
+    pub init_gate: Gcra,
 }
 
 impl E2ePeer {
@@ -152,6 +160,7 @@ impl E2eTable {
             peer_init_seq: None,
             last_attempt: None,
             last_used: now,
+            init_gate: Gcra::default(),
         };
         if let (Some(s), Some(k)) = (self.slots.get_mut(slot), self.keys.get_mut(slot)) {
             *s = Some(peer);

@@ -94,6 +94,9 @@ pub const PROBE_ACK_MIN_GAP: Duration = Duration::from_millis(50);
 pub const ANNOUNCE_REPLIES_PER_SEC: u32 = 200;
 /// End-to-end handshakes started for sealed packets under unknown sessions, per second.
 pub const E2E_TRIGGERS_PER_SEC: u32 = 20;
+/// End-to-end msg 1s from new sources the node reads (two key agreements each before it
+/// knows one is genuine), per second and burst over all of them.
+pub const E2E_INITS_PER_SEC: u32 = 20;
 /// ICMP errors the node generates, per second (and burst), over all destinations.
 pub const ICMP_ERRORS_PER_SEC: u32 = 20;
 
@@ -170,6 +173,8 @@ pub struct Node {
     probes: e2e_wait::Probes,
     /// Handshakes started because a sealed packet named a session we do not hold.
     e2e_budget: TokenBucket,
+    /// End-to-end msg 1s read (`E2E_INITS_PER_SEC`).
+    e2e_init_budget: TokenBucket,
     /// The simulator's instrumented relay: sees what this node can read of what it relays.
     #[cfg(feature = "sim")]
     relay_tap: Option<RelayTap>,
@@ -257,6 +262,7 @@ impl Node {
             waiting: e2e_wait::Waiting::default(),
             probes: e2e_wait::Probes::default(),
             e2e_budget: TokenBucket::new(now, E2E_TRIGGERS_PER_SEC, E2E_TRIGGERS_PER_SEC),
+            e2e_init_budget: TokenBucket::new(now, E2E_INITS_PER_SEC, E2E_INITS_PER_SEC),
             #[cfg(feature = "sim")]
             relay_tap: None,
             stats: Stats::default(),

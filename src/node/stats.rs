@@ -73,6 +73,7 @@ drop_reasons! {
     E2eWaitFull => "e2e_wait_full": "no room to hold a packet while its end-to-end session is set up",
     E2eWaitExpired => "e2e_wait_expired": "packet held for an end-to-end session that did not come up in time",
     E2eMalformed => "e2e_malformed": "end-to-end payload that failed to parse",
+    E2eRateLimited => "e2e_rate_limited": "end-to-end msg 1 not read (two key agreements each): over its source's or the node's budget",
 }
 
 /// Traffic and drop counters of one node.
@@ -122,7 +123,7 @@ impl Default for DropCounters {
     }
 }
 
-const DROP_REASONS: usize = 47;
+const DROP_REASONS: usize = 48;
 const _: () = assert!(DropReason::ALL.len() == DROP_REASONS);
 
 impl Stats {

@@ -885,3 +885,52 @@ fn one_link_table_entry_holds_a_neighbours_session_and_routing_part_until_both_l
     assert_eq!(a.routing().next_hop(&b.node_id()), None);
     assert!(steps < 2000, "{steps} timer wake-ups in 420 s");
 }
+
+#[test]
+fn replayed_and_forged_msg1_floods_are_read_only_within_their_budgets() {
+    use crate::crypto::e2e::{E2eEnds, E2eInitiator, E2E_MSG1_LEN};
+    use crate::wire::e2e::{emit_init, E2E_INIT_LEN};
+    let t0 = Instant::ZERO;
+    let (mut a, mut b) = (node(1, t0), node(2, t0));
+    run_pair(&mut a, &mut b, t0, 10);
+    let now = t0 + Duration::from_secs(10);
+    // The msg 1 a would send b, recorded by a relay and played back 200 times in a second.
+    let b_key = b.announcement(&b.node_id()).unwrap().identity;
+    let ends = E2eEnds {
+        initiator: a.node_id(),
+        responder: b.node_id(),
+    };
+    let mut msg1 = [0u8; E2E_MSG1_LEN];
+    E2eInitiator::new(&a.identity, &b_key, ends, [7; 32], 1, &mut msg1).unwrap();
+    let mut init = [0u8; E2E_INIT_LEN];
+    let n = emit_init(&mut init, a.node_id(), 0x100, &msg1).unwrap();
+    for i in 0..200u64 {
+        b.on_e2e_payload(now + Duration::from_millis(i * 5), &init[..n]);
+    }
+    let (read_replays, limited) = (
+        b.stats().drops(DropReason::E2eReplay),
+        b.stats().drops(DropReason::E2eRateLimited),
+    );
+    // One answered, the burst and one per E2E_INIT_PERIOD after it read (and refused as
+    // replays), every other one not even read.
+    assert!(read_replays <= 3, "{read_replays} replays read");
+    assert_eq!(1 + read_replays + limited, 200);
+    assert_eq!(b.stats().drops(DropReason::E2eHandshakeFailed), 0);
+
+    // A member naming 40 other announced nodes as the source (it cannot make their msg 1,
+    // but b learns that only after the key agreements): new sources share one budget.
+    let later = now + Duration::from_secs(2);
+    let forged: Vec<NodeId> = made_up_announcements(5, 40)
+        .iter()
+        .filter_map(|ann| b.on_announce(later, (IfaceId(0), mac(1)), ann))
+        .collect();
+    assert_eq!(forged.len(), 40);
+    for src in forged {
+        let n = emit_init(&mut init, src, 0x100, &msg1).unwrap();
+        b.on_e2e_payload(later, &init[..n]);
+    }
+    let failed = b.stats().drops(DropReason::E2eHandshakeFailed);
+    assert_eq!(failed, u64::from(E2E_INITS_PER_SEC), "read, and refused");
+    let limited_now = b.stats().drops(DropReason::E2eRateLimited) - limited;
+    assert_eq!(limited_now, 40 - failed);
+}

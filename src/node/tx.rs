@@ -2,8 +2,8 @@
 //! unicast and group-encrypted broadcast. Nothing here allocates.
 
 use super::links::{Link, LinkSession, Links};
-use super::stats::Stats;
 use super::rx::Relayed;
+use super::stats::Stats;
 use super::tx_queues::TxQueues;
 use super::{DropReason, IfaceId, Node, TxMeta};
 use crate::wire::{

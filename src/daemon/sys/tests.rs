@@ -365,7 +365,10 @@ fn batches_send_and_receive_in_order() {
         let payload = vec![i as u8; 1 + i * 40];
         assert!(push(&mut out, b.mac(), &payload), "push {i}");
     }
-    assert!(!push(&mut out, b.mac(), b"one too many"), "a full batch refuses");
+    assert!(
+        !push(&mut out, b.mac(), b"one too many"),
+        "a full batch refuses"
+    );
     assert!(!push(&mut out, b.mac(), &[0; FRAME_CAP + 1]) || out.len() < BATCH);
     assert_eq!(a.send_batch(&mut out).unwrap(), BATCH);
     assert!(out.is_empty());
