@@ -10,7 +10,7 @@ use super::{DropReason, Node, Timer, DATA_TTL};
 use crate::crypto::e2e::{E2eEnds, E2eInitReceived, E2eInitiator, E2E_MSG1_LEN, E2E_MSG2_LEN};
 use crate::crypto::{Established, OpenError, Session};
 use crate::overlay::icmp::{build_time_exceeded4, build_time_exceeded6, must_not_answer};
-use crate::overlay::{classify, ipv6_for, IpPacket};
+use crate::overlay::{classify, ipv6_for};
 use crate::time::Instant;
 use crate::wire::e2e::{
     emit_expired, emit_init, emit_resp, emit_sealed_header, split_sealed_mut, E2ePayload,
@@ -364,8 +364,8 @@ impl Node {
         let Some(packet) = out.buf.get(..len) else {
             return;
         };
-        let class = classify(packet, &self.prefix, self.cfg.ipv4_pool.as_ref());
-        let source = IpPacket::parse(packet).ok().map(|p| p.src());
+        let (class, parsed) = classify(packet, &self.prefix, self.cfg.ipv4_pool.as_ref());
+        let source = parsed.map(|p| p.src());
         if source.and_then(|s| self.book.lookup(&s)) != Some(peer_node) {
             self.stats.drop(DropReason::ForgedSource);
             return;

@@ -13,7 +13,7 @@ impl Node {
     /// An IP packet from the TUN side (an application on this node sending into the mesh).
     pub fn handle_ip_packet(&mut self, now: Instant, packet: &[u8]) {
         self.stats.packets_from_tun += 1;
-        let class = classify(packet, &self.prefix, self.cfg.ipv4_pool.as_ref());
+        let (class, parsed) = classify(packet, &self.prefix, self.cfg.ipv4_pool.as_ref());
         let dst = match class {
             PacketClass::Noise(_) => {
                 self.stats.drop(DropReason::LocalNoise);
@@ -25,7 +25,7 @@ impl Node {
             }
             _ => self.book.lookup_class(&class),
         };
-        let Some(hop_limit) = self.own_source_hop_limit(packet) else {
+        let Some(hop_limit) = parsed.and_then(|p| self.own_source_hop_limit(&p)) else {
             self.stats.drop(DropReason::NotOverlay);
             return;
         };
@@ -50,8 +50,8 @@ impl Node {
 
     /// The hop limit (IPv6) or TTL (IPv4) of `packet` if its source is one of our own
     /// overlay addresses: only those may appear as the source of what we send.
-    fn own_source_hop_limit(&self, packet: &[u8]) -> Option<u8> {
-        match IpPacket::parse(packet).ok()? {
+    fn own_source_hop_limit(&self, packet: &IpPacket<'_>) -> Option<u8> {
+        match packet {
             IpPacket::V6(p) => (p.src() == self.addr6).then_some(p.hop_limit()),
             IpPacket::V4(p) => (self.book.lookup_v4(&p.src()) == Some(self.id)).then_some(p.ttl()),
         }

@@ -36,7 +36,12 @@ fn learned_nodes_are_found_by_ipv6_and_ipv4() {
     assert_eq!(b.lookup_v4(&Ipv4Addr::new(10, 77, 0, 1)), None);
     let mut buf = [0u8; 64];
     let n = build_udp6(&mut buf, &v6, &v6, (1, 2), b"").unwrap();
-    let class = classify(&buf[..n], b.prefix(), b.claims().map(|c| c.pool()));
+    let (class, parsed) = classify(&buf[..n], b.prefix(), b.claims().map(|c| c.pool()));
+    assert_eq!(
+        parsed,
+        crate::overlay::IpPacket::parse(&buf[..n]).ok(),
+        "the checked packet comes back"
+    );
     assert_eq!(b.lookup_class(&class), Some(id));
     assert!(b.forget(&id));
     assert_eq!(b.lookup(&IpAddr::V6(v6)), None);

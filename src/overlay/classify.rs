@@ -90,12 +90,17 @@ impl Unroutable {
     }
 }
 
-/// Classifies a raw TUN packet for a mesh with `prefix` and an optional IPv4 `pool`.
-pub fn classify(packet: &[u8], prefix: &MeshPrefix, pool: Option<&Ipv4Pool>) -> PacketClass {
+/// Classifies a raw TUN packet for a mesh with `prefix` and an optional IPv4 `pool`; also
+/// returns the checked packet, so that the caller need not parse it again.
+pub fn classify<'a>(
+    packet: &'a [u8],
+    prefix: &MeshPrefix,
+    pool: Option<&Ipv4Pool>,
+) -> (PacketClass, Option<IpPacket<'a>>) {
     match IpPacket::parse(packet) {
-        Ok(IpPacket::V6(p)) => classify6(&p, prefix),
-        Ok(IpPacket::V4(p)) => classify4(&p, pool),
-        Err(e) => PacketClass::Unroutable(Unroutable::Malformed(e)),
+        Ok(p @ IpPacket::V6(v6)) => (classify6(&v6, prefix), Some(p)),
+        Ok(p @ IpPacket::V4(v4)) => (classify4(&v4, pool), Some(p)),
+        Err(e) => (PacketClass::Unroutable(Unroutable::Malformed(e)), None),
     }
 }
 

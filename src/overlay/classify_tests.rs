@@ -40,18 +40,18 @@ fn overlay_destination_yields_its_iid() {
     let mut buf = [0u8; 128];
     let n = udp6_to(&ipv6_for(&p, &id), &mut buf);
     assert_eq!(
-        classify(&buf[..n], &p, None),
+        classify(&buf[..n], &p, None).0,
         PacketClass::Overlay6 { iid: iid_for(&id) }
     );
     let other = ipv6_for(&mesh_prefix(b"other"), &id);
     let n = udp6_to(&other, &mut buf);
     assert_eq!(
-        classify(&buf[..n], &p, None),
+        classify(&buf[..n], &p, None).0,
         PacketClass::Unroutable(Unroutable::OutsidePrefix)
     );
     let n = udp6_to(&Ipv6Addr::LOCALHOST, &mut buf);
     assert_eq!(
-        classify(&buf[..n], &p, None),
+        classify(&buf[..n], &p, None).0,
         PacketClass::Unroutable(Unroutable::Reserved)
     );
 }
@@ -71,25 +71,25 @@ fn ipv6_local_chatter_is_noise() {
     for (ty, dst, want) in cases {
         let n = icmp6(ty, dst, &mut buf);
         assert_eq!(
-            classify(&buf[..n], &p, None),
+            classify(&buf[..n], &p, None).0,
             PacketClass::Noise(want),
             "type {ty}"
         );
     }
     let n = udp6_to(&a6("ff02::fb"), &mut buf);
     assert_eq!(
-        classify(&buf[..n], &p, None),
+        classify(&buf[..n], &p, None).0,
         PacketClass::Noise(NoiseKind::Multicast)
     );
     let n = udp6_to(&a6("fe80::1234"), &mut buf);
     assert_eq!(
-        classify(&buf[..n], &p, None),
+        classify(&buf[..n], &p, None).0,
         PacketClass::Noise(NoiseKind::LinkLocal)
     );
     // An echo request to an overlay address is real traffic, not ND.
     let n = icmp6(128, &inside, &mut buf);
     assert!(matches!(
-        classify(&buf[..n], &p, None),
+        classify(&buf[..n], &p, None).0,
         PacketClass::Overlay6 { .. }
     ));
 }
@@ -104,7 +104,10 @@ fn mld_report_behind_hop_by_hop_header_is_noise() {
     pkt[24..40].copy_from_slice(&a6("ff02::16").octets());
     pkt[40..48].copy_from_slice(&[58, 0, 5, 2, 0, 0, 1, 0]);
     pkt[48] = 143;
-    assert_eq!(classify(&pkt, &p, None), PacketClass::Noise(NoiseKind::Mld));
+    assert_eq!(
+        classify(&pkt, &p, None).0,
+        PacketClass::Noise(NoiseKind::Mld)
+    );
 }
 
 #[test]
@@ -114,7 +117,7 @@ fn ipv4_destinations() {
     let mut buf = [0u8; 64];
     let mut cls = |dst: Ipv4Addr, pool: Option<&Ipv4Pool>| {
         let n = udp4_to(dst, &mut buf);
-        classify(&buf[..n], &p, pool)
+        classify(&buf[..n], &p, pool).0
     };
     let member = Ipv4Addr::new(10, 77, 12, 34);
     assert_eq!(cls(member, Some(&pool)), PacketClass::Pool4 { dst: member });
@@ -156,7 +159,10 @@ fn malformed_packets_are_unroutable_with_reason() {
     let p = mesh_prefix(b"veilmesh");
     assert_eq!(
         classify(&[0x70, 0, 0], &p, None),
-        PacketClass::Unroutable(Unroutable::Malformed(PacketError::Version(7)))
+        (
+            PacketClass::Unroutable(Unroutable::Malformed(PacketError::Version(7))),
+            None
+        )
     );
     assert_eq!(
         Unroutable::Malformed(PacketError::Empty).name(),
