@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use veilmesh::cli::table::parse_rendered;
 use veilmesh::daemon::control::{query_as, NeighborReport, Request, StatsReport, StatusReport};
-use veilmesh::lab::{in_netns, tcp_throughput, Lab, Signal};
+use veilmesh::lab::{accept_within, in_netns, tcp_throughput, Lab, Signal};
 
 const CONVERGE: Duration = Duration::from_secs(30);
 
@@ -573,19 +573,7 @@ fn pattern(offset: u64) -> u8 {
 /// Accepts one connection on `listener` and reads it to the end: (bytes, offset of the
 /// first byte that is not the pattern's).
 fn receive_checked(listener: TcpListener) -> std::io::Result<(u64, Option<u64>)> {
-    listener.set_nonblocking(true)?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut stream = loop {
-        match listener.accept() {
-            Ok((s, _)) => break s,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut stream = accept_within(&listener, Duration::from_secs(10))?;
     let mut buf = vec![0u8; 1 << 16];
     let (mut total, mut bad) = (0u64, None);
     loop {

@@ -28,7 +28,7 @@ pub use ruleset::{ETHERTYPE, ETHERTYPE_IPV6};
 pub use show::{farthest_pair, node_status, query, render_table, wait_converged, NodeStatus};
 pub use state::{LabState, LinkState};
 pub use sys::Signal;
-pub use tcp::{tcp_throughput, Throughput};
+pub use tcp::{accept_within, tcp_throughput, Throughput};
 
 use crate::sim::Topology;
 

@@ -76,6 +76,25 @@ pub fn tcp_throughput(
     })
 }
 
+/// One connection accepted on `listener` within `timeout` (`TimedOut` if none came), in
+/// blocking mode with `timeout` as its read timeout.
+pub fn accept_within(listener: &TcpListener, timeout: Duration) -> std::io::Result<TcpStream> {
+    listener.set_nonblocking(true)?;
+    let deadline = Instant::now() + timeout;
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(timeout))?;
+    Ok(stream)
+}
+
 /// Accepts one connection, counts bytes until EOF, answers the count (8 bytes BE).
 fn serve_once(addr: SocketAddr, ready: &mpsc::Sender<std::io::Result<()>>) -> std::io::Result<u64> {
     let listener = match TcpListener::bind(addr) {
@@ -87,19 +106,7 @@ fn serve_once(addr: SocketAddr, ready: &mpsc::Sender<std::io::Result<()>>) -> st
         }
     };
     let _ = ready.send(Ok(()));
-    listener.set_nonblocking(true)?;
-    let deadline = Instant::now() + IO_TIMEOUT;
-    let mut stream = loop {
-        match listener.accept() {
-            Ok((s, _)) => break s,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    let mut stream = accept_within(&listener, IO_TIMEOUT)?;
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
