@@ -2,7 +2,7 @@
 //! sessions and a pending handshake. Bounded; a session index carries its slot in its low
 //! byte (as link indices do), so a received index finds its session in O(1).
 
-use super::links::{Links, Which};
+use super::links::{slot_of, which_named, Links, Which};
 use crate::crypto::e2e::E2eInitiator;
 use crate::crypto::{PublicIdentity, Session};
 use crate::routing::seqno::Gcra;
@@ -183,20 +183,15 @@ impl E2eTable {
 
     /// The peer and session a received index names.
     pub fn by_index(&self, idx: u32) -> Option<(usize, Which)> {
-        let slot = (idx & 0xFF) as usize;
+        let slot = slot_of(idx);
         let peer = self.get(slot)?;
-        if peer.current.as_ref().is_some_and(|s| s.local_idx == idx) {
-            Some((slot, Which::Current))
-        } else if peer.previous.as_ref().is_some_and(|s| s.local_idx == idx) {
-            Some((slot, Which::Previous))
-        } else {
-            None
-        }
+        let local = |s: &Option<E2eSession>| s.as_ref().map(|s| s.local_idx);
+        which_named(idx, local(&peer.current), local(&peer.previous)).map(|w| (slot, w))
     }
 
     /// The slot whose pending handshake has index `idx`.
     pub fn by_pending_index(&self, idx: u32) -> Option<usize> {
-        let slot = (idx & 0xFF) as usize;
+        let slot = slot_of(idx);
         let peer = self.get(slot)?;
         peer.pending
             .as_ref()

@@ -232,6 +232,22 @@ impl Link {
     }
 }
 
+/// The slot a session index names: its low byte (links and end-to-end peers alike).
+pub fn slot_of(idx: u32) -> usize {
+    (idx & 0xFF) as usize
+}
+
+/// Which of an entry's two sessions, given their local indices, the received `idx` names.
+pub fn which_named(idx: u32, current: Option<u32>, previous: Option<u32>) -> Option<Which> {
+    if current == Some(idx) {
+        Some(Which::Current)
+    } else if previous == Some(idx) {
+        Some(Which::Previous)
+    } else {
+        None
+    }
+}
+
 /// Which session of a link a received index named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Which {
@@ -357,20 +373,15 @@ impl Links {
 
     /// The link and session named by a received index.
     pub fn by_index(&mut self, idx: u32) -> Option<(usize, Which)> {
-        let slot = (idx & 0xFF) as usize;
+        let slot = slot_of(idx);
         let link = self.get(slot)?;
-        if link.current.as_ref().is_some_and(|s| s.local_idx == idx) {
-            Some((slot, Which::Current))
-        } else if link.previous.as_ref().is_some_and(|s| s.local_idx == idx) {
-            Some((slot, Which::Previous))
-        } else {
-            None
-        }
+        let local = |s: &Option<LinkSession>| s.as_ref().map(|s| s.local_idx);
+        which_named(idx, local(&link.current), local(&link.previous)).map(|w| (slot, w))
     }
 
     /// The slot whose pending handshake has index `idx`.
     pub fn by_pending_index(&self, idx: u32) -> Option<usize> {
-        let slot = (idx & 0xFF) as usize;
+        let slot = slot_of(idx);
         let link = self.get(slot)?;
         link.pending
             .as_ref()
