@@ -322,16 +322,12 @@ impl Node {
             }
             return;
         };
-        let Some(out) = self.deliver.reserve() else {
-            self.stats.drop(DropReason::DeliverQueueFull);
-            return;
+        let out = match self.deliver.reserve_copy(payload) {
+            Ok(out) => out,
+            Err(e) => return self.stats.drop(super::ip::deliver_drop(e)),
         };
-        let Some(copy) = out.buf.get_mut(..payload.len()) else {
-            self.stats.drop(DropReason::PacketTooBig);
-            return;
-        };
-        copy.copy_from_slice(payload);
-        let Ok(parts) = split_sealed_mut(copy) else {
+        let Ok(parts) = split_sealed_mut(out.buf.get_mut(..payload.len()).unwrap_or_default())
+        else {
             self.stats.drop(DropReason::E2eMalformed);
             return;
         };

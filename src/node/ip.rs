@@ -1,6 +1,7 @@
 //! IP packets: from the TUN side into the mesh, hop by hop along the routes, and out to the
 //! TUN side at the destination.
 
+use super::ring::ReserveError;
 use super::rx::{Relay, Relayed};
 use super::tx::{reseal_relayed, sending_session};
 use super::{DropReason, Node, TxMeta, DATA_TTL};
@@ -201,15 +202,17 @@ impl Node {
     }
 
     pub(super) fn deliver_local(&mut self, packet: &[u8]) {
-        let Some(slot) = self.deliver.reserve() else {
-            self.stats.drop(DropReason::DeliverQueueFull);
-            return;
-        };
-        let Some(dst) = slot.buf.get_mut(..packet.len()) else {
-            self.stats.drop(DropReason::PacketTooBig);
-            return;
-        };
-        dst.copy_from_slice(packet);
-        self.deliver.commit_as(packet.len(), ());
+        match self.deliver.reserve_copy(packet) {
+            Ok(_) => self.deliver.commit_as(packet.len(), ()),
+            Err(e) => self.stats.drop(deliver_drop(e)),
+        }
+    }
+}
+
+/// The drop reason when the deliver queue gave no slot.
+pub(super) fn deliver_drop(e: ReserveError) -> DropReason {
+    match e {
+        ReserveError::Full => DropReason::DeliverQueueFull,
+        ReserveError::TooBig => DropReason::PacketTooBig,
     }
 }

@@ -41,6 +41,15 @@ impl<M: Default> Ring<M> {
     }
 }
 
+/// Why `reserve_copy` gave no slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReserveError {
+    /// Every slot is queued.
+    Full,
+    /// The bytes are longer than a slot.
+    TooBig,
+}
+
 impl<M> Ring<M> {
     /// The slot the next `commit_as` will enqueue, or `None` when full (the caller counts
     /// the drop under its reason).
@@ -50,6 +59,17 @@ impl<M> Ring<M> {
         }
         let idx = (self.head + self.len) % self.slots.len();
         self.slots.get_mut(idx)
+    }
+
+    /// `reserve`, then copy `bytes` to the start of the slot (not yet enqueued: the caller
+    /// may work on them in place before `commit_as`).
+    pub fn reserve_copy(&mut self, bytes: &[u8]) -> Result<&mut Slot<M>, ReserveError> {
+        let slot = self.reserve().ok_or(ReserveError::Full)?;
+        slot.buf
+            .get_mut(..bytes.len())
+            .ok_or(ReserveError::TooBig)?
+            .copy_from_slice(bytes);
+        Ok(slot)
     }
 
     /// Enqueue the slot last returned by `reserve`, holding `len` bytes described by `meta`.
@@ -115,6 +135,19 @@ mod tests {
         assert!(r.reserve().is_some());
         r.commit_as(1, 9);
         assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn reserve_copy_fills_a_slot_without_enqueuing_it() {
+        let mut r: Ring<()> = Ring::new(1);
+        let big = [7u8; MAX_FRAME_LEN + 1];
+        assert_eq!(r.reserve_copy(&big).err(), Some(ReserveError::TooBig));
+        let slot = r.reserve_copy(b"abc").unwrap();
+        assert_eq!(&slot.buf[..3], b"abc");
+        assert!(r.is_empty());
+        r.commit_as(3, ());
+        assert_eq!(r.reserve_copy(b"d").err(), Some(ReserveError::Full));
+        assert_eq!(r.front().map(|s| &s.buf[..s.len]), Some(&b"abc"[..]));
     }
 
     #[test]
