@@ -193,8 +193,7 @@ impl Routing {
             }
         }
         ctx.timers.arm(Timer::RouteExpiry, now + ROUTE_EXPIRY);
-        let sel = o.select(now, |i| links.cost(i), |i| links.node_of(i));
-        settle(ctx, links, now, ogm.node, o, sel);
+        reselect(ctx, links, now, ogm.node, o);
         // BATMAN rule: rebroadcast a new (epoch, seqno) once, and only the copy from the
         // selected next hop, carrying our own metric.
         let new = o.forwarded.is_none_or(|f| seq > f);
@@ -288,9 +287,22 @@ fn retract(ctx: &mut Ctx, now: Instant, node: NodeId, o: &Originator) {
     ctx.counters.retractions_sent += 1;
 }
 
+/// Re-run route selection for originator `node` over the links' current costs, and act on
+/// the result (`settle`).
+pub(crate) fn reselect(
+    ctx: &mut Ctx,
+    links: &impl Neighbors,
+    now: Instant,
+    node: NodeId,
+    o: &mut Originator,
+) {
+    let sel = o.select(now, |i| links.cost(i), |i| links.node_of(i));
+    settle(ctx, links, now, node, o, sel);
+}
+
 /// Consequences of a selection: route events, retraction and seqno request on loss, the
 /// forgetting of an unreachable originator.
-pub(crate) fn settle(
+fn settle(
     ctx: &mut Ctx,
     links: &impl Neighbors,
     now: Instant,

@@ -7,7 +7,7 @@ use crate::wire::{HelloRepr, IhuEntry, MacAddr, NodeId};
 
 use super::ctx::Event;
 use super::estimator::HelloOutcome;
-use super::flood::settle;
+use super::flood::reselect;
 use super::metric::{is_large_change, needs_reevaluation, INFINITY};
 use super::neighbor::{self, DownReason, NeighborSlot, NeighborState, Neighbors};
 use super::timers::Timer;
@@ -260,8 +260,7 @@ impl Routing {
         let links = &*links;
         for (node, o) in self.originators.iter_mut() {
             if o.remove_via(id) || o.backup == Some(id) || o.selected == Some(id) {
-                let sel = o.select(now, |i| links.cost(i), |i| links.node_of(i));
-                settle(&mut self.ctx, links, now, *node, o, sel);
+                reselect(&mut self.ctx, links, now, *node, o);
             }
         }
         self.topology_changed(now);
@@ -285,8 +284,7 @@ impl Routing {
         let links = &*links;
         for (node, o) in self.originators.iter_mut() {
             if o.route_via(id).is_some() {
-                let sel = o.select(now, |i| links.cost(i), |i| links.node_of(i));
-                settle(&mut self.ctx, links, now, *node, o, sel);
+                reselect(&mut self.ctx, links, now, *node, o);
             }
         }
         if is_large_change(old, new) {

@@ -12,7 +12,7 @@ use crate::time::{Instant, TimerName, TimerTable};
 use crate::wire::HelloRepr;
 
 use super::ctx::Action;
-use super::flood::settle;
+use super::flood::reselect;
 use super::neighbor::{self, NeighborSlot, NeighborState, Neighbors};
 use super::requests::{request_seqno, SEQNO_REQUEST_MIN_GAP, SEQNO_REQUEST_RETRIES};
 use super::{Routing, ORIGINATOR_GC, ROUTE_EXPIRY, STUCK_RETRY};
@@ -185,8 +185,7 @@ impl Routing {
             let expired = before - o.routes.len();
             if expired > 0 {
                 ctx.counters.routes_expired += expired as u64;
-                let sel = o.select(now, |i| links.cost(i), |i| links.node_of(i));
-                settle(ctx, links, now, *id, o, sel);
+                reselect(ctx, links, now, *id, o);
             }
             for r in &o.routes {
                 let at = r.updated + ROUTE_EXPIRY;
