@@ -124,10 +124,7 @@ impl Node {
             sealed = seal_into(sess, src, packet, w.data_area_mut());
             let len = sealed.map_err(|_| crate::wire::Error::NoSpace)?.0;
             w.commit_data(dst, ttl, len)?;
-            match w.push_probe(probe) {
-                Err(crate::wire::Error::NoSpace) => Ok(()),
-                other => other,
-            }
+            w.push_probe_if_room(probe)
         });
         if sealed == Err(SealFailed::CounterSpent) {
             self.stats.drop(DropReason::NoSession);
@@ -135,10 +132,7 @@ impl Node {
         let (Ok((_, remote_idx, counter)), true) = (sealed, sent) else {
             return;
         };
-        if let Some(id) = self.links.id(link) {
-            let links = self.links.table_mut();
-            self.routing.note_data_sent(now, links, id);
-        }
+        self.note_data_sent(now, link);
         // Traceroute's probes: remember their start, for a relay's ttl-expired notice.
         if ttl < DATA_TTL && !must_not_answer(packet) {
             self.probes.record(remote_idx, counter, packet);

@@ -132,10 +132,7 @@ impl Node {
             self.stats.drop(DropReason::MalformedMessage);
             return None;
         }
-        if let Some(id) = self.links.id(relay.slot) {
-            let links = self.links.table_mut();
-            self.routing.note_data_sent(now, links, id);
-        }
+        self.note_data_sent(now, relay.slot);
         self.stats.forwarded += 1;
         let meta = TxMeta {
             iface,
@@ -184,16 +181,20 @@ impl Node {
         let control = !crate::wire::e2e::carries_packet(payload);
         let sent = self.queue_unicast(slot, control, |w| {
             w.push_data(dst, ttl, payload)?;
-            match w.push_probe(probe) {
-                Err(crate::wire::Error::NoSpace) => Ok(()),
-                other => other,
-            }
+            w.push_probe_if_room(probe)
         });
-        if let (true, Some(id)) = (sent, self.links.id(slot)) {
+        if sent {
+            self.note_data_sent(now, slot);
+        }
+        sent
+    }
+
+    /// Tell routing a data frame went to the link in `slot` (it probes a link gone quiet).
+    pub(super) fn note_data_sent(&mut self, now: Instant, slot: usize) {
+        if let Some(id) = self.links.id(slot) {
             let links = self.links.table_mut();
             self.routing.note_data_sent(now, links, id);
         }
-        sent
     }
 
     pub(super) fn next_probe_seq(&mut self) -> u32 {

@@ -155,6 +155,15 @@ impl<'a> MessageWriter<'a> {
         self.push_fixed(MessageType::Probe, &seq)
     }
 
+    /// Append a probe if it fits; a frame without room for one goes without (data frames
+    /// carry a probe in their padding only when there is some).
+    pub fn push_probe_if_room(&mut self, seq: u32) -> Result<(), Error> {
+        match self.push_probe(seq) {
+            Err(Error::NoSpace) => Ok(()),
+            other => other,
+        }
+    }
+
     /// Append a probe answer.
     pub fn push_probe_ack(&mut self, seq: u32) -> Result<(), Error> {
         self.push_fixed(MessageType::ProbeAck, &seq)
@@ -245,10 +254,7 @@ pub fn relay_data_in_place(plaintext: &mut [u8], ttl: u8, probe: u32) -> Result<
         buf: plaintext,
         len: end,
     };
-    match w.push_probe(probe) {
-        Ok(()) | Err(Error::NoSpace) => {}
-        Err(e) => return Err(e),
-    }
+    w.push_probe_if_room(probe)?;
     w.finish_padded();
     Ok(())
 }
