@@ -8,11 +8,12 @@
 //! agreements) so the node can check the sequence number before `answer` writes msg 2 and
 //! returns the responder's keys; `E2eInitiator::finish` reads msg 2.
 
-use snow::{Builder, HandshakeState};
+use snow::HandshakeState;
 
-use super::handshake::{established, exact, map_snow, need, Established, HandshakeError};
+use super::handshake::{
+    build_state, established, exact, map_snow, need, seeded_builder, Established, HandshakeError,
+};
 use super::identity::{Identity, PublicIdentity};
-use super::seeded::SeededResolver;
 use crate::wire::NodeId;
 
 /// The Noise protocol name.
@@ -129,9 +130,6 @@ fn build(
     seed: [u8; 32],
     initiator: bool,
 ) -> Result<HandshakeState, HandshakeError> {
-    let params = E2E_NOISE_PARAMS
-        .parse()
-        .map_err(|_| HandshakeError::Internal)?;
     let mut prologue = [0u8; E2E_PROLOGUE_LABEL.len() + 32];
     let (label, ids) = prologue.split_at_mut(E2E_PROLOGUE_LABEL.len());
     label.copy_from_slice(E2E_PROLOGUE_LABEL);
@@ -139,17 +137,12 @@ fn build(
     first.copy_from_slice(&ends.initiator.0);
     second.copy_from_slice(&ends.responder.0);
     let secret = identity.x25519_secret();
-    let builder = Builder::with_resolver(params, Box::new(SeededResolver::new(seed)))
+    let builder = seeded_builder(E2E_NOISE_PARAMS, seed)?
         .local_private_key(&secret)
         .and_then(|b| b.remote_public_key(&peer.x25519))
         .and_then(|b| b.prologue(&prologue))
         .map_err(|_| HandshakeError::Internal)?;
-    let hs = if initiator {
-        builder.build_initiator()
-    } else {
-        builder.build_responder()
-    };
-    hs.map_err(|_| HandshakeError::Internal)
+    build_state(builder, initiator)
 }
 
 #[cfg(test)]

@@ -285,13 +285,32 @@ fn build(
     seed: [u8; 32],
     initiator: bool,
 ) -> Result<HandshakeState, HandshakeError> {
-    let params = NOISE_PARAMS.parse().map_err(|_| HandshakeError::Internal)?;
     let secret = identity.x25519_secret();
-    let builder = Builder::with_resolver(params, Box::new(SeededResolver::new(seed)))
+    let builder = seeded_builder(NOISE_PARAMS, seed)?
         .local_private_key(&secret)
         .and_then(|b| b.psk(0, psk.as_bytes()))
         .and_then(|b| b.prologue(PROLOGUE))
         .map_err(|_| HandshakeError::Internal)?;
+    build_state(builder, initiator)
+}
+
+/// A Noise builder for the pattern `params` whose randomness comes from `seed`.
+pub(super) fn seeded_builder(
+    params: &str,
+    seed: [u8; 32],
+) -> Result<Builder<'static>, HandshakeError> {
+    let params = params.parse().map_err(|_| HandshakeError::Internal)?;
+    Ok(Builder::with_resolver(
+        params,
+        Box::new(SeededResolver::new(seed)),
+    ))
+}
+
+/// The handshake state `builder` makes for the initiator or the responder.
+pub(super) fn build_state(
+    builder: Builder<'_>,
+    initiator: bool,
+) -> Result<HandshakeState, HandshakeError> {
     let hs = if initiator {
         builder.build_initiator()
     } else {
