@@ -39,6 +39,20 @@ fn router() -> (TestRouter, FakeAuth) {
     (r, auth)
 }
 
+/// Neighbour `n` sends a clean hello (`seq`, 4 s interval) and an Ihu that hears us fully.
+fn clean_hello(r: &mut TestRouter, now: Instant, n: usize, seq: u16) {
+    let h = HelloRepr {
+        seq,
+        interval_10ms: 400,
+    };
+    r.handle_hello(now, IF0, mac(n), &h, true);
+    let ihu = [IhuEntry {
+        mac: mac(0),
+        rx_quality: QUALITY_ONE,
+    }];
+    r.handle_ihu(now, IF0, mac(n), ihu);
+}
+
 fn ogm(node: usize, epoch: u32, seqno: u32, metric: u16) -> OgmRepr {
     OgmRepr {
         node: id(node),
@@ -242,16 +256,7 @@ fn trickle_backs_off_when_quiet_and_resets_on_new_neighbour() {
             next_hello = now + Duration::from_millis(3500);
             seq += 1;
             for n in 1..=2 {
-                let h = HelloRepr {
-                    seq,
-                    interval_10ms: 400,
-                };
-                r.handle_hello(now, IF0, mac(n), &h, true);
-                let ihu = [IhuEntry {
-                    mac: mac(0),
-                    rx_quality: QUALITY_ONE,
-                }];
-                r.handle_ihu(now, IF0, mac(n), ihu);
+                clean_hello(&mut r, now, n, seq);
             }
         }
         r.handle_timeout(now);
@@ -279,16 +284,7 @@ fn silent_originator_expires_then_is_forgotten() {
         now += Duration::from_millis(500);
         if now.as_micros().is_multiple_of(3_500_000) {
             seq += 1;
-            let h = HelloRepr {
-                seq,
-                interval_10ms: 400,
-            };
-            r.handle_hello(now, IF0, mac(1), &h, true);
-            let ihu = [IhuEntry {
-                mac: mac(0),
-                rx_quality: QUALITY_ONE,
-            }];
-            r.handle_ihu(now, IF0, mac(1), ihu);
+            clean_hello(&mut r, now, 1, seq);
         }
         r.handle_timeout(now);
         while r.poll_action().is_some() {}
@@ -444,16 +440,7 @@ fn run_idle(r: &mut TestRouter, from: Instant, until: Instant, seq: &mut u16) ->
             next_hello = now + Duration::from_millis(3500);
             *seq = seq.wrapping_add(1);
             for n in 1..=2 {
-                let h = HelloRepr {
-                    seq: *seq,
-                    interval_10ms: 400,
-                };
-                r.handle_hello(now, IF0, mac(n), &h, true);
-                let ihu = [IhuEntry {
-                    mac: mac(0),
-                    rx_quality: QUALITY_ONE,
-                }];
-                r.handle_ihu(now, IF0, mac(n), ihu);
+                clean_hello(r, now, n, *seq);
             }
         }
         r.handle_timeout(now);
