@@ -3,7 +3,8 @@
 //! `handle_frame` + `poll_transmit`, the simulator's path) and re-sealed in the receive
 //! buffer (`node_relay_in_place`, `handle_frame_mut`, the daemon's path) — measured side
 //! by side with a bare ChaCha20-Poly1305 decrypt + encrypt of the same 1471-byte body and
-//! 13-byte header.
+//! 13-byte header: `bare_aead` with ring (the x86_64 backend, `crypto::cipher`) and
+//! `bare_aead_rustcrypto` with the `chacha20poly1305` crate (the router targets' backend).
 //!
 //! Target (issue 9): relay cost ≤ 1.05 × `bare_aead`, 0 allocations. Results:
 //! docs/benchmarks.md.
@@ -14,6 +15,8 @@ use std::time::Duration as StdDuration;
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
 
 mod common;
 
@@ -207,19 +210,29 @@ fn forward(c: &mut Criterion) {
         (counter, frame)
     };
 
-    // Bare AEAD straight from the chacha20poly1305 crate, no harness setup at all:
-    // decrypt and re-encrypt under the same key and nonce, which restores the ciphertext.
-    let cipher = ChaCha20Poly1305::new(&[3u8; 32].into());
+    // Bare AEAD straight from ring, no harness setup at all: decrypt and re-encrypt under
+    // the same key and nonce, which restores the ciphertext.
+    let ring_key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &[3u8; 32]).expect("key"));
     let mut raw = [0u8; UNICAST_FRAME_LEN];
     raw[..13].copy_from_slice(&[0x15, 0x12, 0x34, 0x56, 0x01, 0, 0, 0, 0, 0, 0, 0, 9]);
-    let raw_nonce = nonce(9).into();
     let (raw_hdr, raw_rest) = raw.split_at_mut(13);
     let (raw_body, _) = raw_rest.split_at_mut(UNICAST_PLAINTEXT_LEN);
-    let raw_tag = cipher
-        .encrypt_in_place_detached(&raw_nonce, raw_hdr, raw_body)
+    let ring_nonce = || Nonce::assume_unique_for_key(nonce(9));
+    let mut raw_tag = ring_key
+        .seal_in_place_separate_tag(ring_nonce(), Aad::from(&*raw_hdr), raw_body)
+        .expect("seal");
+    // The same with the chacha20poly1305 crate (the router targets' backend), its own buffer.
+    let rc_cipher = ChaCha20Poly1305::new(&[3u8; 32].into());
+    let mut rc_raw = [0u8; UNICAST_FRAME_LEN];
+    rc_raw[..13].copy_from_slice(&raw_hdr[..13]);
+    let rc_nonce = nonce(9).into();
+    let (rc_hdr, rc_rest) = rc_raw.split_at_mut(13);
+    let (rc_body, _) = rc_rest.split_at_mut(UNICAST_PLAINTEXT_LEN);
+    let rc_tag = rc_cipher
+        .encrypt_in_place_detached(&rc_nonce, rc_hdr, rc_body)
         .expect("seal");
 
-    // The four measured routines, shared by the paired run and criterion.
+    // The five measured routines, shared by the paired run and criterion.
     let mut relay = |frame: &mut [u8; UNICAST_FRAME_LEN], in_place: bool| {
         if in_place {
             black_box(b.handle_frame_mut(now, IfaceId(0), mac_a, frame));
@@ -237,30 +250,40 @@ fn forward(c: &mut Criterion) {
         black_box(down_tx.seal_in_place(c2, parts.header, parts.body)).expect("seal");
     };
     let mut bare = || {
-        cipher
-            .decrypt_in_place_detached(&raw_nonce, raw_hdr, raw_body, &raw_tag)
+        ring_key
+            .open_in_place_separate_tag(ring_nonce(), Aad::from(&*raw_hdr), raw_tag, raw_body, 0..)
             .expect("open");
-        let tag = cipher
-            .encrypt_in_place_detached(&raw_nonce, raw_hdr, raw_body)
+        raw_tag = ring_key
+            .seal_in_place_separate_tag(ring_nonce(), Aad::from(&*raw_hdr), raw_body)
+            .expect("seal");
+        black_box(&raw_tag);
+    };
+    let mut bare_rc = || {
+        rc_cipher
+            .decrypt_in_place_detached(&rc_nonce, rc_hdr, rc_body, &rc_tag)
+            .expect("open");
+        let tag = rc_cipher
+            .encrypt_in_place_detached(&rc_nonce, rc_hdr, rc_body)
             .expect("seal");
         black_box(tag);
     };
 
     // Paired run: blocks of each routine interleaved, so that load from other processes on
-    // this shared machine hits all four alike; the median block is robust to preemption.
+    // this shared machine hits all five alike; the median block is robust to preemption.
     let (rounds, block) = (300, 200);
-    let mut per_frame: [Vec<f64>; 4] = Default::default();
+    let mut per_frame: [Vec<f64>; 5] = Default::default();
     for round in 0..rounds {
         let mut frames: Vec<_> = (0..block).map(|_| next_frame()).collect();
         let mut frames_in_place: Vec<_> = (0..block).map(|_| next_frame()).collect();
         let mut sealed: Vec<_> = (0..block).map(|_| sealed_frame()).collect();
-        for k in 0..4 {
-            let which = (round + k) % 4;
+        for k in 0..5 {
+            let which = (round + k) % 5;
             let start = std::time::Instant::now();
             match which {
                 0 => frames.iter_mut().for_each(|f| relay(f, false)),
                 1 => sealed.iter_mut().for_each(|(c, f)| keys(*c, f)),
                 2 => (0..block).for_each(|_| bare()),
+                3 => (0..block).for_each(|_| bare_rc()),
                 _ => frames_in_place.iter_mut().for_each(|f| relay(f, true)),
             }
             per_frame[which].push(start.elapsed().as_secs_f64() * 1e9 / block as f64);
@@ -270,21 +293,23 @@ fn forward(c: &mut Criterion) {
         v.sort_by(f64::total_cmp);
         (v[0], v[v.len() / 2])
     };
-    let [node_v, keys_v, bare_v, place_v] = &mut per_frame;
+    let [node_v, keys_v, bare_v, rc_v, place_v] = &mut per_frame;
     let ((node_min, node_med), (keys_min, keys_med), (bare_min, bare_med)) =
         (stat(node_v), stat(keys_v), stat(bare_v));
-    let (place_min, place_med) = stat(place_v);
+    let ((place_min, place_med), (rc_min, rc_med)) = (stat(place_v), stat(rc_v));
     eprintln!(
         "paired ({rounds} rounds x {block} frames), ns per frame min/median: node_forward \
          {node_min:.0}/{node_med:.0}, node_relay_in_place {place_min:.0}/{place_med:.0}, \
-         bare_aead_keys {keys_min:.0}/{keys_med:.0}, bare_aead {bare_min:.0}/{bare_med:.0}; \
-         ratio to bare_aead: node_forward {:.3} (min {:.3}), in place {:.3} (min {:.3}); \
-         node_forward/keys {:.3}",
+         bare_aead_keys {keys_min:.0}/{keys_med:.0}, bare_aead {bare_min:.0}/{bare_med:.0}, \
+         bare_aead_rustcrypto {rc_min:.0}/{rc_med:.0}; ratio to bare_aead: node_forward {:.3} \
+         (min {:.3}), in place {:.3} (min {:.3}); node_forward/keys {:.3}; \
+         rustcrypto/ring {:.2}",
         node_med / bare_med,
         node_min / bare_min,
         place_med / bare_med,
         place_min / bare_min,
         node_med / keys_med,
+        rc_med / bare_med,
     );
 
     let mut g = c.benchmark_group("forward");
@@ -311,6 +336,7 @@ fn forward(c: &mut Criterion) {
         )
     });
     g.bench_function("bare_aead", |bench| bench.iter(&mut bare));
+    g.bench_function("bare_aead_rustcrypto", |bench| bench.iter(&mut bare_rc));
     g.finish();
 
     // Every measured frame was forwarded, none dropped.
