@@ -3,8 +3,9 @@
 //! `handle_frame` + `poll_transmit`, the simulator's path) and re-sealed in the receive
 //! buffer (`node_relay_in_place`, `handle_frame_mut`, the daemon's path) — measured side
 //! by side with a bare ChaCha20-Poly1305 decrypt + encrypt of the same 1471-byte body and
-//! 13-byte header: `bare_aead` with ring (the x86_64 backend, `crypto::cipher`) and
-//! `bare_aead_rustcrypto` with the `chacha20poly1305` crate (the router targets' backend).
+//! 13-byte header: `bare_aead` with the node's own primitive (`veil_cipher::Cipher`: ring on
+//! x86_64, RustCrypto with `--cfg veil_portable_aead`) and `bare_aead_rustcrypto` with the
+//! `chacha20poly1305` crate called from here (the router targets' backend).
 //!
 //! Target (issue 9): relay cost ≤ 1.05 × `bare_aead`, 0 allocations. Results:
 //! docs/benchmarks.md.
@@ -16,11 +17,10 @@ use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
-
 mod common;
 
 use common::allocations;
+use veil_cipher::Cipher;
 use veilmesh::crypto::{RecvKey, SendKey};
 use veilmesh::node::{IfaceId, Node, NodeConfig};
 use veilmesh::overlay::build::build_udp6;
@@ -210,17 +210,14 @@ fn forward(c: &mut Criterion) {
         (counter, frame)
     };
 
-    // Bare AEAD straight from ring, no harness setup at all: decrypt and re-encrypt under
-    // the same key and nonce, which restores the ciphertext.
-    let ring_key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &[3u8; 32]).expect("key"));
+    // Bare AEAD straight from the node's primitive, no harness setup at all: decrypt and
+    // re-encrypt under the same key and nonce, which restores the ciphertext.
+    let cipher = Cipher::new(&[3u8; 32]);
     let mut raw = [0u8; UNICAST_FRAME_LEN];
     raw[..13].copy_from_slice(&[0x15, 0x12, 0x34, 0x56, 0x01, 0, 0, 0, 0, 0, 0, 0, 9]);
     let (raw_hdr, raw_rest) = raw.split_at_mut(13);
     let (raw_body, _) = raw_rest.split_at_mut(UNICAST_PLAINTEXT_LEN);
-    let ring_nonce = || Nonce::assume_unique_for_key(nonce(9));
-    let mut raw_tag = ring_key
-        .seal_in_place_separate_tag(ring_nonce(), Aad::from(&*raw_hdr), raw_body)
-        .expect("seal");
+    let mut raw_tag = cipher.seal(nonce(9), raw_hdr, raw_body).expect("seal");
     // The same with the chacha20poly1305 crate (the router targets' backend), its own buffer.
     let rc_cipher = ChaCha20Poly1305::new(&[3u8; 32].into());
     let mut rc_raw = [0u8; UNICAST_FRAME_LEN];
@@ -250,12 +247,10 @@ fn forward(c: &mut Criterion) {
         black_box(down_tx.seal_in_place(c2, parts.header, parts.body)).expect("seal");
     };
     let mut bare = || {
-        ring_key
-            .open_in_place_separate_tag(ring_nonce(), Aad::from(&*raw_hdr), raw_tag, raw_body, 0..)
+        cipher
+            .open(nonce(9), raw_hdr, raw_body, &raw_tag)
             .expect("open");
-        raw_tag = ring_key
-            .seal_in_place_separate_tag(ring_nonce(), Aad::from(&*raw_hdr), raw_body)
-            .expect("seal");
+        raw_tag = cipher.seal(nonce(9), raw_hdr, raw_body).expect("seal");
         black_box(&raw_tag);
     };
     let mut bare_rc = || {

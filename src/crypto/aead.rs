@@ -7,7 +7,7 @@ use core::fmt;
 
 use zeroize::ZeroizeOnDrop;
 
-use super::cipher::Cipher;
+use veil_cipher::Cipher;
 
 use super::replay::{ReplayError, ReplayWindow, REPLAY_WINDOW};
 use crate::wire::TAG_LEN;
@@ -15,6 +15,7 @@ use crate::wire::TAG_LEN;
 /// No key sends or accepts a counter at or above this (so the window arithmetic never wraps).
 pub const REJECT_AFTER_MESSAGES: u64 = u64::MAX - (1 << 16);
 const _: () = assert!(REJECT_AFTER_MESSAGES < u64::MAX - REPLAY_WINDOW);
+const _: () = assert!(veil_cipher::TAG_LEN == TAG_LEN);
 
 /// The send counter reached `REJECT_AFTER_MESSAGES`: this key must not send again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -1,19 +1,26 @@
-//! The ChaCha20-Poly1305 primitive under `SendKey`/`RecvKey`: ring's assembly on x86_64
+//! The ChaCha20-Poly1305 primitive under veilmesh's `SendKey`/`RecvKey`: ring's assembly on x86_64
 //! (3× the speed of the RustCrypto code with run-time AVX2 detection there: docs/benchmarks.md
 //! section 1), RustCrypto's `chacha20poly1305` everywhere else (no C toolchain for the router
-//! targets, and no room in their size budgets). Both are RFC 8439; `tests` checks one against
-//! the other, `tests/crypto_vectors.rs` both against the published vectors.
+//! targets, and no room in their size budgets) and on x86_64 with `--cfg veil_portable_aead`
+//! (to measure the routers' path on the build machine). Both are RFC 8439; `tests` checks one
+//! against the other, veilmesh's `tests/crypto_vectors.rs` both against the published vectors.
+//!
+//! A crate of its own so that this is where the AEAD's generic code is instantiated and
+//! optimised (opt-level 3), even when the crate calling it is built for size.
 
-use crate::wire::TAG_LEN;
+#![deny(unsafe_code)] // one exception: wiping ring's key, which ring does not do itself
+
+/// Length of the Poly1305 tag.
+pub const TAG_LEN: usize = 16;
 
 /// Sealing or opening failed (the caller knows which from the call).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct CipherError;
+pub struct CipherError;
 
-pub(super) use backend::Cipher;
+pub use backend::Cipher;
 
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)] // one call: wiping ring's key, which ring does not do itself
+#[cfg(all(target_arch = "x86_64", not(veil_portable_aead)))]
+#[allow(unsafe_code)] // one call, in `drop`
 mod backend {
     use core::mem::ManuallyDrop;
 
@@ -25,11 +32,11 @@ mod backend {
     const _: () = assert!(!core::mem::needs_drop::<LessSafeKey>());
 
     /// A ChaCha20-Poly1305 key expanded once, wiped when dropped.
-    pub(in crate::crypto) struct Cipher(ManuallyDrop<LessSafeKey>);
+    pub struct Cipher(ManuallyDrop<LessSafeKey>);
 
     impl Cipher {
         /// The cipher for `key`.
-        pub(in crate::crypto) fn new(key: &[u8; 32]) -> Cipher {
+        pub fn new(key: &[u8; 32]) -> Cipher {
             match UnboundKey::new(&CHACHA20_POLY1305, key) {
                 Ok(k) => Cipher(ManuallyDrop::new(LessSafeKey::new(k))),
                 Err(_) => unreachable_key(),
@@ -37,7 +44,7 @@ mod backend {
         }
 
         /// Encrypt `buf` in place under `nonce` and `aad`; the tag is returned.
-        pub(in crate::crypto) fn seal(
+        pub fn seal(
             &self,
             nonce: [u8; 12],
             aad: &[u8],
@@ -58,7 +65,7 @@ mod backend {
 
         /// Verify and decrypt `buf` in place; on failure ring zeroes `buf`, so no
         /// unauthenticated plaintext is ever left in it.
-        pub(in crate::crypto) fn open(
+        pub fn open(
             &self,
             nonce: [u8; 12],
             aad: &[u8],
@@ -102,7 +109,7 @@ mod backend {
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(any(not(target_arch = "x86_64"), veil_portable_aead))]
 mod backend {
     use chacha20poly1305::aead::AeadInPlace;
     use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Tag};
@@ -111,16 +118,16 @@ mod backend {
 
     /// A ChaCha20-Poly1305 key expanded once (the crate wipes it when dropped).
     #[derive(Clone)]
-    pub(in crate::crypto) struct Cipher(ChaCha20Poly1305);
+    pub struct Cipher(ChaCha20Poly1305);
 
     impl Cipher {
         /// The cipher for `key`.
-        pub(in crate::crypto) fn new(key: &[u8; 32]) -> Cipher {
+        pub fn new(key: &[u8; 32]) -> Cipher {
             Cipher(ChaCha20Poly1305::new(key.into()))
         }
 
         /// Encrypt `buf` in place under `nonce` and `aad`; the tag is returned.
-        pub(in crate::crypto) fn seal(
+        pub fn seal(
             &self,
             nonce: [u8; 12],
             aad: &[u8],
@@ -134,7 +141,7 @@ mod backend {
         }
 
         /// Verify, then decrypt `buf` in place; on failure `buf` is left as it was.
-        pub(in crate::crypto) fn open(
+        pub fn open(
             &self,
             nonce: [u8; 12],
             aad: &[u8],
@@ -148,7 +155,7 @@ mod backend {
     }
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(all(test, target_arch = "x86_64", not(veil_portable_aead)))]
 mod tests {
     use chacha20poly1305::aead::AeadInPlace;
     use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Tag};
