@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use super::e2e_wait::PROBE_QUOTE_LEN;
+use super::data::e2e_wait::PROBE_QUOTE_LEN;
 use super::*;
 use crate::crypto::Identity;
 use crate::overlay::icmp::{build_time_exceeded6, ICMPV6_ERROR_MAX};

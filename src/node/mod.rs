@@ -8,29 +8,19 @@
 
 #![forbid(unsafe_code)]
 
-mod announcements;
-mod budget;
 mod config;
 mod control;
-mod e2e;
-mod e2e_table;
-mod e2e_wait;
-mod group_keys;
-mod handshake;
-mod ip;
-mod ipv4;
-mod links;
+mod data;
+mod link_layer;
 mod ring;
 mod rx;
 mod stats;
 mod timers;
-mod tx;
-mod tx_queues;
 
-pub use announcements::{Announcements, MAX_ANNOUNCEMENTS, MAX_PROBATION_PER_SOURCE};
-pub use budget::{ANNOUNCE_CHECK_BURST, ANNOUNCE_CHECK_PERIOD};
 pub use config::NodeConfig;
-pub use links::{HANDSHAKE_RETRY, HANDSHAKE_TIMEOUT, MAX_LINKS, SESSION_SILENT_AFTER};
+pub use control::announcements::{Announcements, MAX_ANNOUNCEMENTS, MAX_PROBATION_PER_SOURCE};
+pub use link_layer::budget::{ANNOUNCE_CHECK_BURST, ANNOUNCE_CHECK_PERIOD};
+pub use link_layer::links::{HANDSHAKE_RETRY, HANDSHAKE_TIMEOUT, MAX_LINKS, SESSION_SILENT_AFTER};
 pub use ring::{Ring, Slot};
 pub use stats::{DropReason, Stats};
 
@@ -47,7 +37,7 @@ use crate::routing::Routing;
 use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId, ANNOUNCE_LEN};
 
-use links::Links;
+use link_layer::links::Links;
 use timers::Timer;
 
 pub use crate::iface::IfaceId;
@@ -145,10 +135,10 @@ pub struct Node {
     addr6: Ipv6Addr,
     book: AddressBook,
     pending_ogms: heapless::Vec<PendingOgm, MAX_PENDING_OGMS>,
-    tx: tx_queues::TxQueues,
+    tx: link_layer::tx_queues::TxQueues,
     deliver: Ring<()>,
     events: heapless::Deque<Event, EVENT_QUEUE_CAP>,
-    hs_budgets: budget::HandshakeBudgets,
+    hs_budgets: link_layer::budget::HandshakeBudgets,
     tag_key: FrameTagKey,
     init_seq: u64,
     announce_budget: TokenBucket,
@@ -166,11 +156,11 @@ pub struct Node {
     /// (allocated once; taken while in use).
     unheld: Option<Box<[u8; crate::wire::MAX_DATA_PACKET_LEN]>>,
     /// End-to-end peers and sessions.
-    e2e: e2e_table::E2eTable,
+    e2e: data::e2e_table::E2eTable,
     /// Packets waiting for their end-to-end session.
-    waiting: e2e_wait::Waiting,
+    waiting: data::e2e_wait::Waiting,
     /// The start of recent traceroute probes.
-    probes: e2e_wait::Probes,
+    probes: data::e2e_wait::Probes,
     /// Handshakes started because a sealed packet named a session we do not hold.
     e2e_budget: TokenBucket,
     /// End-to-end msg 1s read (`E2E_INITS_PER_SEC`).
@@ -219,9 +209,9 @@ impl Node {
         let mut book = AddressBook::new(prefix, cfg.ipv4_pool);
         book.learn(id, None);
         let mut node = Node {
-            tx: tx_queues::TxQueues::new(cfg.tx_control_queue, cfg.tx_queue),
+            tx: link_layer::tx_queues::TxQueues::new(cfg.tx_control_queue, cfg.tx_queue),
             deliver: Ring::new(cfg.deliver_queue),
-            hs_budgets: budget::HandshakeBudgets::new(now, cfg.handshakes_per_sec),
+            hs_budgets: link_layer::budget::HandshakeBudgets::new(now, cfg.handshakes_per_sec),
             tag_key: FrameTagKey::derive(&psk),
             // Grows across restarts with the epoch (docs/protocol.md §3.5).
             init_seq: u64::from(epoch) << 32,
@@ -258,9 +248,9 @@ impl Node {
             scratch: Some(Box::new([0u8; crate::wire::MAX_FRAME_LEN])),
             icmp_scratch: Some(Box::new([0u8; crate::wire::MAX_DATA_PACKET_LEN])),
             unheld: Some(Box::new([0u8; crate::wire::MAX_DATA_PACKET_LEN])),
-            e2e: e2e_table::E2eTable::default(),
-            waiting: e2e_wait::Waiting::default(),
-            probes: e2e_wait::Probes::default(),
+            e2e: data::e2e_table::E2eTable::default(),
+            waiting: data::e2e_wait::Waiting::default(),
+            probes: data::e2e_wait::Probes::default(),
             e2e_budget: TokenBucket::new(now, E2E_TRIGGERS_PER_SEC, E2E_TRIGGERS_PER_SEC),
             e2e_init_budget: TokenBucket::new(now, E2E_INITS_PER_SEC, E2E_INITS_PER_SEC),
             #[cfg(feature = "sim")]
@@ -268,8 +258,10 @@ impl Node {
             stats: Stats::default(),
         };
         node.learn_own_ipv4_claim();
-        node.timers
-            .set(Timer::GroupKey, Some(now + group_keys::GROUP_KEY_LIFETIME));
+        node.timers.set(
+            Timer::GroupKey,
+            Some(now + link_layer::group_keys::GROUP_KEY_LIFETIME),
+        );
         Ok(node)
     }
 
@@ -428,7 +420,7 @@ impl Node {
             // The caller's buffer is too small: the frame is dropped, not truncated.
             self.tx.pop();
             self.stats
-                .drop(tx_queues::TxQueues::full_reason(meta.control));
+                .drop(link_layer::tx_queues::TxQueues::full_reason(meta.control));
             return None;
         };
         dst.copy_from_slice(src);

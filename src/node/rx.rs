@@ -1,8 +1,8 @@
 //! Frames from the mesh: classify, authenticate and decrypt, then act on each message.
 
-use super::budget::Trigger;
-use super::group_keys;
-use super::links::Which;
+use super::link_layer::budget::Trigger;
+use super::link_layer::group_keys;
+use super::link_layer::links::Which;
 use super::{DropReason, IfaceId, Node, Transmit, TxMeta};
 use crate::crypto::OpenError;
 use crate::time::Instant;

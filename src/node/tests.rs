@@ -368,7 +368,7 @@ fn group_keys_rotate_on_time_without_losing_broadcasts() {
         &mut nodes,
         |_, _| true,
         t0 + Duration::from_secs(10),
-        group_keys::GROUP_KEY_LIFETIME.as_micros() / 1_000_000 + 30,
+        link_layer::group_keys::GROUP_KEY_LIFETIME.as_micros() / 1_000_000 + 30,
     );
     assert!(nodes[0].stats().group_key_rotations >= 1);
     let missed = nodes[1].stats().drops(DropReason::UnknownGroupKey) - before;
@@ -533,7 +533,7 @@ fn a_neighbour_pushing_new_announcements_gets_a_bounded_number_checked() {
     run_pair(&mut a, &mut b, t0, 10);
     let now = t0 + Duration::from_secs(10);
     let from_b = (IfaceId(0), mac(2));
-    let burst = budget::ANNOUNCE_CHECK_BURST as usize;
+    let burst = link_layer::budget::ANNOUNCE_CHECK_BURST as usize;
     let anns = made_up_announcements(77, burst + 188);
     for ann in &anns[..burst + 88] {
         a.on_announce(now, from_b, ann);
@@ -681,13 +681,16 @@ fn an_older_epoch_relayed_behind_a_retraction_is_fetched_and_parked() {
 
 #[test]
 fn link_deadlines_fire_when_due_not_on_a_periodic_tick() {
-    use super::budget::Trigger;
-    use super::links::{HANDSHAKE_TIMEOUT, IDLE_LINK_TIMEOUT};
+    use super::link_layer::budget::Trigger;
+    use super::link_layer::links::{HANDSHAKE_TIMEOUT, IDLE_LINK_TIMEOUT};
     let t0 = Instant::ZERO;
     let mut a = node(1, t0);
     let ms = Duration::from_millis;
     // Nothing but routing and the group key's lifetime wakes a node without links.
-    assert_eq!(a.timers.next(), Some(t0 + group_keys::GROUP_KEY_LIFETIME));
+    assert_eq!(
+        a.timers.next(),
+        Some(t0 + link_layer::group_keys::GROUP_KEY_LIFETIME)
+    );
     // A handshake toward a MAC that never answers, started between two old 500 ms ticks.
     let start = t0 + ms(300);
     a.maybe_initiate(start, IfaceId(0), mac(9), Trigger::Authenticated);
@@ -715,7 +718,10 @@ fn link_deadlines_fire_when_due_not_on_a_periodic_tick() {
     assert!(a.links.by_mac(IfaceId(0), mac(9)).is_some());
     a.handle_timeout(start + IDLE_LINK_TIMEOUT);
     assert!(a.links.by_mac(IfaceId(0), mac(9)).is_none());
-    assert_eq!(a.timers.next(), Some(t0 + group_keys::GROUP_KEY_LIFETIME));
+    assert_eq!(
+        a.timers.next(),
+        Some(t0 + link_layer::group_keys::GROUP_KEY_LIFETIME)
+    );
 }
 
 #[test]

@@ -2,10 +2,10 @@
 //! unicast and group-encrypted broadcast. Nothing here allocates.
 
 use super::links::{Link, LinkSession, Links};
-use super::rx::Relayed;
-use super::stats::Stats;
 use super::tx_queues::TxQueues;
-use super::{DropReason, IfaceId, Node, TxMeta};
+use crate::node::rx::Relayed;
+use crate::node::stats::Stats;
+use crate::node::{DropReason, IfaceId, Node, TxMeta};
 use crate::wire::{
     emit_encrypted_header, emit_handshake, emit_hello, encrypted_frame_len, plaintext_area_mut,
     relay_data_in_place, split_encrypted_mut, split_tag_mut, EncryptedKind, Error, HandshakeKind,
@@ -14,7 +14,7 @@ use crate::wire::{
 
 impl Node {
     /// Queue a clear hello on `iface` (discovery for neighbours without a session).
-    pub(super) fn queue_clear_hello(&mut self, iface: IfaceId, hello: &HelloRepr) {
+    pub(in crate::node) fn queue_clear_hello(&mut self, iface: IfaceId, hello: &HelloRepr) {
         let Some(src) = self.mac_of(iface) else {
             return;
         };
@@ -37,7 +37,7 @@ impl Node {
     }
 
     /// Queue a handshake frame carrying `noise` to `dst`.
-    pub(super) fn queue_handshake(
+    pub(in crate::node) fn queue_handshake(
         &mut self,
         iface: IfaceId,
         dst: MacAddr,
@@ -70,7 +70,7 @@ impl Node {
 
     /// Queue a session-encrypted unicast frame to the link in `slot`, its messages written
     /// by `fill`. `control` says whether it counts as control traffic. False if not queued.
-    pub(super) fn queue_unicast(
+    pub(in crate::node) fn queue_unicast(
         &mut self,
         slot: usize,
         control: bool,
@@ -86,7 +86,7 @@ impl Node {
 
     /// Queue a frame `relay_in_place` re-sealed in `frame` (the copying path of
     /// `handle_frame`).
-    pub(super) fn queue_relayed(&mut self, out: &Relayed, frame: &[u8]) {
+    pub(in crate::node) fn queue_relayed(&mut self, out: &Relayed, frame: &[u8]) {
         let control = out.meta.control;
         let Some(slot) = self.tx.ring(control).reserve() else {
             self.stats.drop(TxQueues::full_reason(control));
@@ -101,7 +101,7 @@ impl Node {
     }
 
     /// Queue a group-encrypted broadcast frame on `iface`, its messages written by `fill`.
-    pub(super) fn queue_broadcast(
+    pub(in crate::node) fn queue_broadcast(
         &mut self,
         iface: IfaceId,
         fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
@@ -135,16 +135,16 @@ impl Node {
 
 /// The parts of the node that queuing a unicast frame uses, borrowed apart from the rest so
 /// that `fill` may use another part (the end-to-end session that seals into the frame).
-pub(super) struct TxParts<'a> {
-    pub(super) links: &'a mut Links,
-    pub(super) tx: &'a mut TxQueues,
-    pub(super) stats: &'a mut Stats,
+pub(in crate::node) struct TxParts<'a> {
+    pub(in crate::node) links: &'a mut Links,
+    pub(in crate::node) tx: &'a mut TxQueues,
+    pub(in crate::node) stats: &'a mut Stats,
 }
 
 impl TxParts<'_> {
     /// Queue a session-encrypted unicast frame to the link in `slot`, its messages written
     /// by `fill`. `control` says whether it counts as control traffic. False if not queued.
-    pub(super) fn queue_unicast(
+    pub(in crate::node) fn queue_unicast(
         self,
         slot: usize,
         control: bool,
@@ -192,7 +192,7 @@ impl TxParts<'_> {
 
 /// The session a unicast frame to `link` goes out under, with the frame counter taken
 /// for it. Until the peer confirmed a new session, frames keep going under the previous one.
-pub(super) fn sending_session(link: &mut Link) -> Option<(&mut LinkSession, u64)> {
+pub(in crate::node) fn sending_session(link: &mut Link) -> Option<(&mut LinkSession, u64)> {
     let use_previous = link.current.as_ref().is_some_and(|c| !c.confirmed)
         && link.previous.as_ref().is_some_and(|p| p.confirmed);
     let sess = if use_previous {
@@ -207,7 +207,7 @@ pub(super) fn sending_session(link: &mut Link) -> Option<(&mut LinkSession, u64)
 /// Turn a received unicast `frame` whose first message is a Data message into the frame
 /// that relays it: ttl, Probe and padding rewritten (`relay_data_in_place`), a new header
 /// for the next hop's session `idx` and `counter`, then `seal`ed in place.
-pub(super) fn reseal_relayed(
+pub(in crate::node) fn reseal_relayed(
     frame: &mut [u8],
     idx: u32,
     counter: u64,

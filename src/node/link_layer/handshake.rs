@@ -3,9 +3,9 @@
 
 use super::budget::{self, Trigger};
 use super::links::{Link, LinkSession, Links, Pending, HANDSHAKE_TIMEOUT, IDLE_LINK_TIMEOUT};
-use super::{DropReason, Event, IfaceId, Node, Timer};
 use crate::crypto::handshake::{MSG1_LEN, MSG2_LEN, MSG3_LEN};
 use crate::crypto::{Established, HandshakeError, Initiator, Responder, Session};
+use crate::node::{DropReason, Event, IfaceId, Node, Timer};
 use crate::time::Instant;
 use crate::wire::{HandshakeKind, MacAddr};
 
@@ -13,7 +13,7 @@ impl Node {
     /// Start a handshake toward `mac` if none is running and the budget of `trigger` and
     /// the per-link retry limit allow. Unauthenticated triggers are budgeted before a link
     /// is made for them, so a flood of them cannot churn the link table.
-    pub(super) fn maybe_initiate(
+    pub(in crate::node) fn maybe_initiate(
         &mut self,
         now: Instant,
         iface: IfaceId,
@@ -64,7 +64,7 @@ impl Node {
     }
 
     /// A HandshakeInit from `mac` (its frame tag already checked).
-    pub(super) fn on_handshake_init(
+    pub(in crate::node) fn on_handshake_init(
         &mut self,
         now: Instant,
         iface: IfaceId,
@@ -145,7 +145,7 @@ impl Node {
     /// A HandshakeResp from `mac` for our pending Init `receiver_idx`. The pending state
     /// goes only when the message verifies or proves the peer unacceptable; one that
     /// fails to authenticate is dropped and the genuine one can still complete.
-    pub(super) fn on_handshake_resp(
+    pub(in crate::node) fn on_handshake_resp(
         &mut self,
         now: Instant,
         mac: MacAddr,
@@ -188,7 +188,7 @@ impl Node {
 
     /// A HandshakeFinish from `mac` for our pending Resp `receiver_idx`; like a Resp, a
     /// message that fails to authenticate leaves the pending state in place.
-    pub(super) fn on_handshake_finish(
+    pub(in crate::node) fn on_handshake_finish(
         &mut self,
         now: Instant,
         mac: MacAddr,
@@ -325,7 +325,7 @@ impl Node {
     }
 
     /// A frame from the responder opened under our new session: the peer accepted us.
-    pub(super) fn confirm_session(&mut self, now: Instant, slot: usize) {
+    pub(in crate::node) fn confirm_session(&mut self, now: Instant, slot: usize) {
         let Some(sess) = self.links.get_mut(slot).and_then(|l| l.current.as_mut()) else {
             return;
         };
@@ -352,12 +352,12 @@ impl Node {
     }
 
     /// Handshake timeouts, rekeys, expired sessions, forgotten idle links.
-    pub(super) fn housekeep_links(&mut self, now: Instant) {
+    pub(in crate::node) fn housekeep_links(&mut self, now: Instant) {
         // One entry per link at most: sized to the link table, no push can fail (with 16,
         // sessions expiring past the 16th in one tick were never reported to routing).
-        let mut rekey = heapless::Vec::<(IfaceId, MacAddr), { super::MAX_LINKS }>::new();
-        let mut forget = heapless::Vec::<usize, { super::MAX_LINKS }>::new();
-        let mut lost = heapless::Vec::<(IfaceId, MacAddr), { super::MAX_LINKS }>::new();
+        let mut rekey = heapless::Vec::<(IfaceId, MacAddr), { crate::node::MAX_LINKS }>::new();
+        let mut forget = heapless::Vec::<usize, { crate::node::MAX_LINKS }>::new();
+        let mut lost = heapless::Vec::<(IfaceId, MacAddr), { crate::node::MAX_LINKS }>::new();
         for (slot, link) in self.links.iter_mut() {
             if link
                 .pending
@@ -413,9 +413,9 @@ impl Node {
 
 impl Node {
     /// Drop every link (sessions, pending handshake, group key) on `iface`.
-    pub(super) fn forget_links_on(&mut self, now: Instant, iface: IfaceId) {
-        let mut lost = heapless::Vec::<(IfaceId, MacAddr), { super::MAX_LINKS }>::new();
-        let mut forget = heapless::Vec::<usize, { super::MAX_LINKS }>::new();
+    pub(in crate::node) fn forget_links_on(&mut self, now: Instant, iface: IfaceId) {
+        let mut lost = heapless::Vec::<(IfaceId, MacAddr), { crate::node::MAX_LINKS }>::new();
+        let mut forget = heapless::Vec::<usize, { crate::node::MAX_LINKS }>::new();
         for (slot, link) in self.links.iter().filter(|(_, l)| l.iface == iface) {
             if link.current.is_some() {
                 let _ = lost.push((link.iface, link.mac));

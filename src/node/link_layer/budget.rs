@@ -15,7 +15,7 @@ pub const PER_LINK_BURST: u64 = 2;
 pub const ANNOUNCE_CHECK_PERIOD: Duration = Duration::from_micros(15_625);
 /// ...after a burst of a whole table: what a new neighbour's table dump, or the start of a
 /// mesh, brings at once.
-pub const ANNOUNCE_CHECK_BURST: u64 = super::MAX_ANNOUNCEMENTS as u64;
+pub const ANNOUNCE_CHECK_BURST: u64 = crate::node::MAX_ANNOUNCEMENTS as u64;
 
 /// What made the node want to spend a handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

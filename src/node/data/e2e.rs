@@ -4,11 +4,11 @@
 //! it.
 
 use super::e2e_table::{E2ePending, E2eSession, E2eTable, E2E_INIT_BURST, E2E_INIT_PERIOD};
-use super::links::Which;
-use super::tx::TxParts;
-use super::{DropReason, Node, Timer, DATA_TTL};
 use crate::crypto::e2e::{E2eEnds, E2eInitReceived, E2eInitiator, E2E_MSG1_LEN, E2E_MSG2_LEN};
 use crate::crypto::{Established, OpenError, Session};
+use crate::node::link_layer::links::Which;
+use crate::node::link_layer::tx::TxParts;
+use crate::node::{DropReason, Node, Timer, DATA_TTL};
 use crate::overlay::icmp::{build_time_exceeded4, build_time_exceeded6, must_not_answer};
 use crate::overlay::{classify, ipv6_for};
 use crate::time::Instant;
@@ -21,7 +21,7 @@ use crate::wire::{NodeId, TAG_LEN};
 impl Node {
     /// Send `packet` from our TUN side to `dst` under our session with it, setting one up
     /// (the packet waits meanwhile) if there is none.
-    pub(super) fn e2e_send(&mut self, now: Instant, dst: NodeId, ttl: u8, packet: &[u8]) {
+    pub(in crate::node) fn e2e_send(&mut self, now: Instant, dst: NodeId, ttl: u8, packet: &[u8]) {
         let Some(slot) = self.e2e_peer(now, dst) else {
             return;
         };
@@ -140,7 +140,7 @@ impl Node {
     }
 
     /// An end-to-end payload that arrived for us.
-    pub(super) fn on_e2e_payload(&mut self, now: Instant, payload: &[u8]) {
+    pub(in crate::node) fn on_e2e_payload(&mut self, now: Instant, payload: &[u8]) {
         match E2ePayload::parse(payload) {
             Ok(E2ePayload::Init {
                 src,
@@ -409,7 +409,7 @@ impl Node {
 
     /// As a relay: the Sealed `payload` ran out of ttl here; tell its source which one,
     /// within the ICMP error budget.
-    pub(super) fn send_expired_notice(&mut self, now: Instant, payload: &[u8]) {
+    pub(in crate::node) fn send_expired_notice(&mut self, now: Instant, payload: &[u8]) {
         let Ok(E2ePayload::Sealed {
             src,
             receiver_idx,
@@ -435,7 +435,7 @@ impl Node {
 
     /// The end-to-end timer: handshake timeouts, session expiry and rekeys, idle peers,
     /// packets that waited too long.
-    pub(super) fn e2e_timers(&mut self, now: Instant) {
+    pub(in crate::node) fn e2e_timers(&mut self, now: Instant) {
         for _ in 0..self.waiting.expire(now) {
             self.stats.drop(DropReason::E2eWaitExpired);
         }
@@ -446,7 +446,7 @@ impl Node {
                 continue;
             };
             let timed_out =
-                |p: &E2ePending| now.saturating_since(p.since) >= super::HANDSHAKE_TIMEOUT;
+                |p: &E2ePending| now.saturating_since(p.since) >= crate::node::HANDSHAKE_TIMEOUT;
             if peer.pending.as_ref().is_some_and(timed_out) {
                 peer.pending = None;
             }

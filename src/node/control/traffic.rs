@@ -1,7 +1,7 @@
 //! Routing control traffic: turning routing's actions into frames, OGM authentication with
 //! parked OGMs while an announcement is fetched, announcements, and housekeeping.
 
-use super::{DropReason, Event, IfaceId, Node, PendingOgm, Timer};
+use crate::node::{DropReason, Event, IfaceId, Node, PendingOgm, Timer};
 use crate::routing::{Action, AuthVerdict, Dest, OgmAuth};
 use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId, OgmRepr, ANNOUNCE_LEN};
@@ -9,7 +9,7 @@ use crate::wire::{MacAddr, NodeId, OgmRepr, ANNOUNCE_LEN};
 /// Passes OGM checks to the announcement store and remembers the verdict, so the node can
 /// park OGMs of originators whose announcement it must fetch first.
 struct Recording<'a> {
-    inner: &'a mut super::Announcements,
+    inner: &'a mut crate::node::Announcements,
     verdict: Option<AuthVerdict>,
 }
 
@@ -57,7 +57,7 @@ pub const TABLE_DUMP_MIN_GAP: Duration = Duration::from_secs(10);
 
 impl Node {
     /// Drain routing's outputs into frames and events.
-    pub(super) fn drain_routing(&mut self, now: Instant) {
+    pub(in crate::node) fn drain_routing(&mut self, now: Instant) {
         while let Some(action) = self.routing.poll_action() {
             self.on_action(now, action);
         }
@@ -179,7 +179,13 @@ impl Node {
 
     /// An OGM from a neighbour: authenticate through the announcement store; park it if the
     /// announcement must be fetched first.
-    pub(super) fn on_ogm(&mut self, now: Instant, iface: IfaceId, mac: MacAddr, ogm: &OgmRepr) {
+    pub(in crate::node) fn on_ogm(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        mac: MacAddr,
+        ogm: &OgmRepr,
+    ) {
         if ogm.node == self.id {
             return;
         }
@@ -230,7 +236,7 @@ impl Node {
 
     /// A node announcement (ours, a neighbour's, or one we asked for). Returns the node
     /// whose announcement is new to us (first seen, new epoch or new chain).
-    pub(super) fn on_announce(
+    pub(in crate::node) fn on_announce(
         &mut self,
         now: Instant,
         source: (IfaceId, MacAddr),
@@ -251,7 +257,10 @@ impl Node {
         let links = &mut self.links;
         let may_verify = || {
             slot.and_then(|s| links.get_mut(s)).is_some_and(|l| {
-                super::budget::announce_check_allows(&mut l.announce_check_gate, now)
+                crate::node::link_layer::budget::announce_check_allows(
+                    &mut l.announce_check_gate,
+                    now,
+                )
             })
         };
         match self.anns.insert(bytes, Some(source), reachable, may_verify) {
@@ -304,7 +313,7 @@ impl Node {
     /// whole table at once instead of waiting up to Imax for each originator's next OGM.
     /// At most one per `TABLE_DUMP_MIN_GAP` per neighbour: a member that keeps sending new
     /// announcements of its own must not make us queue hundreds of frames each time.
-    pub(super) fn send_table_to(&mut self, now: Instant, slot: usize) {
+    pub(in crate::node) fn send_table_to(&mut self, now: Instant, slot: usize) {
         let Some(link) = self.links.get_mut(slot) else {
             return;
         };
@@ -342,7 +351,7 @@ impl Node {
     }
 
     /// A neighbour asks for `node`'s announcement.
-    pub(super) fn on_announce_request(
+    pub(in crate::node) fn on_announce_request(
         &mut self,
         now: Instant,
         iface: IfaceId,
@@ -362,7 +371,7 @@ impl Node {
     }
 
     /// `timer` is due: do its work and set its next deadline.
-    pub(super) fn on_timer(&mut self, now: Instant, timer: Timer) {
+    pub(in crate::node) fn on_timer(&mut self, now: Instant, timer: Timer) {
         match timer {
             Timer::Links => {
                 self.housekeep_links(now);
@@ -370,7 +379,8 @@ impl Node {
             }
             Timer::GroupKey => {
                 self.housekeep_group_key(now);
-                let next = self.group_since + super::group_keys::GROUP_KEY_LIFETIME;
+                let next =
+                    self.group_since + crate::node::link_layer::group_keys::GROUP_KEY_LIFETIME;
                 self.timers.set(Timer::GroupKey, Some(next));
             }
             Timer::PendingOgms => self.expire_pending_ogms(now),

@@ -4,9 +4,9 @@
 
 use rand_core::RngCore;
 
-use super::IfaceId;
 use crate::crypto::{GroupReceiver, Initiator, PublicIdentity, Responder, Session};
 use crate::link::{LinkId, LinkTable};
+use crate::node::IfaceId;
 use crate::routing::seqno::Gcra;
 use crate::routing::{eviction_rank, Neighbor, NeighborSlot};
 use crate::time::{Duration, Instant};

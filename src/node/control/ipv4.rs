@@ -3,8 +3,8 @@
 
 use std::net::Ipv4Addr;
 
-use super::{DropReason, Node};
 use crate::crypto::Announcement;
+use crate::node::{DropReason, Node};
 use crate::overlay::{ClaimOutcome, Ipv4Claim};
 use crate::wire::{Message, NodeId};
 
@@ -15,7 +15,7 @@ impl Node {
     }
 
     /// Learn `node`'s addresses from its verified announcement, then check our own claim.
-    pub(super) fn learn_addresses(&mut self, node: NodeId, ann: &Announcement) {
+    pub(in crate::node) fn learn_addresses(&mut self, node: NodeId, ann: &Announcement) {
         let claim = match (self.cfg.ipv4_pool.as_ref(), ann.ipv4_claim) {
             (Some(pool), Some(k)) => Ipv4Claim::derive(pool, &ann.identity.ed25519, k).ok(),
             _ => None,
@@ -30,7 +30,7 @@ impl Node {
     }
 
     /// Put our own starting claim into the address book (the announcement carries it).
-    pub(super) fn learn_own_ipv4_claim(&mut self) {
+    pub(in crate::node) fn learn_own_ipv4_claim(&mut self) {
         let (Some(pool), Some(k)) = (self.cfg.ipv4_pool, self.ipv4_index) else {
             return;
         };

@@ -3,8 +3,8 @@
 //! (docs/protocol.md §3.4).
 
 use super::links::Link;
-use super::Node;
 use crate::crypto::{AcceptPolicy, GroupReceiver};
+use crate::node::Node;
 use crate::time::{Duration, Instant};
 use crate::wire::GroupKeyRepr;
 
@@ -37,14 +37,14 @@ impl Node {
     /// Replace our group key and hand the new one to every neighbour we hold a confirmed
     /// session with and routing considers up, ahead of any broadcast sealed with it (one
     /// transmit queue, in order).
-    pub(super) fn rotate_group_key(&mut self, now: Instant) {
+    pub(in crate::node) fn rotate_group_key(&mut self, now: Instant) {
         self.group.rotate(&mut self.rng);
         self.group_since = now;
         self.stats.group_key_rotations += 1;
         let key = self.group.repr();
         // Only to neighbours routing still hears: one that left keeps its session until
         // it expires, but must not get the new key.
-        let slots: heapless::Vec<usize, { super::MAX_LINKS }> = self
+        let slots: heapless::Vec<usize, { crate::node::MAX_LINKS }> = self
             .links
             .table()
             .iter()
@@ -58,7 +58,7 @@ impl Node {
     }
 
     /// Housekeeping: rotate our key when its time or message count is up.
-    pub(super) fn housekeep_group_key(&mut self, now: Instant) {
+    pub(in crate::node) fn housekeep_group_key(&mut self, now: Instant) {
         if rotation_due(self.group_since, self.group.sent(), now).is_some() {
             self.rotate_group_key(now);
         }
@@ -67,7 +67,7 @@ impl Node {
     /// This many authenticated neighbours were just lost (routing gave up on them, or their
     /// session ended): in a darknet, whoever left must not read what we broadcast from now
     /// on.
-    pub(super) fn neighbours_left(&mut self, now: Instant, left: usize) {
+    pub(in crate::node) fn neighbours_left(&mut self, now: Instant, left: usize) {
         if left > 0 && matches!(self.cfg.policy, AcceptPolicy::AllowList(_)) {
             self.rotate_group_key(now);
         }

@@ -1,10 +1,10 @@
 //! IP packets: from the TUN side into the mesh, hop by hop along the routes, and out to the
 //! TUN side at the destination.
 
-use super::ring::ReserveError;
-use super::rx::{Relay, Relayed};
-use super::tx::{reseal_relayed, sending_session};
-use super::{DropReason, Node, TxMeta, DATA_TTL};
+use crate::node::link_layer::tx::{reseal_relayed, sending_session};
+use crate::node::ring::ReserveError;
+use crate::node::rx::{Relay, Relayed};
+use crate::node::{DropReason, Node, TxMeta, DATA_TTL};
 use crate::overlay::{classify, IpPacket, PacketClass};
 use crate::time::Instant;
 use crate::wire::e2e::MAX_E2E_PACKET_LEN;
@@ -61,7 +61,7 @@ impl Node {
     /// A Data message received over a link session: its end-to-end payload is ours, or
     /// goes on toward `dst` unread (copied into a new frame: see `relay_in_place` for the
     /// path that does not copy).
-    pub(super) fn on_data(&mut self, now: Instant, dst: NodeId, ttl: u8, payload: &[u8]) {
+    pub(in crate::node) fn on_data(&mut self, now: Instant, dst: NodeId, ttl: u8, payload: &[u8]) {
         if dst == self.id {
             self.on_e2e_payload(now, payload);
             return;
@@ -76,7 +76,7 @@ impl Node {
 
     /// Where a Data message for another node goes next, or why it goes nowhere (counted;
     /// an expired one gets its source a notice).
-    pub(super) fn relay_decision(
+    pub(in crate::node) fn relay_decision(
         &mut self,
         now: Instant,
         dst: NodeId,
@@ -103,7 +103,7 @@ impl Node {
 
     /// Re-seal the received unicast `frame`, whose first message is the Data message being
     /// relayed, in place for the next hop; returns it to be sent.
-    pub(super) fn relay_in_place(
+    pub(in crate::node) fn relay_in_place(
         &mut self,
         now: Instant,
         frame: &mut [u8],
@@ -146,7 +146,7 @@ impl Node {
     }
 
     /// The link to the next hop toward `dst`, or None (counted).
-    pub(super) fn next_hop_slot(&mut self, dst: &NodeId) -> Option<usize> {
+    pub(in crate::node) fn next_hop_slot(&mut self, dst: &NodeId) -> Option<usize> {
         let Some(id) = self.routing.next_hop(dst) else {
             self.stats.drop(DropReason::NoRoute);
             return None;
@@ -159,7 +159,13 @@ impl Node {
     }
 
     /// Send a Data message with `payload` toward `dst` over the next hop's link session.
-    pub(super) fn forward(&mut self, now: Instant, dst: NodeId, ttl: u8, payload: &[u8]) -> bool {
+    pub(in crate::node) fn forward(
+        &mut self,
+        now: Instant,
+        dst: NodeId,
+        ttl: u8,
+        payload: &[u8],
+    ) -> bool {
         match self.next_hop_slot(&dst) {
             Some(slot) => self.send_data(now, slot, dst, ttl, payload),
             None => false,
@@ -190,19 +196,19 @@ impl Node {
     }
 
     /// Tell routing a data frame went to the link in `slot` (it probes a link gone quiet).
-    pub(super) fn note_data_sent(&mut self, now: Instant, slot: usize) {
+    pub(in crate::node) fn note_data_sent(&mut self, now: Instant, slot: usize) {
         if let Some(id) = self.links.id(slot) {
             let links = self.links.table_mut();
             self.routing.note_data_sent(now, links, id);
         }
     }
 
-    pub(super) fn next_probe_seq(&mut self) -> u32 {
+    pub(in crate::node) fn next_probe_seq(&mut self) -> u32 {
         self.probe_seq = self.probe_seq.wrapping_add(1);
         self.probe_seq
     }
 
-    pub(super) fn deliver_local(&mut self, packet: &[u8]) {
+    pub(in crate::node) fn deliver_local(&mut self, packet: &[u8]) {
         match self.deliver.reserve_copy(packet) {
             Ok(_) => self.deliver.commit_as(packet.len(), ()),
             Err(e) => self.stats.drop(deliver_drop(e)),
@@ -211,7 +217,7 @@ impl Node {
 }
 
 /// The drop reason when the deliver queue gave no slot.
-pub(super) fn deliver_drop(e: ReserveError) -> DropReason {
+pub(in crate::node) fn deliver_drop(e: ReserveError) -> DropReason {
     match e {
         ReserveError::Full => DropReason::DeliverQueueFull,
         ReserveError::TooBig => DropReason::PacketTooBig,
