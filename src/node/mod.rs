@@ -116,12 +116,7 @@ struct PendingOgm {
 
 /// One veilmesh node: link sessions, routing, overlay addressing, queues and counters.
 pub struct Node {
-    cfg: NodeConfig,
-    identity: Identity,
-    id: NodeId,
-    psk: MeshPsk,
-    epoch: u32,
-    rng: ChaCha20Rng,
+    shared: Shared,
     ifaces: heapless::Vec<(IfaceId, MacAddr), MAX_IFACES>,
     links: Links,
     group: GroupSender,
@@ -137,13 +132,11 @@ pub struct Node {
     pending_ogms: heapless::Vec<PendingOgm, MAX_PENDING_OGMS>,
     tx: link_layer::tx_queues::TxQueues,
     deliver: Ring<()>,
-    events: heapless::Deque<Event, EVENT_QUEUE_CAP>,
     hs_budgets: link_layer::budget::HandshakeBudgets,
     tag_key: FrameTagKey,
     init_seq: u64,
     announce_budget: TokenBucket,
     icmp_budget: TokenBucket,
-    timers: timers::TimerTable,
     /// `Routing::originators_forgotten` when announcements were last matched against it.
     originators_forgotten: u64,
     last_probe_ack: [Option<Instant>; MAX_IFACES],
@@ -168,7 +161,36 @@ pub struct Node {
     /// The simulator's instrumented relay: sees what this node can read of what it relays.
     #[cfg(feature = "sim")]
     relay_tap: Option<RelayTap>,
+}
+
+/// What the node holds for all three parts and lends them on each call: configuration,
+/// identity, randomness, the timer table, the event queue and the counters.
+struct Shared {
+    cfg: NodeConfig,
+    identity: Identity,
+    id: NodeId,
+    psk: MeshPsk,
+    epoch: u32,
+    rng: ChaCha20Rng,
+    timers: timers::TimerTable,
+    events: heapless::Deque<Event, EVENT_QUEUE_CAP>,
     stats: Stats,
+}
+
+impl Shared {
+    /// Queue `event` for `poll_event` (counted when the queue is full).
+    fn push_event(&mut self, event: Event) {
+        if self.events.push_back(event).is_err() {
+            self.stats.drop(DropReason::EventQueueFull);
+        }
+    }
+
+    /// A fresh seed from the node's RNG.
+    fn seed(&mut self) -> [u8; 32] {
+        let mut s = [0u8; 32];
+        self.rng.fill_bytes(&mut s);
+        s
+    }
 }
 
 /// Why a node could not be created.
@@ -221,12 +243,17 @@ impl Node {
                 ANNOUNCE_REPLIES_PER_SEC,
             ),
             icmp_budget: TokenBucket::new(now, ICMP_ERRORS_PER_SEC, ICMP_ERRORS_PER_SEC),
-            cfg,
-            identity,
-            id,
-            psk,
-            epoch,
-            rng,
+            shared: Shared {
+                cfg,
+                identity,
+                id,
+                psk,
+                epoch,
+                rng,
+                timers: timers::TimerTable::default(),
+                events: heapless::Deque::new(),
+                stats: Stats::default(),
+            },
             ifaces: heapless::Vec::new(),
             links: Links::default(),
             group,
@@ -240,8 +267,6 @@ impl Node {
             addr6: ipv6_for(&prefix, &id),
             book,
             pending_ogms: heapless::Vec::new(),
-            events: heapless::Deque::new(),
-            timers: timers::TimerTable::default(),
             originators_forgotten: 0,
             last_probe_ack: [None; MAX_IFACES],
             probe_seq: 0,
@@ -255,10 +280,9 @@ impl Node {
             e2e_init_budget: TokenBucket::new(now, E2E_INITS_PER_SEC, E2E_INITS_PER_SEC),
             #[cfg(feature = "sim")]
             relay_tap: None,
-            stats: Stats::default(),
         };
         node.learn_own_ipv4_claim();
-        node.timers.set(
+        node.shared.timers.set(
             Timer::GroupKey,
             Some(now + link_layer::group_keys::GROUP_KEY_LIFETIME),
         );
@@ -300,7 +324,7 @@ impl Node {
         let before = self.pending_ogms.len();
         self.pending_ogms.retain(|p| p.iface != iface);
         for _ in self.pending_ogms.len()..before {
-            self.stats.drop(DropReason::PendingExpired);
+            self.shared.stats.drop(DropReason::PendingExpired);
         }
         self.drain_routing(now);
         true
@@ -308,7 +332,7 @@ impl Node {
 
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
-        self.id
+        self.shared.id
     }
 
     /// This node's overlay IPv6 address.
@@ -328,7 +352,7 @@ impl Node {
 
     /// The restart epoch this node runs in.
     pub fn epoch(&self) -> u32 {
-        self.epoch
+        self.shared.epoch
     }
 
     /// Make this node an instrumented relay: `tap` sees every Data payload it relays, as
@@ -345,7 +369,7 @@ impl Node {
 
     /// Counters.
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.shared.stats
     }
 
     /// The routing state (neighbours, originators, counters) for the CLI and simulator.
@@ -419,7 +443,8 @@ impl Node {
         let (Some(dst), Some(src)) = (buf.get_mut(..len), slot.buf.get(..len)) else {
             // The caller's buffer is too small: the frame is dropped, not truncated.
             self.tx.pop();
-            self.stats
+            self.shared
+                .stats
                 .drop(link_layer::tx_queues::TxQueues::full_reason(meta.control));
             return None;
         };
@@ -435,13 +460,13 @@ impl Node {
 
     /// Count a frame handed to the caller to send.
     fn count_sent(&mut self, meta: TxMeta, len: usize) {
-        self.stats.frames_out += 1;
-        self.stats.bytes_out += len as u64;
+        self.shared.stats.frames_out += 1;
+        self.shared.stats.bytes_out += len as u64;
         if meta.control {
-            self.stats.control_bytes_out += len as u64;
+            self.shared.stats.control_bytes_out += len as u64;
             if meta.dst != MacAddr::BROADCAST && len == crate::wire::UNICAST_FRAME_LEN {
-                self.stats.unicast_control_bytes_out += len as u64;
-                self.stats.unicast_control_frames_out += 1;
+                self.shared.stats.unicast_control_bytes_out += len as u64;
+                self.shared.stats.unicast_control_frames_out += 1;
             }
         }
     }
@@ -459,21 +484,21 @@ impl Node {
         };
         self.deliver.pop();
         if !copied {
-            self.stats.drop(DropReason::DeliverQueueFull);
+            self.shared.stats.drop(DropReason::DeliverQueueFull);
             return None;
         }
-        self.stats.packets_to_tun += 1;
+        self.shared.stats.packets_to_tun += 1;
         Some(len)
     }
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.shared.events.pop_front()
     }
 
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.routing.poll_timeout(), self.timers.next()) {
+        match (self.routing.poll_timeout(), self.shared.timers.next()) {
             (Some(r), Some(n)) => Some(r.min(n)),
             (r, n) => r.or(n),
         }
@@ -483,17 +508,11 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.routing.handle_timeout(now, self.links.table_mut());
         for timer in Timer::ALL {
-            if self.timers.take_due(timer, now) {
+            if self.shared.timers.take_due(timer, now) {
                 self.on_timer(now, timer);
             }
         }
         self.drain_routing(now);
-    }
-
-    fn push_event(&mut self, event: Event) {
-        if self.events.push_back(event).is_err() {
-            self.stats.drop(DropReason::EventQueueFull);
-        }
     }
 
     fn mac_of(&self, iface: IfaceId) -> Option<MacAddr> {
@@ -501,12 +520,6 @@ impl Node {
             .iter()
             .find(|(i, _)| *i == iface)
             .map(|(_, m)| *m)
-    }
-
-    fn seed(&mut self) -> [u8; 32] {
-        let mut s = [0u8; 32];
-        self.rng.fill_bytes(&mut s);
-        s
     }
 }
 
@@ -530,8 +543,12 @@ impl Node {
     /// Start our hash chain at `start` and make its announcement ours (stored, not yet
     /// pushed: it goes out with our next OGM). False if it could not be built.
     fn adopt_chain(&mut self, start: u32) -> bool {
-        let Ok((chain, ann)) = signed_chain(&self.identity, self.epoch, start, self.ipv4_index)
-        else {
+        let Ok((chain, ann)) = signed_chain(
+            &self.shared.identity,
+            self.shared.epoch,
+            start,
+            self.ipv4_index,
+        ) else {
             return false;
         };
         self.chain = chain;

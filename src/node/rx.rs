@@ -50,9 +50,9 @@ impl Node {
                 }
             }
             None => {
-                self.stats.frames_in += 1;
-                self.stats.bytes_in += frame.len() as u64;
-                self.stats.drop(DropReason::MalformedFrame);
+                self.shared.stats.frames_in += 1;
+                self.shared.stats.bytes_in += frame.len() as u64;
+                self.shared.stats.drop(DropReason::MalformedFrame);
             }
         }
         self.scratch = Some(copy);
@@ -86,26 +86,26 @@ impl Node {
         src: MacAddr,
         frame: &mut [u8],
     ) -> Option<Relayed> {
-        self.stats.frames_in += 1;
-        self.stats.bytes_in += frame.len() as u64;
+        self.shared.stats.frames_in += 1;
+        self.shared.stats.bytes_in += frame.len() as u64;
         if self.mac_of(iface).is_none() || src.is_broadcast() {
-            self.stats.drop(DropReason::MalformedFrame);
+            self.shared.stats.drop(DropReason::MalformedFrame);
             return None;
         }
         // Never a neighbour: answering it would make us handshake with ourselves.
         if self.ifaces.iter().any(|&(_, mac)| mac == src) {
-            self.stats.drop(DropReason::OwnSourceMac);
+            self.shared.stats.drop(DropReason::OwnSourceMac);
             return None;
         }
         let mut relayed = None;
         match Frame::parse(frame) {
-            Err(_) => self.stats.drop(DropReason::MalformedFrame),
+            Err(_) => self.shared.stats.drop(DropReason::MalformedFrame),
             Ok(Frame::Hello { hello, tag }) => {
                 if !self
                     .tag_key
                     .verify(src, MacAddr::BROADCAST, tag.covered, tag.tag)
                 {
-                    self.stats.drop(DropReason::BadFrameTag);
+                    self.shared.stats.drop(DropReason::BadFrameTag);
                     return None;
                 }
                 let links = self.links.table_mut();
@@ -126,7 +126,7 @@ impl Node {
                     .mac_of(iface)
                     .is_some_and(|dst| self.tag_key.verify(src, dst, tag.covered, tag.tag)) =>
             {
-                self.stats.drop(DropReason::BadFrameTag)
+                self.shared.stats.drop(DropReason::BadFrameTag)
             }
             Ok(Frame::Handshake {
                 kind,
@@ -172,7 +172,7 @@ impl Node {
                 .get(*s)
                 .is_some_and(|l| l.iface == iface && l.mac == src)
         }) else {
-            self.stats.drop(DropReason::UnknownSession);
+            self.shared.stats.drop(DropReason::UnknownSession);
             // The sender believes in a session we lost (we restarted): make a new one. Not
             // if we hold a working session with that MAC: then the frame is a replay or a
             // spoof, and answering it would let anyone force handshakes on our links.
@@ -222,7 +222,7 @@ impl Node {
         frame: &mut [u8],
     ) {
         let Some(slot) = self.links.find(iface, src) else {
-            self.stats.drop(DropReason::UnknownGroupKey);
+            self.shared.stats.drop(DropReason::UnknownGroupKey);
             self.maybe_initiate(now, iface, src, Trigger::Unauthenticated);
             return;
         };
@@ -231,7 +231,7 @@ impl Node {
             .get_mut(slot)
             .is_some_and(|l| group_keys::receiver_for(l, key_id).is_some());
         if !has_key {
-            self.stats.drop(DropReason::UnknownGroupKey);
+            self.shared.stats.drop(DropReason::UnknownGroupKey);
             self.request_group_key(now, slot);
             return;
         }
@@ -298,15 +298,15 @@ impl Node {
         match result {
             Ok(plain) => Some(plain),
             Err(OpenFailure::Open(OpenError::Replay(_))) => {
-                self.stats.drop(DropReason::Replay);
+                self.shared.stats.drop(DropReason::Replay);
                 None
             }
             Err(OpenFailure::Open(_)) => {
-                self.stats.drop(DropReason::DecryptFailed);
+                self.shared.stats.drop(DropReason::DecryptFailed);
                 None
             }
             Err(OpenFailure::Wire) => {
-                self.stats.drop(DropReason::MalformedFrame);
+                self.shared.stats.drop(DropReason::MalformedFrame);
                 None
             }
         }
@@ -349,12 +349,12 @@ impl Node {
         for (i, msg) in MessageIter::new(plain).enumerate() {
             match msg {
                 Ok(Message::Data { dst, ttl, packet })
-                    if relay_first && i == 0 && dst != self.id =>
+                    if relay_first && i == 0 && dst != self.shared.id =>
                 {
                     relay = self.relay_decision(now, dst, ttl, packet);
                 }
                 Ok(m) => self.on_message(now, iface, src, m, via),
-                Err(_) => self.stats.drop(DropReason::MalformedMessage),
+                Err(_) => self.shared.stats.drop(DropReason::MalformedMessage),
             }
         }
         relay
@@ -415,7 +415,7 @@ impl Node {
                 self.on_data(now, dst, ttl, packet)
             }
             // A message in a frame kind it does not belong to.
-            _ => self.stats.drop(DropReason::MalformedMessage),
+            _ => self.shared.stats.drop(DropReason::MalformedMessage),
         }
     }
 }

@@ -688,7 +688,7 @@ fn link_deadlines_fire_when_due_not_on_a_periodic_tick() {
     let ms = Duration::from_millis;
     // Nothing but routing and the group key's lifetime wakes a node without links.
     assert_eq!(
-        a.timers.next(),
+        a.shared.timers.next(),
         Some(t0 + link_layer::group_keys::GROUP_KEY_LIFETIME)
     );
     // A handshake toward a MAC that never answers, started between two old 500 ms ticks.
@@ -713,13 +713,13 @@ fn link_deadlines_fire_when_due_not_on_a_periodic_tick() {
         "abandoned the moment it timed out"
     );
     // The link, now idle, is forgotten when it has been silent for IDLE_LINK_TIMEOUT.
-    assert_eq!(a.timers.next(), Some(start + IDLE_LINK_TIMEOUT));
+    assert_eq!(a.shared.timers.next(), Some(start + IDLE_LINK_TIMEOUT));
     a.handle_timeout(start + (IDLE_LINK_TIMEOUT - ms(1)));
     assert!(a.links.by_mac(IfaceId(0), mac(9)).is_some());
     a.handle_timeout(start + IDLE_LINK_TIMEOUT);
     assert!(a.links.by_mac(IfaceId(0), mac(9)).is_none());
     assert_eq!(
-        a.timers.next(),
+        a.shared.timers.next(),
         Some(t0 + link_layer::group_keys::GROUP_KEY_LIFETIME)
     );
 }
@@ -907,7 +907,7 @@ fn replayed_and_forged_msg1_floods_are_read_only_within_their_budgets() {
         responder: b.node_id(),
     };
     let mut msg1 = [0u8; E2E_MSG1_LEN];
-    E2eInitiator::new(&a.identity, &b_key, ends, [7; 32], 1, &mut msg1).unwrap();
+    E2eInitiator::new(&a.shared.identity, &b_key, ends, [7; 32], 1, &mut msg1).unwrap();
     let mut init = [0u8; E2E_INIT_LEN];
     let n = emit_init(&mut init, a.node_id(), 0x100, &msg1).unwrap();
     for i in 0..200u64 {

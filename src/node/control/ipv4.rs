@@ -11,18 +11,18 @@ use crate::wire::{Message, NodeId};
 impl Node {
     /// This node's IPv4 overlay address, if IPv4 is on and it holds one.
     pub fn overlay_ipv4(&self) -> Option<Ipv4Addr> {
-        self.book.claims()?.address_of(&self.id)
+        self.book.claims()?.address_of(&self.shared.id)
     }
 
     /// Learn `node`'s addresses from its verified announcement, then check our own claim.
     pub(in crate::node) fn learn_addresses(&mut self, node: NodeId, ann: &Announcement) {
-        let claim = match (self.cfg.ipv4_pool.as_ref(), ann.ipv4_claim) {
+        let claim = match (self.shared.cfg.ipv4_pool.as_ref(), ann.ipv4_claim) {
             (Some(pool), Some(k)) => Ipv4Claim::derive(pool, &ann.identity.ed25519, k).ok(),
             _ => None,
         };
         let learned = self.book.learn(node, claim);
         if let Some(ClaimOutcome::Rejected(_)) = learned.ipv4 {
-            self.stats.drop(DropReason::AddressClaimRejected);
+            self.shared.stats.drop(DropReason::AddressClaimRejected);
         }
         if claim.is_some() {
             self.check_own_claim();
@@ -31,22 +31,22 @@ impl Node {
 
     /// Put our own starting claim into the address book (the announcement carries it).
     pub(in crate::node) fn learn_own_ipv4_claim(&mut self) {
-        let (Some(pool), Some(k)) = (self.cfg.ipv4_pool, self.ipv4_index) else {
+        let (Some(pool), Some(k)) = (self.shared.cfg.ipv4_pool, self.ipv4_index) else {
             return;
         };
-        let key = self.identity.public().ed25519;
+        let key = self.shared.identity.public().ed25519;
         if let Ok(claim) = Ipv4Claim::derive(&pool, &key, k) {
-            self.book.learn(self.id, Some(claim));
+            self.book.learn(self.shared.id, Some(claim));
         }
     }
 
     /// If a claim that outranks ours took our address, move to our next free candidate and
     /// announce it (a new chain, so every node sees a newer announcement).
     fn check_own_claim(&mut self) {
-        let (Some(pool), Some(current)) = (self.cfg.ipv4_pool, self.ipv4_index) else {
+        let (Some(pool), Some(current)) = (self.shared.cfg.ipv4_pool, self.ipv4_index) else {
             return;
         };
-        let key = self.identity.public().ed25519;
+        let key = self.shared.identity.public().ed25519;
         let next = self
             .book
             .claims()
@@ -57,7 +57,7 @@ impl Node {
         self.ipv4_index = next;
         if let Some(k) = next {
             if let Ok(claim) = Ipv4Claim::derive(&pool, &key, k) {
-                self.book.learn(self.id, Some(claim));
+                self.book.learn(self.shared.id, Some(claim));
             }
         }
         self.reannounce();
@@ -70,7 +70,7 @@ impl Node {
             return;
         }
         let bytes = self.own_ann;
-        let _ = self.anns.take_unpushed(&self.id);
+        let _ = self.anns.take_unpushed(&self.shared.id);
         for (iface, _) in self.ifaces.clone() {
             self.broadcast_messages(iface, &[Message::Announce(&bytes)]);
         }

@@ -69,7 +69,7 @@ impl Node {
             let authenticated_loss =
                 matches!(e, crate::routing::Event::NeighborDown { node: Some(_), .. });
             left += usize::from(authenticated_loss);
-            self.push_event(Event::Routing(e));
+            self.shared.push_event(Event::Routing(e));
         }
         self.neighbours_left(now, left);
         let forgotten = self.routing.originators_forgotten();
@@ -142,7 +142,7 @@ impl Node {
         let mut items = heapless::Vec::<BatchItem, { 2 * crate::routing::OGM_BATCH_MAX }>::new();
         for ogm in batch {
             let mut ogm = *ogm;
-            if ogm.node == self.id {
+            if ogm.node == self.shared.id {
                 let Some(elem) = self.own_chain_element(ogm.seqno) else {
                     continue;
                 };
@@ -186,7 +186,7 @@ impl Node {
         mac: MacAddr,
         ogm: &OgmRepr,
     ) {
-        if ogm.node == self.id {
+        if ogm.node == self.shared.id {
             return;
         }
         self.anns.set_now(now);
@@ -204,9 +204,9 @@ impl Node {
             Some(AuthVerdict::OlderEpoch) if self.routing.next_hop(&ogm.node).is_none() => {
                 self.park_ogm(now, iface, mac, ogm)
             }
-            Some(AuthVerdict::Invalid) => self.stats.drop(DropReason::OgmInvalid),
+            Some(AuthVerdict::Invalid) => self.shared.stats.drop(DropReason::OgmInvalid),
             Some(AuthVerdict::Stale | AuthVerdict::OlderEpoch) => {
-                self.stats.drop(DropReason::OgmStale)
+                self.shared.stats.drop(DropReason::OgmStale)
             }
             _ => {}
         }
@@ -227,10 +227,11 @@ impl Node {
         {
             *p = pending;
         } else if self.pending_ogms.push(pending).is_err() {
-            self.stats.drop(DropReason::PendingFull);
+            self.shared.stats.drop(DropReason::PendingFull);
             return;
         }
-        self.timers
+        self.shared
+            .timers
             .arm(Timer::PendingOgms, now + PENDING_OGM_TIMEOUT);
     }
 
@@ -253,7 +254,7 @@ impl Node {
             .and_then(|s| self.links.get(s))
             .is_some_and(|l| l.node == Some(claimed));
         let reachable =
-            (self.routing.next_hop(&claimed).is_some() && !own_word) || claimed == self.id;
+            (self.routing.next_hop(&claimed).is_some() && !own_word) || claimed == self.shared.id;
         let links = &mut self.links;
         let may_verify = || {
             slot.and_then(|s| links.get_mut(s)).is_some_and(|l| {
@@ -274,11 +275,11 @@ impl Node {
                 evicted,
             }) => {
                 if let Some(gone) = evicted {
-                    self.stats.drop(DropReason::AnnounceEvicted);
+                    self.shared.stats.drop(DropReason::AnnounceEvicted);
                     self.book.forget(&gone);
                 }
                 // It may be on probation: look again when that would end.
-                self.timers.arm(
+                self.shared.timers.arm(
                     Timer::Probation,
                     now + super::announcements::PROBATION_TIMEOUT,
                 );
@@ -291,19 +292,19 @@ impl Node {
                 Some(node)
             }
             Err(Refused::Invalid) => {
-                self.stats.drop(DropReason::AnnounceInvalid);
+                self.shared.stats.drop(DropReason::AnnounceInvalid);
                 None
             }
             Err(Refused::Stale) => {
-                self.stats.drop(DropReason::AnnounceStale);
+                self.shared.stats.drop(DropReason::AnnounceStale);
                 None
             }
             Err(Refused::Full) => {
-                self.stats.drop(DropReason::AnnounceStoreFull);
+                self.shared.stats.drop(DropReason::AnnounceStoreFull);
                 None
             }
             Err(Refused::RateLimited) => {
-                self.stats.drop(DropReason::AnnounceCheckRateLimited);
+                self.shared.stats.drop(DropReason::AnnounceCheckRateLimited);
                 None
             }
         }
@@ -321,7 +322,7 @@ impl Node {
             .last_table_dump
             .is_some_and(|t| now.saturating_since(t) < TABLE_DUMP_MIN_GAP)
         {
-            self.stats.drop(DropReason::TableDumpRateLimited);
+            self.shared.stats.drop(DropReason::TableDumpRateLimited);
             return;
         }
         link.last_table_dump = Some(now);
@@ -362,7 +363,7 @@ impl Node {
             return;
         };
         if !self.announce_budget.allow(now) {
-            self.stats.drop(DropReason::AnnounceRateLimited);
+            self.shared.stats.drop(DropReason::AnnounceRateLimited);
             return;
         }
         if let Some(slot) = self.links.find(iface, mac) {
@@ -375,20 +376,23 @@ impl Node {
         match timer {
             Timer::Links => {
                 self.housekeep_links(now);
-                self.timers.set(Timer::Links, self.links.next_deadline(now));
+                self.shared
+                    .timers
+                    .set(Timer::Links, self.links.next_deadline(now));
             }
             Timer::GroupKey => {
                 self.housekeep_group_key(now);
                 let next =
                     self.group_since + crate::node::link_layer::group_keys::GROUP_KEY_LIFETIME;
-                self.timers.set(Timer::GroupKey, Some(next));
+                self.shared.timers.set(Timer::GroupKey, Some(next));
             }
             Timer::PendingOgms => self.expire_pending_ogms(now),
             Timer::E2e => self.e2e_timers(now),
             Timer::Probation => {
                 self.anns.set_now(now);
                 self.expire_announcements();
-                self.timers
+                self.shared
+                    .timers
                     .set(Timer::Probation, self.anns.next_probation_end());
             }
         }
@@ -399,10 +403,11 @@ impl Node {
         self.pending_ogms
             .retain(|p| now.saturating_since(p.since) < PENDING_OGM_TIMEOUT);
         for _ in self.pending_ogms.len()..before {
-            self.stats.drop(DropReason::PendingExpired);
+            self.shared.stats.drop(DropReason::PendingExpired);
         }
         let oldest = self.pending_ogms.iter().map(|p| p.since).min();
-        self.timers
+        self.shared
+            .timers
             .set(Timer::PendingOgms, oldest.map(|t| t + PENDING_OGM_TIMEOUT));
     }
 
@@ -412,7 +417,7 @@ impl Node {
         let routing = &self.routing;
         let gone = self.anns.expire(|node| routing.route(node).is_some());
         for node in gone {
-            self.stats.drop(DropReason::AnnounceExpired);
+            self.shared.stats.drop(DropReason::AnnounceExpired);
             self.book.forget(&node);
         }
     }

@@ -31,9 +31,9 @@ impl Node {
             return;
         }
         if !self.waiting.hold(dst, ttl, packet, now) {
-            self.stats.drop(DropReason::E2eWaitFull);
+            self.shared.stats.drop(DropReason::E2eWaitFull);
         } else if let Some(t) = self.waiting.next_expiry() {
-            self.timers.arm(Timer::E2e, t);
+            self.shared.timers.arm(Timer::E2e, t);
         }
         self.e2e_initiate(now, slot);
     }
@@ -45,11 +45,12 @@ impl Node {
             None => self.anns.get(&node).map(|a| a.identity),
         };
         let Some(identity) = identity else {
-            self.stats.drop(DropReason::E2eNoKey);
+            self.shared.stats.drop(DropReason::E2eNoKey);
             return None;
         };
         let slot = self.e2e.find_or_insert(node, identity, now)?;
-        self.timers
+        self.shared
+            .timers
             .arm(Timer::E2e, now + super::e2e_table::E2E_IDLE_TIMEOUT);
         Some(slot)
     }
@@ -60,26 +61,26 @@ impl Node {
         if !self.e2e.get(slot).is_some_and(|p| p.may_initiate(now)) {
             return;
         }
-        let seed = self.seed();
-        let local_idx = E2eTable::new_index(slot, &mut self.rng);
+        let seed = self.shared.seed();
+        let local_idx = E2eTable::new_index(slot, &mut self.shared.rng);
         self.init_seq = self.init_seq.saturating_add(1);
         let Some(peer) = self.e2e.get_mut(slot) else {
             return;
         };
         let ends = E2eEnds {
-            initiator: self.id,
+            initiator: self.shared.id,
             responder: peer.node,
         };
         let mut msg1 = [0u8; E2E_MSG1_LEN];
         let Ok((hs, _)) = E2eInitiator::new(
-            &self.identity,
+            &self.shared.identity,
             &peer.identity,
             ends,
             seed,
             self.init_seq,
             &mut msg1,
         ) else {
-            self.stats.drop(DropReason::E2eHandshakeFailed);
+            self.shared.stats.drop(DropReason::E2eHandshakeFailed);
             return;
         };
         peer.pending = Some(E2ePending {
@@ -90,9 +91,9 @@ impl Node {
         peer.last_attempt = Some(now);
         let dst = peer.node;
         let deadline = peer.deadline();
-        self.timers.arm(Timer::E2e, deadline);
+        self.shared.timers.arm(Timer::E2e, deadline);
         let mut buf = [0u8; crate::wire::e2e::E2E_INIT_LEN];
-        if let Ok(n) = emit_init(&mut buf, self.id, local_idx, &msg1) {
+        if let Ok(n) = emit_init(&mut buf, self.shared.id, local_idx, &msg1) {
             self.forward(now, dst, DATA_TTL, buf.get(..n).unwrap_or_default());
         }
     }
@@ -114,11 +115,11 @@ impl Node {
         }) else {
             return;
         };
-        let (src, mut sealed) = (self.id, Err(SealFailed::NoRoom));
+        let (src, mut sealed) = (self.shared.id, Err(SealFailed::NoRoom));
         let parts = TxParts {
             links: &mut self.links,
             tx: &mut self.tx,
-            stats: &mut self.stats,
+            stats: &mut self.shared.stats,
         };
         let sent = parts.queue_unicast(link, false, |w| {
             sealed = seal_into(sess, src, packet, w.data_area_mut());
@@ -127,7 +128,7 @@ impl Node {
             w.push_probe_if_room(probe)
         });
         if sealed == Err(SealFailed::CounterSpent) {
-            self.stats.drop(DropReason::NoSession);
+            self.shared.stats.drop(DropReason::NoSession);
         }
         let (Ok((_, remote_idx, counter)), true) = (sealed, sent) else {
             return;
@@ -163,7 +164,7 @@ impl Node {
                 receiver_idx,
                 counter,
             }) => self.on_e2e_expired(src, receiver_idx, counter),
-            Err(_) => self.stats.drop(DropReason::E2eMalformed),
+            Err(_) => self.shared.stats.drop(DropReason::E2eMalformed),
         }
     }
 
@@ -183,46 +184,47 @@ impl Node {
             None => self.e2e_init_budget.allow(now),
         };
         if !allowed {
-            self.stats.drop(DropReason::E2eRateLimited);
+            self.shared.stats.drop(DropReason::E2eRateLimited);
             return;
         }
         let Some(slot) = self.e2e_peer(now, src) else {
             return;
         };
-        let seed = self.seed();
-        let local_idx = E2eTable::new_index(slot, &mut self.rng);
+        let seed = self.shared.seed();
+        let local_idx = E2eTable::new_index(slot, &mut self.shared.rng);
         let Some(peer) = self.e2e.get_mut(slot) else {
             return;
         };
         // Both started at once: the handshake of the lower node id goes on.
-        if peer.pending.is_some() && self.id < src {
+        if peer.pending.is_some() && self.shared.id < src {
             return;
         }
         let ends = E2eEnds {
             initiator: src,
-            responder: self.id,
+            responder: self.shared.id,
         };
-        let got = match E2eInitReceived::read(&self.identity, &peer.identity, ends, seed, msg1) {
-            Ok(got) => got,
-            Err(_) => {
-                self.stats.drop(DropReason::E2eHandshakeFailed);
-                return;
-            }
-        };
+        let got =
+            match E2eInitReceived::read(&self.shared.identity, &peer.identity, ends, seed, msg1) {
+                Ok(got) => got,
+                Err(_) => {
+                    self.shared.stats.drop(DropReason::E2eHandshakeFailed);
+                    return;
+                }
+            };
         if peer.peer_init_seq.is_some_and(|s| got.init_seq() <= s) {
-            self.stats.drop(DropReason::E2eReplay);
+            self.shared.stats.drop(DropReason::E2eReplay);
             return;
         }
         peer.peer_init_seq = Some(got.init_seq());
         let mut msg2 = [0u8; E2E_MSG2_LEN];
         let Ok((est, _)) = got.answer(&mut msg2) else {
-            self.stats.drop(DropReason::E2eHandshakeFailed);
+            self.shared.stats.drop(DropReason::E2eHandshakeFailed);
             return;
         };
         peer.last_used = now;
         self.e2e_install(now, slot, (local_idx, sender_idx), &est);
         let mut buf = [0u8; crate::wire::e2e::E2E_RESP_LEN];
-        if let Ok(n) = emit_resp(&mut buf, self.id, (local_idx, sender_idx), &msg2) {
+        if let Ok(n) = emit_resp(&mut buf, self.shared.id, (local_idx, sender_idx), &msg2) {
             self.forward(now, src, DATA_TTL, buf.get(..n).unwrap_or_default());
         }
         // Packets we held (our own handshake lost the race) wait for the initiator's first
@@ -238,11 +240,11 @@ impl Node {
     ) {
         let found = self.e2e.by_pending_index(receiver_idx);
         let Some((slot, peer)) = found.and_then(|s| Some((s, self.e2e.get_mut(s)?))) else {
-            self.stats.drop(DropReason::E2eUnknownIndex);
+            self.shared.stats.drop(DropReason::E2eUnknownIndex);
             return;
         };
         let Some(pending) = peer.pending.as_mut().filter(|_| peer.node == src) else {
-            self.stats.drop(DropReason::E2eUnknownIndex);
+            self.shared.stats.drop(DropReason::E2eUnknownIndex);
             return;
         };
         let est = match pending.hs.finish(msg2) {
@@ -251,7 +253,7 @@ impl Node {
                 if !e.keeps_state() {
                     peer.pending = None;
                 }
-                self.stats.drop(DropReason::E2eHandshakeFailed);
+                self.shared.stats.drop(DropReason::E2eHandshakeFailed);
                 return;
             }
         };
@@ -280,8 +282,8 @@ impl Node {
             session: Session::new(est, now),
         });
         let deadline = peer.deadline();
-        self.timers.arm(Timer::E2e, deadline);
-        self.stats.e2e_sessions_established += 1;
+        self.shared.timers.arm(Timer::E2e, deadline);
+        self.shared.stats.e2e_sessions_established += 1;
     }
 
     /// Send every packet that waited for the session with the peer in `slot`.
@@ -306,7 +308,7 @@ impl Node {
         payload: &[u8],
     ) {
         let Some((slot, which)) = self.e2e.by_index(receiver_idx) else {
-            self.stats.drop(DropReason::E2eUnknownIndex);
+            self.shared.stats.drop(DropReason::E2eUnknownIndex);
             // The sender holds a session we lost (we restarted): set up a new one. Anyone
             // can name any source, so these handshakes have a budget of their own.
             if self.e2e_budget.allow(now) {
@@ -318,11 +320,11 @@ impl Node {
         };
         let out = match self.deliver.reserve_copy(payload) {
             Ok(out) => out,
-            Err(e) => return self.stats.drop(super::ip::deliver_drop(e)),
+            Err(e) => return self.shared.stats.drop(super::ip::deliver_drop(e)),
         };
         let Ok(parts) = split_sealed_mut(out.buf.get_mut(..payload.len()).unwrap_or_default())
         else {
-            self.stats.drop(DropReason::E2eMalformed);
+            self.shared.stats.drop(DropReason::E2eMalformed);
             return;
         };
         let Some(peer) = self.e2e.get_mut(slot) else {
@@ -342,8 +344,8 @@ impl Node {
             .open_in_place(counter, parts.header, parts.body, &tag);
         match opened {
             Ok(()) => {}
-            Err(OpenError::Replay(_)) => return self.stats.drop(DropReason::E2eReplay),
-            Err(_) => return self.stats.drop(DropReason::E2eDecryptFailed),
+            Err(OpenError::Replay(_)) => return self.shared.stats.drop(DropReason::E2eReplay),
+            Err(_) => return self.shared.stats.drop(DropReason::E2eDecryptFailed),
         }
         peer.last_used = now;
         let peer_node = peer.node;
@@ -354,14 +356,14 @@ impl Node {
         let Some(packet) = out.buf.get(..len) else {
             return;
         };
-        let (class, parsed) = classify(packet, &self.prefix, self.cfg.ipv4_pool.as_ref());
+        let (class, parsed) = classify(packet, &self.prefix, self.shared.cfg.ipv4_pool.as_ref());
         let source = parsed.map(|p| p.src());
         if source.and_then(|s| self.book.lookup(&s)) != Some(peer_node) {
-            self.stats.drop(DropReason::ForgedSource);
+            self.shared.stats.drop(DropReason::ForgedSource);
             return;
         }
-        if self.book.lookup_class(&class) != Some(self.id) {
-            self.stats.drop(DropReason::NotOverlay);
+        if self.book.lookup_class(&class) != Some(self.shared.id) {
+            self.shared.stats.drop(DropReason::NotOverlay);
             return;
         }
         self.deliver.commit_as(len, ());
@@ -402,7 +404,7 @@ impl Node {
         };
         if let Some(error) = built.and_then(|n| buf.get(..n)) {
             self.deliver_local(error);
-            self.stats.icmp_errors_made += 1;
+            self.shared.stats.icmp_errors_made += 1;
         }
         self.icmp_scratch = Some(buf);
     }
@@ -418,17 +420,17 @@ impl Node {
         else {
             return;
         };
-        if src == self.id {
+        if src == self.shared.id {
             return;
         }
         if !self.icmp_budget.allow(now) {
-            self.stats.drop(DropReason::IcmpRateLimited);
+            self.shared.stats.drop(DropReason::IcmpRateLimited);
             return;
         }
         let mut buf = [0u8; crate::wire::e2e::E2E_EXPIRED_LEN];
-        if let Ok(n) = emit_expired(&mut buf, self.id, receiver_idx, counter) {
+        if let Ok(n) = emit_expired(&mut buf, self.shared.id, receiver_idx, counter) {
             if self.forward(now, src, DATA_TTL, buf.get(..n).unwrap_or_default()) {
-                self.stats.icmp_errors_sent += 1;
+                self.shared.stats.icmp_errors_sent += 1;
             }
         }
     }
@@ -437,7 +439,7 @@ impl Node {
     /// packets that waited too long.
     pub(in crate::node) fn e2e_timers(&mut self, now: Instant) {
         for _ in 0..self.waiting.expire(now) {
-            self.stats.drop(DropReason::E2eWaitExpired);
+            self.shared.stats.drop(DropReason::E2eWaitExpired);
         }
         let mut rekey = heapless::Vec::<usize, { super::e2e_table::MAX_E2E_PEERS }>::new();
         let mut forget = heapless::Vec::<usize, { super::e2e_table::MAX_E2E_PEERS }>::new();
@@ -483,7 +485,8 @@ impl Node {
             self.e2e_initiate(now, slot);
         }
         let next = [self.e2e.next_deadline(now), self.waiting.next_expiry()];
-        self.timers
+        self.shared
+            .timers
             .set(Timer::E2e, next.into_iter().flatten().min());
     }
 }

@@ -13,35 +13,35 @@ use crate::wire::NodeId;
 impl Node {
     /// An IP packet from the TUN side (an application on this node sending into the mesh).
     pub fn handle_ip_packet(&mut self, now: Instant, packet: &[u8]) {
-        self.stats.packets_from_tun += 1;
-        let (class, parsed) = classify(packet, &self.prefix, self.cfg.ipv4_pool.as_ref());
+        self.shared.stats.packets_from_tun += 1;
+        let (class, parsed) = classify(packet, &self.prefix, self.shared.cfg.ipv4_pool.as_ref());
         let dst = match class {
             PacketClass::Noise(_) => {
-                self.stats.drop(DropReason::LocalNoise);
+                self.shared.stats.drop(DropReason::LocalNoise);
                 return;
             }
             PacketClass::Unroutable(_) => {
-                self.stats.drop(DropReason::NotOverlay);
+                self.shared.stats.drop(DropReason::NotOverlay);
                 return;
             }
             _ => self.book.lookup_class(&class),
         };
         let Some(hop_limit) = parsed.and_then(|p| self.own_source_hop_limit(&p)) else {
-            self.stats.drop(DropReason::NotOverlay);
+            self.shared.stats.drop(DropReason::NotOverlay);
             return;
         };
         let Some(dst) = dst else {
-            self.stats.drop(DropReason::NoRoute);
+            self.shared.stats.drop(DropReason::NoRoute);
             return;
         };
         if packet.len() > MAX_E2E_PACKET_LEN {
-            self.stats.drop(DropReason::PacketTooBig);
+            self.shared.stats.drop(DropReason::PacketTooBig);
             return;
         }
-        if dst == self.id {
+        if dst == self.shared.id {
             self.deliver_local(packet);
         } else if hop_limit == 0 {
-            self.stats.drop(DropReason::TtlExpired);
+            self.shared.stats.drop(DropReason::TtlExpired);
         } else {
             // The mesh ttl counts the same hops as the IP hop limit, so traceroute works.
             self.e2e_send(now, dst, hop_limit.min(DATA_TTL), packet);
@@ -54,7 +54,9 @@ impl Node {
     fn own_source_hop_limit(&self, packet: &IpPacket<'_>) -> Option<u8> {
         match packet {
             IpPacket::V6(p) => (p.src() == self.addr6).then_some(p.hop_limit()),
-            IpPacket::V4(p) => (self.book.lookup_v4(&p.src()) == Some(self.id)).then_some(p.ttl()),
+            IpPacket::V4(p) => {
+                (self.book.lookup_v4(&p.src()) == Some(self.shared.id)).then_some(p.ttl())
+            }
         }
     }
 
@@ -62,7 +64,7 @@ impl Node {
     /// goes on toward `dst` unread (copied into a new frame: see `relay_in_place` for the
     /// path that does not copy).
     pub(in crate::node) fn on_data(&mut self, now: Instant, dst: NodeId, ttl: u8, payload: &[u8]) {
-        if dst == self.id {
+        if dst == self.shared.id {
             self.on_e2e_payload(now, payload);
             return;
         }
@@ -70,7 +72,7 @@ impl Node {
             return;
         };
         if self.send_data(now, relay.slot, dst, relay.ttl, payload) {
-            self.stats.forwarded += 1;
+            self.shared.stats.forwarded += 1;
         }
     }
 
@@ -88,7 +90,7 @@ impl Node {
             tap(payload);
         }
         let Some(ttl) = ttl.checked_sub(1).filter(|t| *t > 0) else {
-            self.stats.drop(DropReason::TtlExpired);
+            self.shared.stats.drop(DropReason::TtlExpired);
             self.send_expired_notice(now, payload);
             return None;
         };
@@ -111,12 +113,12 @@ impl Node {
     ) -> Option<Relayed> {
         let probe = self.next_probe_seq();
         let Some(link) = self.links.get_mut(relay.slot) else {
-            self.stats.drop(DropReason::NoSession);
+            self.shared.stats.drop(DropReason::NoSession);
             return None;
         };
         let (iface, mac) = (link.iface, link.mac);
         let Some((sess, counter)) = sending_session(link) else {
-            self.stats.drop(DropReason::NoSession);
+            self.shared.stats.drop(DropReason::NoSession);
             return None;
         };
         let send = &sess.session.send;
@@ -129,11 +131,11 @@ impl Node {
             |aad, body| send.seal_in_place(counter, aad, body),
         );
         if resealed.is_err() {
-            self.stats.drop(DropReason::MalformedMessage);
+            self.shared.stats.drop(DropReason::MalformedMessage);
             return None;
         }
         self.note_data_sent(now, relay.slot);
-        self.stats.forwarded += 1;
+        self.shared.stats.forwarded += 1;
         let meta = TxMeta {
             iface,
             dst: mac,
@@ -148,12 +150,12 @@ impl Node {
     /// The link to the next hop toward `dst`, or None (counted).
     pub(in crate::node) fn next_hop_slot(&mut self, dst: &NodeId) -> Option<usize> {
         let Some(id) = self.routing.next_hop(dst) else {
-            self.stats.drop(DropReason::NoRoute);
+            self.shared.stats.drop(DropReason::NoRoute);
             return None;
         };
         let slot = self.links.table().get(id).map(|e| e.id.slot());
         if slot.is_none() {
-            self.stats.drop(DropReason::NoSession);
+            self.shared.stats.drop(DropReason::NoSession);
         }
         slot
     }
@@ -211,7 +213,7 @@ impl Node {
     pub(in crate::node) fn deliver_local(&mut self, packet: &[u8]) {
         match self.deliver.reserve_copy(packet) {
             Ok(_) => self.deliver.commit_as(packet.len(), ()),
-            Err(e) => self.stats.drop(deliver_drop(e)),
+            Err(e) => self.shared.stats.drop(deliver_drop(e)),
         }
     }
 }

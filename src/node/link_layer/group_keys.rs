@@ -38,9 +38,9 @@ impl Node {
     /// session with and routing considers up, ahead of any broadcast sealed with it (one
     /// transmit queue, in order).
     pub(in crate::node) fn rotate_group_key(&mut self, now: Instant) {
-        self.group.rotate(&mut self.rng);
+        self.group.rotate(&mut self.shared.rng);
         self.group_since = now;
-        self.stats.group_key_rotations += 1;
+        self.shared.stats.group_key_rotations += 1;
         let key = self.group.repr();
         // Only to neighbours routing still hears: one that left keeps its session until
         // it expires, but must not get the new key.
@@ -68,7 +68,7 @@ impl Node {
     /// session ended): in a darknet, whoever left must not read what we broadcast from now
     /// on.
     pub(in crate::node) fn neighbours_left(&mut self, now: Instant, left: usize) {
-        if left > 0 && matches!(self.cfg.policy, AcceptPolicy::AllowList(_)) {
+        if left > 0 && matches!(self.shared.cfg.policy, AcceptPolicy::AllowList(_)) {
             self.rotate_group_key(now);
         }
     }

@@ -27,23 +27,27 @@ impl Node {
             }
         }
         if !self.hs_budgets.allow(now, trigger) {
-            self.stats.drop(DropReason::HandshakeRateLimited);
+            self.shared.stats.drop(DropReason::HandshakeRateLimited);
             return;
         }
         let Some(slot) = existing.or_else(|| self.links.find_or_insert(iface, mac, now)) else {
-            self.stats.drop(DropReason::NeighborTableFull);
+            self.shared.stats.drop(DropReason::NeighborTableFull);
             return;
         };
-        let seed = self.seed();
+        let seed = self.shared.seed();
         self.init_seq = self.init_seq.saturating_add(1);
         let mut msg1 = [0u8; MSG1_LEN];
-        let Ok((hs, len)) =
-            Initiator::new(&self.identity, &self.psk, seed, self.init_seq, &mut msg1)
-        else {
-            self.stats.drop(DropReason::HandshakeFailed);
+        let Ok((hs, len)) = Initiator::new(
+            &self.shared.identity,
+            &self.shared.psk,
+            seed,
+            self.init_seq,
+            &mut msg1,
+        ) else {
+            self.shared.stats.drop(DropReason::HandshakeFailed);
             return;
         };
-        let local_idx = Links::new_index(slot, &mut self.rng);
+        let local_idx = Links::new_index(slot, &mut self.shared.rng);
         if let Some(link) = self.links.get_mut(slot) {
             link.pending = Some(Pending::Initiating {
                 hs: Box::new(hs),
@@ -73,16 +77,16 @@ impl Node {
         noise: &[u8],
     ) {
         // Reading msg 1 costs no key agreement: do it before anything is stored or spent.
-        let seed = self.seed();
-        let got = match Responder::read_init(&self.identity, &self.psk, seed, noise) {
+        let seed = self.shared.seed();
+        let got = match Responder::read_init(&self.shared.identity, &self.shared.psk, seed, noise) {
             Ok(got) => got,
             Err(e) => {
-                self.stats.drop(handshake_drop(&e));
+                self.shared.stats.drop(handshake_drop(&e));
                 return;
             }
         };
         let Some(slot) = self.links.find_or_insert(iface, mac, now) else {
-            self.stats.drop(DropReason::NeighborTableFull);
+            self.shared.stats.drop(DropReason::NeighborTableFull);
             return;
         };
         let we_are_lower = self.mac_of(iface).is_some_and(|m| m < mac);
@@ -91,7 +95,7 @@ impl Node {
         };
         let seq = got.init_seq();
         if is_replayed_init(link, seq, now) {
-            self.stats.drop(DropReason::HandshakeReplay);
+            self.shared.stats.drop(DropReason::HandshakeReplay);
             return;
         }
         // Authentic and new: whatever happens to it, an older one is a replay from now on.
@@ -109,18 +113,18 @@ impl Node {
         if !budget::per_link_allows(&mut link.answer_gate, now)
             || !self.hs_budgets.allow(now, trigger)
         {
-            self.stats.drop(DropReason::HandshakeRateLimited);
+            self.shared.stats.drop(DropReason::HandshakeRateLimited);
             return;
         }
         let mut msg2 = [0u8; MSG2_LEN];
-        let (hs, len) = match got.answer(&self.identity, &mut msg2) {
+        let (hs, len) = match got.answer(&self.shared.identity, &mut msg2) {
             Ok(r) => r,
             Err(e) => {
-                self.stats.drop(handshake_drop(&e));
+                self.shared.stats.drop(handshake_drop(&e));
                 return;
             }
         };
-        let local_idx = Links::new_index(slot, &mut self.rng);
+        let local_idx = Links::new_index(slot, &mut self.shared.rng);
         if let Some(link) = self.links.get_mut(slot) {
             link.pending = Some(Pending::Responding {
                 hs: Box::new(hs),
@@ -153,7 +157,7 @@ impl Node {
         noise: &[u8],
     ) {
         let Some(slot) = self.pending_slot(mac, receiver_idx) else {
-            self.stats.drop(DropReason::UnknownSession);
+            self.shared.stats.drop(DropReason::UnknownSession);
             return;
         };
         let Some(link) = self.links.get_mut(slot) else {
@@ -161,16 +165,16 @@ impl Node {
         };
         let iface = link.iface;
         let Some(Pending::Initiating { hs, local_idx, .. }) = link.pending.as_mut() else {
-            self.stats.drop(DropReason::UnknownSession);
+            self.shared.stats.drop(DropReason::UnknownSession);
             return;
         };
         let local_idx = *local_idx;
         let mut msg3 = [0u8; MSG3_LEN];
-        match hs.finish(noise, &mut msg3, &self.cfg.policy) {
+        match hs.finish(noise, &mut msg3, &self.shared.cfg.policy) {
             Ok((est, len)) => {
                 link.pending = None;
                 if link.refuses_identity(now, est.peer.node_id()) {
-                    self.stats.drop(DropReason::IdentityConflict);
+                    self.shared.stats.drop(DropReason::IdentityConflict);
                     return;
                 }
                 self.queue_handshake(
@@ -196,7 +200,7 @@ impl Node {
         noise: &[u8],
     ) {
         let Some(slot) = self.pending_slot(mac, receiver_idx) else {
-            self.stats.drop(DropReason::UnknownSession);
+            self.shared.stats.drop(DropReason::UnknownSession);
             return;
         };
         let Some(link) = self.links.get_mut(slot) else {
@@ -209,19 +213,19 @@ impl Node {
             ..
         }) = link.pending.as_mut()
         else {
-            self.stats.drop(DropReason::UnknownSession);
+            self.shared.stats.drop(DropReason::UnknownSession);
             return;
         };
         if *remote_idx != sender_idx {
-            self.stats.drop(DropReason::UnknownSession);
+            self.shared.stats.drop(DropReason::UnknownSession);
             return;
         }
         let indices = (*local_idx, *remote_idx);
-        match hs.finish(noise, &self.cfg.policy) {
+        match hs.finish(noise, &self.shared.cfg.policy) {
             Ok(est) => {
                 link.pending = None;
                 if link.refuses_identity(now, est.peer.node_id()) {
-                    self.stats.drop(DropReason::IdentityConflict);
+                    self.shared.stats.drop(DropReason::IdentityConflict);
                     return;
                 }
                 self.install_session(now, slot, &est, indices);
@@ -240,7 +244,7 @@ impl Node {
             .as_ref()
             .is_some_and(Pending::read_budget_spent)
         {
-            self.stats.drop(DropReason::HandshakeRateLimited);
+            self.shared.stats.drop(DropReason::HandshakeRateLimited);
             return None;
         }
         Some(slot)
@@ -250,7 +254,7 @@ impl Node {
     /// authenticate leaves the handshake for the genuine message (up to
     /// `MAX_FAILED_READS`); one that did but named a refused or broken identity ends it.
     fn failed_read(&mut self, slot: usize, e: &HandshakeError) {
-        self.stats.drop(handshake_drop(e));
+        self.shared.stats.drop(handshake_drop(e));
         let Some(link) = self.links.get_mut(slot) else {
             return;
         };
@@ -298,7 +302,7 @@ impl Node {
         link.node = Some(node);
         link.last_heard = now;
         self.arm_link_timer(slot);
-        self.stats.sessions_established += 1;
+        self.shared.stats.sessions_established += 1;
         // Our group key (so it can read our broadcasts) and our announcement (so it can
         // check our OGMs without asking). The responder always sends it: its first frame
         // under the new session is what confirms the session to the initiator.
@@ -320,7 +324,7 @@ impl Node {
     fn arm_link_timer(&mut self, slot: usize) {
         let forgettable = !self.links.routing_holds(slot);
         if let Some(at) = self.links.get(slot).and_then(|l| l.deadline(forgettable)) {
-            self.timers.arm(Timer::Links, at);
+            self.shared.timers.arm(Timer::Links, at);
         }
     }
 
@@ -347,7 +351,8 @@ impl Node {
         let links = self.links.table_mut();
         self.routing
             .neighbor_authenticated(now, links, (iface, mac), node);
-        self.push_event(Event::SessionUp { iface, mac, node });
+        self.shared
+            .push_event(Event::SessionUp { iface, mac, node });
         self.drain_routing(now);
     }
 

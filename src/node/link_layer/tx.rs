@@ -19,7 +19,7 @@ impl Node {
             return;
         };
         let Some(out) = self.tx.ring(true).reserve() else {
-            self.stats.drop(DropReason::TxControlQueueFull);
+            self.shared.stats.drop(DropReason::TxControlQueueFull);
             return;
         };
         let Ok(len) = emit_hello(hello, &mut out.buf) else {
@@ -49,7 +49,7 @@ impl Node {
             return;
         };
         let Some(out) = self.tx.ring(true).reserve() else {
-            self.stats.drop(DropReason::TxControlQueueFull);
+            self.shared.stats.drop(DropReason::TxControlQueueFull);
             return;
         };
         let Ok(len) = emit_handshake(kind, indices.0, indices.1, noise, &mut out.buf) else {
@@ -79,7 +79,7 @@ impl Node {
         let parts = TxParts {
             links: &mut self.links,
             tx: &mut self.tx,
-            stats: &mut self.stats,
+            stats: &mut self.shared.stats,
         };
         parts.queue_unicast(slot, control, fill)
     }
@@ -89,11 +89,11 @@ impl Node {
     pub(in crate::node) fn queue_relayed(&mut self, out: &Relayed, frame: &[u8]) {
         let control = out.meta.control;
         let Some(slot) = self.tx.ring(control).reserve() else {
-            self.stats.drop(TxQueues::full_reason(control));
+            self.shared.stats.drop(TxQueues::full_reason(control));
             return;
         };
         let (Some(dst), Some(src)) = (slot.buf.get_mut(..out.len), frame.get(..out.len)) else {
-            self.stats.drop(DropReason::MalformedFrame);
+            self.shared.stats.drop(DropReason::MalformedFrame);
             return;
         };
         dst.copy_from_slice(src);
@@ -107,7 +107,7 @@ impl Node {
         fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
     ) -> bool {
         let Some(out) = self.tx.ring(true).reserve() else {
-            self.stats.drop(DropReason::TxControlQueueFull);
+            self.shared.stats.drop(DropReason::TxControlQueueFull);
             return false;
         };
         let Ok(counter) = self.group.next_counter() else {
