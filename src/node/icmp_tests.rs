@@ -267,7 +267,7 @@ fn remove_interface_forgets_its_links_and_add_starts_clean() {
     );
     let relay = &line.nodes[1];
     assert_eq!(relay.sessions(), 0);
-    assert_eq!(relay.links.iter().count(), 0);
+    assert_eq!(relay.link.table().iter().count(), 0);
     assert_eq!(relay.neighbors().count(), 0);
     assert_eq!(relay.next_hop(&one), None);
     assert_eq!(relay.next_hop(&three), None);

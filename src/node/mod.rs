@@ -11,7 +11,9 @@
 mod config;
 mod control;
 mod data;
+mod index;
 mod link_layer;
+mod neighbours;
 mod ring;
 mod rx;
 mod stats;
@@ -19,8 +21,10 @@ mod timers;
 
 pub use config::NodeConfig;
 pub use control::announcements::{Announcements, MAX_ANNOUNCEMENTS, MAX_PROBATION_PER_SOURCE};
-pub use link_layer::budget::{ANNOUNCE_CHECK_BURST, ANNOUNCE_CHECK_PERIOD};
-pub use link_layer::links::{HANDSHAKE_RETRY, HANDSHAKE_TIMEOUT, MAX_LINKS, SESSION_SILENT_AFTER};
+pub use link_layer::{
+    ANNOUNCE_CHECK_BURST, ANNOUNCE_CHECK_PERIOD, HANDSHAKE_RETRY, HANDSHAKE_TIMEOUT, MAX_LINKS,
+    SESSION_SILENT_AFTER,
+};
 pub use ring::{Ring, Slot};
 pub use stats::{DropReason, Stats};
 
@@ -30,14 +34,14 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use crate::crypto::hashchain::DEFAULT_CHAIN_LEN;
-use crate::crypto::{Announcement, ChainSigner, FrameTagKey, GroupSender, Identity, MeshPsk};
+use crate::crypto::{Announcement, ChainSigner, Identity, MeshPsk};
 use crate::overlay::{ipv6_for, mesh_prefix, AddressBook, MeshPrefix};
 use crate::routing::seqno::TokenBucket;
 use crate::routing::Routing;
 use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId, ANNOUNCE_LEN};
 
-use link_layer::links::Links;
+use link_layer::LinkLayer;
 use timers::Timer;
 
 pub use crate::iface::IfaceId;
@@ -94,17 +98,6 @@ pub const ICMP_ERRORS_PER_SEC: u32 = 20;
 #[cfg(feature = "sim")]
 pub type RelayTap = Box<dyn FnMut(&[u8])>;
 
-/// Metadata of a queued frame.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct TxMeta {
-    /// Interface to send on.
-    pub(super) iface: IfaceId,
-    /// Destination MAC.
-    pub(super) dst: MacAddr,
-    /// Whether it counts as control traffic.
-    pub(super) control: bool,
-}
-
 /// An OGM waiting for its originator's announcement.
 #[derive(Debug, Clone, Copy)]
 struct PendingOgm {
@@ -117,10 +110,7 @@ struct PendingOgm {
 /// One veilmesh node: link sessions, routing, overlay addressing, queues and counters.
 pub struct Node {
     shared: Shared,
-    ifaces: heapless::Vec<(IfaceId, MacAddr), MAX_IFACES>,
-    links: Links,
-    group: GroupSender,
-    group_since: Instant,
+    link: LinkLayer,
     routing: Routing,
     anns: Announcements,
     chain: ChainSigner,
@@ -130,19 +120,14 @@ pub struct Node {
     addr6: Ipv6Addr,
     book: AddressBook,
     pending_ogms: heapless::Vec<PendingOgm, MAX_PENDING_OGMS>,
-    tx: link_layer::tx_queues::TxQueues,
     deliver: Ring<()>,
-    hs_budgets: link_layer::budget::HandshakeBudgets,
-    tag_key: FrameTagKey,
-    init_seq: u64,
     announce_budget: TokenBucket,
     icmp_budget: TokenBucket,
     /// `Routing::originators_forgotten` when announcements were last matched against it.
     originators_forgotten: u64,
-    last_probe_ack: [Option<Instant>; MAX_IFACES],
+    /// When we last broadcast a ProbeAck on each interface.
+    last_probe_ack: heapless::Vec<(IfaceId, Instant), MAX_IFACES>,
     probe_seq: u32,
-    /// Where `handle_frame` copies a received frame to open it in place (allocated once).
-    scratch: Option<Box<[u8; crate::wire::MAX_FRAME_LEN]>>,
     /// Where ICMP errors are built (allocated once; taken while in use, like `scratch`).
     icmp_scratch: Option<Box<[u8; crate::wire::MAX_DATA_PACKET_LEN]>>,
     /// Where a packet that waited for its end-to-end session is taken out to be sealed
@@ -224,19 +209,14 @@ impl Node {
         rng.fill_bytes(&mut routing_seed);
         let mut routing = Routing::new(id, epoch, now, ChaCha20Rng::from_seed(routing_seed));
         routing.set_hello_interval(cfg.hello_interval);
-        let group = GroupSender::generate(&mut rng);
+        let link = LinkLayer::new(&cfg, &psk, epoch, &mut rng, now);
         let mut anns = Announcements::default();
         // Our own announcement answers AnnounceRequests for us like any other.
         let _ = anns.insert(&own_ann, None, true, || true);
         let mut book = AddressBook::new(prefix, cfg.ipv4_pool);
         book.learn(id, None);
         let mut node = Node {
-            tx: link_layer::tx_queues::TxQueues::new(cfg.tx_control_queue, cfg.tx_queue),
             deliver: Ring::new(cfg.deliver_queue),
-            hs_budgets: link_layer::budget::HandshakeBudgets::new(now, cfg.handshakes_per_sec),
-            tag_key: FrameTagKey::derive(&psk),
-            // Grows across restarts with the epoch (docs/protocol.md §3.5).
-            init_seq: u64::from(epoch) << 32,
             announce_budget: TokenBucket::new(
                 now,
                 ANNOUNCE_REPLIES_PER_SEC,
@@ -254,10 +234,6 @@ impl Node {
                 events: heapless::Deque::new(),
                 stats: Stats::default(),
             },
-            ifaces: heapless::Vec::new(),
-            links: Links::default(),
-            group,
-            group_since: now,
             routing,
             anns,
             chain,
@@ -268,9 +244,8 @@ impl Node {
             book,
             pending_ogms: heapless::Vec::new(),
             originators_forgotten: 0,
-            last_probe_ack: [None; MAX_IFACES],
+            last_probe_ack: heapless::Vec::new(),
             probe_seq: 0,
-            scratch: Some(Box::new([0u8; crate::wire::MAX_FRAME_LEN])),
             icmp_scratch: Some(Box::new([0u8; crate::wire::MAX_DATA_PACKET_LEN])),
             unheld: Some(Box::new([0u8; crate::wire::MAX_DATA_PACKET_LEN])),
             e2e: data::e2e_table::E2eTable::default(),
@@ -280,21 +255,20 @@ impl Node {
             e2e_init_budget: TokenBucket::new(now, E2E_INITS_PER_SEC, E2E_INITS_PER_SEC),
             #[cfg(feature = "sim")]
             relay_tap: None,
+            link,
         };
         node.learn_own_ipv4_claim();
-        node.shared.timers.set(
-            Timer::GroupKey,
-            Some(now + link_layer::group_keys::GROUP_KEY_LIFETIME),
-        );
+        let group_key_due = node.link.group_key_deadline();
+        node.shared.timers.set(Timer::GroupKey, Some(group_key_due));
         Ok(node)
     }
 
     /// Attach a mesh interface with our MAC on it. Returns false if there are too many.
     pub fn add_interface(&mut self, now: Instant, iface: IfaceId, mac: MacAddr) -> bool {
-        if self.ifaces.iter().any(|(i, _)| *i == iface) {
+        if self.link.mac_of(iface).is_some() {
             return true;
         }
-        if self.ifaces.push((iface, mac)).is_err() {
+        if !self.link.add_interface(iface, mac) {
             return false;
         }
         self.routing.add_interface(now, iface, mac)
@@ -305,22 +279,17 @@ impl Node {
     /// (maybe with a new MAC) starts clean. Frames for it already queued still come out of
     /// `poll_transmit`; the caller discards them. False if `iface` was not attached.
     pub fn remove_interface(&mut self, now: Instant, iface: IfaceId) -> bool {
-        let Some(pos) = self.ifaces.iter().position(|(i, _)| *i == iface) else {
+        if self.link.mac_of(iface).is_none() {
             return false;
-        };
+        }
         // Routing first: it withdraws routes through the interface's neighbours while their
         // links are still there to name them.
         self.routing
-            .remove_interface(now, self.links.table_mut(), iface);
-        self.forget_links_on(now, iface);
-        self.ifaces.remove(pos);
-        // Per-interface state is kept by position in `ifaces`.
-        if let Some(tail) = self.last_probe_ack.get_mut(pos..) {
-            tail.rotate_left(1);
-            if let Some(last) = tail.last_mut() {
-                *last = None;
-            }
-        }
+            .remove_interface(now, self.link.table_mut(), iface);
+        let on_iface = self.link.links_on(iface);
+        self.forget_links(now, &on_iface);
+        self.link.remove_interface(iface);
+        self.last_probe_ack.retain(|(i, _)| *i != iface);
         let before = self.pending_ogms.len();
         self.pending_ogms.retain(|p| p.iface != iface);
         for _ in self.pending_ogms.len()..before {
@@ -400,10 +369,8 @@ impl Node {
         iface: IfaceId,
         msgs: &[crate::wire::Message<'_>],
     ) -> bool {
-        if self.mac_of(iface).is_none() {
-            return false;
-        }
-        self.queue_broadcast(iface, |w| msgs.iter().try_for_each(|m| w.push(m)))
+        self.link
+            .broadcast_messages(iface, msgs, &mut self.shared.stats)
     }
 
     /// The current next hop toward `dst`.
@@ -413,62 +380,28 @@ impl Node {
 
     /// The interface and neighbour MAC of link `id` (routes name their next hops by link).
     pub fn link_key(&self, id: LinkId) -> Option<(IfaceId, MacAddr)> {
-        self.links.table().get(id).map(|e| (e.iface, e.mac))
+        self.link.link_key(id)
     }
 
     /// Every neighbour routing holds, with its link quality.
     pub fn neighbors(&self) -> impl Iterator<Item = crate::routing::NeighborInfo> + '_ {
-        crate::routing::neighbor_infos(self.links.table())
+        crate::routing::neighbor_infos(self.link.table())
     }
 
     /// Number of neighbours with an established (confirmed) link session.
     pub fn sessions(&self) -> usize {
-        self.links
-            .iter()
-            .filter(|(_, l)| l.current.as_ref().is_some_and(|s| s.confirmed))
-            .count()
+        self.link.sessions()
     }
 
     /// The interface the next frame `poll_transmit` gives goes out on (so the caller can
     /// pick that interface's buffer to write it into).
     pub fn next_transmit_iface(&self) -> Option<IfaceId> {
-        self.tx.front().map(|slot| slot.meta.iface)
+        self.link.next_transmit_iface()
     }
 
     /// The next frame to send, written into `buf` (at least 1500 bytes).
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
-        let slot = self.tx.front()?;
-        let len = slot.len;
-        let meta = slot.meta;
-        let (Some(dst), Some(src)) = (buf.get_mut(..len), slot.buf.get(..len)) else {
-            // The caller's buffer is too small: the frame is dropped, not truncated.
-            self.tx.pop();
-            self.shared
-                .stats
-                .drop(link_layer::tx_queues::TxQueues::full_reason(meta.control));
-            return None;
-        };
-        dst.copy_from_slice(src);
-        self.tx.pop();
-        self.count_sent(meta, len);
-        Some(Transmit {
-            iface: meta.iface,
-            dst: meta.dst,
-            len,
-        })
-    }
-
-    /// Count a frame handed to the caller to send.
-    fn count_sent(&mut self, meta: TxMeta, len: usize) {
-        self.shared.stats.frames_out += 1;
-        self.shared.stats.bytes_out += len as u64;
-        if meta.control {
-            self.shared.stats.control_bytes_out += len as u64;
-            if meta.dst != MacAddr::BROADCAST && len == crate::wire::UNICAST_FRAME_LEN {
-                self.shared.stats.unicast_control_bytes_out += len as u64;
-                self.shared.stats.unicast_control_frames_out += 1;
-            }
-        }
+        self.link.poll_transmit(buf, &mut self.shared.stats)
     }
 
     /// The next IP packet for the TUN side, written into `buf`; returns its length.
@@ -506,20 +439,13 @@ impl Node {
 
     /// Run every deadline due at `now`: routing's, then the node's in `Timer::ALL` order.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.routing.handle_timeout(now, self.links.table_mut());
+        self.routing.handle_timeout(now, self.link.table_mut());
         for timer in Timer::ALL {
             if self.shared.timers.take_due(timer, now) {
                 self.on_timer(now, timer);
             }
         }
         self.drain_routing(now);
-    }
-
-    fn mac_of(&self, iface: IfaceId) -> Option<MacAddr> {
-        self.ifaces
-            .iter()
-            .find(|(i, _)| *i == iface)
-            .map(|(_, m)| *m)
     }
 }
 

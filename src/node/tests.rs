@@ -272,8 +272,12 @@ fn a_member_handshaking_from_a_neighbours_mac_does_not_take_its_live_session() {
         }
         now += Duration::from_millis(10);
     }
-    let link = a.links.by_mac(IfaceId(0), mac(2)).unwrap();
-    assert_eq!(link.node, Some(b.node_id()), "b's session was replaced");
+    let link = a.link.find(IfaceId(0), mac(2)).unwrap();
+    assert_eq!(
+        a.link.peer(link),
+        Some(b.node_id()),
+        "b's session was replaced"
+    );
     assert!(
         a.stats().drops(DropReason::IdentityConflict) > 0,
         "m never got that far"
@@ -368,7 +372,7 @@ fn group_keys_rotate_on_time_without_losing_broadcasts() {
         &mut nodes,
         |_, _| true,
         t0 + Duration::from_secs(10),
-        link_layer::group_keys::GROUP_KEY_LIFETIME.as_micros() / 1_000_000 + 30,
+        link_layer::GROUP_KEY_LIFETIME.as_micros() / 1_000_000 + 30,
     );
     assert!(nodes[0].stats().group_key_rotations >= 1);
     let missed = nodes[1].stats().drops(DropReason::UnknownGroupKey) - before;
@@ -438,14 +442,17 @@ fn a_neighbour_renewing_its_announcement_gets_one_table_dump_per_gap() {
     let now = t0 + Duration::from_secs(30);
     let mut buf = [0u8; 1500];
     while a.poll_transmit(&mut buf).is_some() {}
-    let slot = b.links.find(IfaceId(0), mac(1)).unwrap();
+    let link = b.link.find(IfaceId(0), mac(1)).unwrap();
     let mut dumps_to_b = 0;
     for round in 0..5u32 {
         // b starts a new chain (a new announcement of itself) and sends it over the
         // session: to a, b looks new or restarted each time.
         assert!(b.adopt_chain(1000 * (round + 1)));
         let ann = b.own_ann;
-        assert!(b.queue_unicast(slot, true, |w| w.push_announce(&ann)));
+        let stats = &mut b.shared.stats;
+        assert!(b
+            .link
+            .queue_unicast(link, true, stats, |w| w.push_announce(&ann)));
         while let Some(t) = b.poll_transmit(&mut buf) {
             if t.dst == mac(1) {
                 a.handle_frame(now, IfaceId(0), mac(2), &buf[..t.len]);
@@ -533,7 +540,7 @@ fn a_neighbour_pushing_new_announcements_gets_a_bounded_number_checked() {
     run_pair(&mut a, &mut b, t0, 10);
     let now = t0 + Duration::from_secs(10);
     let from_b = (IfaceId(0), mac(2));
-    let burst = link_layer::budget::ANNOUNCE_CHECK_BURST as usize;
+    let burst = ANNOUNCE_CHECK_BURST as usize;
     let anns = made_up_announcements(77, burst + 188);
     for ann in &anns[..burst + 88] {
         a.on_announce(now, from_b, ann);
@@ -681,24 +688,21 @@ fn an_older_epoch_relayed_behind_a_retraction_is_fetched_and_parked() {
 
 #[test]
 fn link_deadlines_fire_when_due_not_on_a_periodic_tick() {
-    use super::link_layer::budget::Trigger;
-    use super::link_layer::links::{HANDSHAKE_TIMEOUT, IDLE_LINK_TIMEOUT};
+    use super::link_layer::{Trigger, IDLE_LINK_TIMEOUT};
     let t0 = Instant::ZERO;
     let mut a = node(1, t0);
     let ms = Duration::from_millis;
     // Nothing but routing and the group key's lifetime wakes a node without links.
     assert_eq!(
         a.shared.timers.next(),
-        Some(t0 + link_layer::group_keys::GROUP_KEY_LIFETIME)
+        Some(t0 + link_layer::GROUP_KEY_LIFETIME)
     );
     // A handshake toward a MAC that never answers, started between two old 500 ms ticks.
     let start = t0 + ms(300);
-    a.maybe_initiate(start, IfaceId(0), mac(9), Trigger::Authenticated);
-    let pending = |a: &Node| {
-        a.links
-            .by_mac(IfaceId(0), mac(9))
-            .map(|l| l.pending.is_some())
-    };
+    let to = (IfaceId(0), mac(9));
+    a.link
+        .maybe_initiate(start, to, Trigger::Authenticated, &mut a.shared);
+    let pending = |a: &Node| a.link.handshake_pending(IfaceId(0), mac(9));
     assert_eq!(pending(&a), Some(true));
     assert_eq!(
         a.poll_timeout(),
@@ -715,12 +719,12 @@ fn link_deadlines_fire_when_due_not_on_a_periodic_tick() {
     // The link, now idle, is forgotten when it has been silent for IDLE_LINK_TIMEOUT.
     assert_eq!(a.shared.timers.next(), Some(start + IDLE_LINK_TIMEOUT));
     a.handle_timeout(start + (IDLE_LINK_TIMEOUT - ms(1)));
-    assert!(a.links.by_mac(IfaceId(0), mac(9)).is_some());
+    assert!(a.link.find(IfaceId(0), mac(9)).is_some());
     a.handle_timeout(start + IDLE_LINK_TIMEOUT);
-    assert!(a.links.by_mac(IfaceId(0), mac(9)).is_none());
+    assert!(a.link.find(IfaceId(0), mac(9)).is_none());
     assert_eq!(
         a.shared.timers.next(),
-        Some(t0 + link_layer::group_keys::GROUP_KEY_LIFETIME)
+        Some(t0 + link_layer::GROUP_KEY_LIFETIME)
     );
 }
 
@@ -856,11 +860,11 @@ fn one_link_table_entry_holds_a_neighbours_session_and_routing_part_until_both_l
     let t0 = Instant::ZERO;
     let (mut a, mut b) = (node(1, t0), node(2, t0));
     run_pair(&mut a, &mut b, t0, 10);
-    let entries: Vec<_> = a.links.table().iter().collect();
+    let entries: Vec<_> = a.link.table().iter().collect();
     assert_eq!(entries.len(), 1, "one entry for b, not one per layer");
     let e = entries[0];
     assert!(e.state.neighbor.as_ref().is_some_and(|n| n.is_up()));
-    assert!(e.state.link.current.is_some());
+    assert!(a.link.has_session(e.id));
     assert_eq!(a.routing().next_hop(&b.node_id()), Some(e.id));
     assert_eq!(a.link_key(e.id), Some((IfaceId(0), mac(2))));
 
@@ -875,8 +879,8 @@ fn one_link_table_entry_holds_a_neighbours_session_and_routing_part_until_both_l
         a.handle_timeout(now);
         while a.poll_transmit(&mut buf).is_some() {}
         steps += 1;
-        if let [e] = a.links.table().iter().collect::<Vec<_>>()[..] {
-            session_only |= e.state.neighbor.is_none() && e.state.link.current.is_some();
+        if let [e] = a.link.table().iter().collect::<Vec<_>>()[..] {
+            session_only |= e.state.neighbor.is_none() && a.link.has_session(e.id);
         }
     }
     assert!(
@@ -884,7 +888,7 @@ fn one_link_table_entry_holds_a_neighbours_session_and_routing_part_until_both_l
         "routing forgot b while the session still held the entry"
     );
     assert_eq!(
-        a.links.table().iter().count(),
+        a.link.table().iter().count(),
         0,
         "both let go: the entry is gone"
     );

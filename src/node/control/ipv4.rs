@@ -71,8 +71,12 @@ impl Node {
         }
         let bytes = self.own_ann;
         let _ = self.anns.take_unpushed(&self.shared.id);
-        for (iface, _) in self.ifaces.clone() {
-            self.broadcast_messages(iface, &[Message::Announce(&bytes)]);
+        for iface in self.link.ifaces() {
+            self.link.broadcast_messages(
+                iface,
+                &[Message::Announce(&bytes)],
+                &mut self.shared.stats,
+            );
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Routing control traffic: turning routing's actions into frames, OGM authentication with
 //! parked OGMs while an announcement is fetched, announcements, and housekeeping.
 
+use crate::link::LinkId;
 use crate::node::{DropReason, Event, IfaceId, Node, PendingOgm, Timer};
 use crate::routing::{Action, AuthVerdict, Dest, OgmAuth};
 use crate::time::{Duration, Instant};
@@ -52,9 +53,6 @@ const PENDING_OGM_TIMEOUT: Duration = Duration::from_secs(2);
 /// On an interface with a session, one hello round in this many also sends a clear hello.
 const CLEAR_HELLO_EVERY: u16 = 4;
 
-/// Least time between two whole-table dumps to one neighbour.
-pub const TABLE_DUMP_MIN_GAP: Duration = Duration::from_secs(10);
-
 impl Node {
     /// Drain routing's outputs into frames and events.
     pub(in crate::node) fn drain_routing(&mut self, now: Instant) {
@@ -71,7 +69,7 @@ impl Node {
             left += usize::from(authenticated_loss);
             self.shared.push_event(Event::Routing(e));
         }
-        self.neighbours_left(now, left);
+        self.link.neighbours_left(now, left, &mut self.shared);
         let forgotten = self.routing.originators_forgotten();
         if forgotten != self.originators_forgotten {
             self.originators_forgotten = forgotten;
@@ -82,10 +80,7 @@ impl Node {
     fn on_action(&mut self, _now: Instant, action: Action) {
         match action {
             Action::SendHello { iface, hello } => {
-                let has_session = self
-                    .links
-                    .iter()
-                    .any(|(_, l)| l.iface == iface && l.current.is_some());
+                let has_session = self.link.has_session_on(iface);
                 // The clear hello's PSK tag lets a newcomer start a handshake with us from
                 // its authenticated budget (a broadcast from an unknown MAC is a trigger
                 // anyone can forge). Once the interface has a session it goes out every
@@ -94,42 +89,54 @@ impl Node {
                 // for padded broadcasts instead (protocol §4.12). Neighbours with a session
                 // get the encrypted hello and Ihu every round.
                 if !has_session || hello.seq % CLEAR_HELLO_EVERY == 0 {
-                    self.queue_clear_hello(iface, &hello);
+                    self.link
+                        .queue_clear_hello(iface, &hello, &mut self.shared.stats);
                 }
                 if has_session {
                     let mut entries = heapless::Vec::<_, 64>::new();
-                    for e in crate::routing::ihu_entries(self.links.table(), iface) {
+                    for e in crate::routing::ihu_entries(self.link.table(), iface) {
                         if entries.push(e).is_err() {
                             break;
                         }
                     }
-                    self.queue_broadcast(iface, |w| {
-                        w.push_hello(&hello)?;
-                        let fit = entries.len().min(w.ihu_capacity());
-                        w.push_ihu(entries.get(..fit).unwrap_or(&[]))
-                    });
+                    self.link
+                        .queue_broadcast(iface, &mut self.shared.stats, |w| {
+                            w.push_hello(&hello)?;
+                            let fit = entries.len().min(w.ihu_capacity());
+                            w.push_ihu(entries.get(..fit).unwrap_or(&[]))
+                        });
                 }
             }
             Action::SendProbe { iface, mac, seq } => {
-                if let Some(slot) = self.links.find(iface, mac) {
-                    self.queue_unicast(slot, true, |w| w.push_probe(seq));
+                if let Some(id) = self.link.find(iface, mac) {
+                    self.link
+                        .queue_unicast(id, true, &mut self.shared.stats, |w| w.push_probe(seq));
                 }
             }
             Action::SendSeqnoRequest { dest, req } => match dest {
                 Dest::AllInterfaces => {
-                    for (iface, _) in self.ifaces.clone() {
-                        self.queue_broadcast(iface, |w| w.push_seqno_request(&req));
+                    for iface in self.link.ifaces() {
+                        self.link
+                            .queue_broadcast(iface, &mut self.shared.stats, |w| {
+                                w.push_seqno_request(&req)
+                            });
                     }
                 }
                 Dest::Neighbor { iface, mac } => {
-                    if let Some(slot) = self.links.find(iface, mac) {
-                        self.queue_unicast(slot, true, |w| w.push_seqno_request(&req));
+                    if let Some(id) = self.link.find(iface, mac) {
+                        self.link
+                            .queue_unicast(id, true, &mut self.shared.stats, |w| {
+                                w.push_seqno_request(&req)
+                            });
                     }
                 }
             },
             Action::RequestAnnounce { iface, mac, node } => {
-                if let Some(slot) = self.links.find(iface, mac) {
-                    self.queue_unicast(slot, true, |w| w.push_announce_request(&node));
+                if let Some(id) = self.link.find(iface, mac) {
+                    self.link
+                        .queue_unicast(id, true, &mut self.shared.stats, |w| {
+                            w.push_announce_request(&node)
+                        });
                 }
             }
         }
@@ -153,11 +160,14 @@ impl Node {
             }
             let _ = items.push(BatchItem::Ogm(ogm));
         }
-        for (iface, _) in self.ifaces.clone() {
+        for iface in self.link.ifaces() {
             let mut next = 0;
             while next < items.len() {
                 let start = next;
-                self.queue_broadcast(iface, |w| push_items(w, &items, &mut next));
+                self.link
+                    .queue_broadcast(iface, &mut self.shared.stats, |w| {
+                        push_items(w, &items, &mut next)
+                    });
                 if next == start {
                     break;
                 }
@@ -195,7 +205,7 @@ impl Node {
             inner: &mut self.anns,
             verdict: None,
         };
-        let links = self.links.table_mut();
+        let links = self.link.table_mut();
         self.routing
             .handle_ogm(now, links, (iface, mac), ogm, &mut auth);
         match auth.verdict {
@@ -249,21 +259,12 @@ impl Node {
         // A node's own word, over its own link session, outranks a route to its old epoch:
         // only it can complete that handshake, so an older announcement from it means it
         // lost its state.
-        let slot = self.links.find(source.0, source.1);
-        let own_word = slot
-            .and_then(|s| self.links.get(s))
-            .is_some_and(|l| l.node == Some(claimed));
+        let link_id = self.link.find(source.0, source.1);
+        let own_word = link_id.and_then(|id| self.link.peer(id)) == Some(claimed);
         let reachable =
             (self.routing.next_hop(&claimed).is_some() && !own_word) || claimed == self.shared.id;
-        let links = &mut self.links;
-        let may_verify = || {
-            slot.and_then(|s| links.get_mut(s)).is_some_and(|l| {
-                crate::node::link_layer::budget::announce_check_allows(
-                    &mut l.announce_check_gate,
-                    now,
-                )
-            })
-        };
+        let link = &mut self.link;
+        let may_verify = || link_id.is_some_and(|id| link.allow_announce_check(id, now));
         match self.anns.insert(bytes, Some(source), reachable, may_verify) {
             Ok(Inserted {
                 stored: Stored::Same,
@@ -312,20 +313,17 @@ impl Node {
 
     /// A neighbour that is new or restarted (its own announcement is new to us) gets our
     /// whole table at once instead of waiting up to Imax for each originator's next OGM.
-    /// At most one per `TABLE_DUMP_MIN_GAP` per neighbour: a member that keeps sending new
+    /// At most one per `TABLE_DUMP_MIN_GAP` (`budget.rs`) per neighbour: a member that keeps sending new
     /// announcements of its own must not make us queue hundreds of frames each time.
-    pub(in crate::node) fn send_table_to(&mut self, now: Instant, slot: usize) {
-        let Some(link) = self.links.get_mut(slot) else {
-            return;
-        };
-        if link
-            .last_table_dump
-            .is_some_and(|t| now.saturating_since(t) < TABLE_DUMP_MIN_GAP)
-        {
-            self.shared.stats.drop(DropReason::TableDumpRateLimited);
-            return;
+    pub(in crate::node) fn send_table_to(&mut self, now: Instant, id: LinkId) {
+        match self.link.allow_table_dump(id, now) {
+            None => return,
+            Some(false) => {
+                self.shared.stats.drop(DropReason::TableDumpRateLimited);
+                return;
+            }
+            Some(true) => {}
         }
-        link.last_table_dump = Some(now);
         let mut items: Vec<BatchItem> = Vec::new();
         for ogm in self.routing.advertisements() {
             if let Some(ann) = self.anns.bytes(&ogm.node) {
@@ -336,7 +334,10 @@ impl Node {
         let mut next = 0;
         while next < items.len() {
             let start = next;
-            self.queue_unicast(slot, true, |w| push_items(w, &items, &mut next));
+            self.link
+                .queue_unicast(id, true, &mut self.shared.stats, |w| {
+                    push_items(w, &items, &mut next)
+                });
             if next == start {
                 break;
             }
@@ -366,39 +367,15 @@ impl Node {
             self.shared.stats.drop(DropReason::AnnounceRateLimited);
             return;
         }
-        if let Some(slot) = self.links.find(iface, mac) {
-            self.queue_unicast(slot, true, |w| w.push_announce(&bytes));
+        if let Some(id) = self.link.find(iface, mac) {
+            self.link
+                .queue_unicast(id, true, &mut self.shared.stats, |w| {
+                    w.push_announce(&bytes)
+                });
         }
     }
 
-    /// `timer` is due: do its work and set its next deadline.
-    pub(in crate::node) fn on_timer(&mut self, now: Instant, timer: Timer) {
-        match timer {
-            Timer::Links => {
-                self.housekeep_links(now);
-                self.shared
-                    .timers
-                    .set(Timer::Links, self.links.next_deadline(now));
-            }
-            Timer::GroupKey => {
-                self.housekeep_group_key(now);
-                let next =
-                    self.group_since + crate::node::link_layer::group_keys::GROUP_KEY_LIFETIME;
-                self.shared.timers.set(Timer::GroupKey, Some(next));
-            }
-            Timer::PendingOgms => self.expire_pending_ogms(now),
-            Timer::E2e => self.e2e_timers(now),
-            Timer::Probation => {
-                self.anns.set_now(now);
-                self.expire_announcements();
-                self.shared
-                    .timers
-                    .set(Timer::Probation, self.anns.next_probation_end());
-            }
-        }
-    }
-
-    fn expire_pending_ogms(&mut self, now: Instant) {
+    pub(in crate::node) fn expire_pending_ogms(&mut self, now: Instant) {
         let before = self.pending_ogms.len();
         self.pending_ogms
             .retain(|p| now.saturating_since(p.since) < PENDING_OGM_TIMEOUT);
@@ -413,7 +390,7 @@ impl Node {
 
     /// Announcements whose node routing forgot, or that stayed on probation too long, go
     /// with the addresses they gave.
-    fn expire_announcements(&mut self) {
+    pub(in crate::node) fn expire_announcements(&mut self) {
         let routing = &self.routing;
         let gone = self.anns.expire(|node| routing.route(node).is_some());
         for node in gone {

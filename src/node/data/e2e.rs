@@ -6,8 +6,7 @@
 use super::e2e_table::{E2ePending, E2eSession, E2eTable, E2E_INIT_BURST, E2E_INIT_PERIOD};
 use crate::crypto::e2e::{E2eEnds, E2eInitReceived, E2eInitiator, E2E_MSG1_LEN, E2E_MSG2_LEN};
 use crate::crypto::{Established, OpenError, Session};
-use crate::node::link_layer::links::Which;
-use crate::node::link_layer::tx::TxParts;
+use crate::node::index::Which;
 use crate::node::{DropReason, Node, Timer, DATA_TTL};
 use crate::overlay::icmp::{build_time_exceeded4, build_time_exceeded6, must_not_answer};
 use crate::overlay::{classify, ipv6_for};
@@ -63,7 +62,7 @@ impl Node {
         }
         let seed = self.shared.seed();
         let local_idx = E2eTable::new_index(slot, &mut self.shared.rng);
-        self.init_seq = self.init_seq.saturating_add(1);
+        let init_seq = self.link.next_init_seq();
         let Some(peer) = self.e2e.get_mut(slot) else {
             return;
         };
@@ -77,7 +76,7 @@ impl Node {
             &peer.identity,
             ends,
             seed,
-            self.init_seq,
+            init_seq,
             &mut msg1,
         ) else {
             self.shared.stats.drop(DropReason::E2eHandshakeFailed);
@@ -104,7 +103,7 @@ impl Node {
         let Some(dst) = self.e2e.get(slot).map(|p| p.node) else {
             return;
         };
-        let Some(link) = self.next_hop_slot(&dst) else {
+        let Some(link) = self.next_hop_link(&dst) else {
             return;
         };
         // A Probe rides in the padding when there is room (as in `send_data`).
@@ -116,17 +115,14 @@ impl Node {
             return;
         };
         let (src, mut sealed) = (self.shared.id, Err(SealFailed::NoRoom));
-        let parts = TxParts {
-            links: &mut self.links,
-            tx: &mut self.tx,
-            stats: &mut self.shared.stats,
-        };
-        let sent = parts.queue_unicast(link, false, |w| {
-            sealed = seal_into(sess, src, packet, w.data_area_mut());
-            let len = sealed.map_err(|_| crate::wire::Error::NoSpace)?.0;
-            w.commit_data(dst, ttl, len)?;
-            w.push_probe_if_room(probe)
-        });
+        let sent = self
+            .link
+            .queue_unicast(link, false, &mut self.shared.stats, |w| {
+                sealed = seal_into(sess, src, packet, w.data_area_mut());
+                let len = sealed.map_err(|_| crate::wire::Error::NoSpace)?.0;
+                w.commit_data(dst, ttl, len)?;
+                w.push_probe_if_room(probe)
+            });
         if sealed == Err(SealFailed::CounterSpent) {
             self.shared.stats.drop(DropReason::NoSession);
         }

@@ -4,7 +4,7 @@
 
 use crate::crypto::e2e::E2eInitiator;
 use crate::crypto::{PublicIdentity, Session};
-use crate::node::link_layer::links::{slot_of, which_named, Links, Which};
+use crate::node::index::{new_index, slot_of, which_named, Which};
 use crate::routing::seqno::Gcra;
 use crate::time::{Duration, Instant};
 use crate::wire::NodeId;
@@ -201,7 +201,7 @@ impl E2eTable {
 
     /// A fresh index naming `slot`.
     pub fn new_index(slot: usize, rng: &mut impl rand_core::RngCore) -> u32 {
-        Links::new_index(slot, rng)
+        new_index(slot, rng)
     }
 
     /// Every peer with its slot.
@@ -217,7 +217,7 @@ impl E2eTable {
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         self.iter()
             .map(|(_, p)| match p.deadline() {
-                due if due <= now => now + crate::node::link_layer::links::STUCK_RETRY,
+                due if due <= now => now + crate::node::timers::STUCK_RETRY,
                 later => later,
             })
             .min()

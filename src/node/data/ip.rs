@@ -1,10 +1,11 @@
 //! IP packets: from the TUN side into the mesh, hop by hop along the routes, and out to the
 //! TUN side at the destination.
 
-use crate::node::link_layer::tx::{reseal_relayed, sending_session};
+use crate::link::LinkId;
+use crate::node::link_layer::Relayed;
 use crate::node::ring::ReserveError;
-use crate::node::rx::{Relay, Relayed};
-use crate::node::{DropReason, Node, TxMeta, DATA_TTL};
+use crate::node::rx::Relay;
+use crate::node::{DropReason, Node, DATA_TTL};
 use crate::overlay::{classify, IpPacket, PacketClass};
 use crate::time::Instant;
 use crate::wire::e2e::MAX_E2E_PACKET_LEN;
@@ -71,7 +72,7 @@ impl Node {
         let Some(relay) = self.relay_decision(now, dst, ttl, payload) else {
             return;
         };
-        if self.send_data(now, relay.slot, dst, relay.ttl, payload) {
+        if self.send_data(now, relay.link, dst, relay.ttl, payload) {
             self.shared.stats.forwarded += 1;
         }
     }
@@ -94,9 +95,9 @@ impl Node {
             self.send_expired_notice(now, payload);
             return None;
         };
-        let slot = self.next_hop_slot(&dst)?;
+        let link = self.next_hop_link(&dst)?;
         Some(Relay {
-            slot,
+            link,
             ttl,
             // End-to-end session messages are control traffic; only sealed packets are data.
             control: !crate::wire::e2e::carries_packet(payload),
@@ -112,52 +113,29 @@ impl Node {
         relay: Relay,
     ) -> Option<Relayed> {
         let probe = self.next_probe_seq();
-        let Some(link) = self.links.get_mut(relay.slot) else {
-            self.shared.stats.drop(DropReason::NoSession);
-            return None;
-        };
-        let (iface, mac) = (link.iface, link.mac);
-        let Some((sess, counter)) = sending_session(link) else {
-            self.shared.stats.drop(DropReason::NoSession);
-            return None;
-        };
-        let send = &sess.session.send;
-        let resealed = reseal_relayed(
+        let relayed = self.link.reseal_relayed(
+            relay.link,
             frame,
-            sess.remote_idx,
-            counter,
-            relay.ttl,
-            probe,
-            |aad, body| send.seal_in_place(counter, aad, body),
-        );
-        if resealed.is_err() {
-            self.shared.stats.drop(DropReason::MalformedMessage);
-            return None;
-        }
-        self.note_data_sent(now, relay.slot);
+            (relay.ttl, probe),
+            relay.control,
+            &mut self.shared.stats,
+        )?;
+        self.note_data_sent(now, relay.link);
         self.shared.stats.forwarded += 1;
-        let meta = TxMeta {
-            iface,
-            dst: mac,
-            control: relay.control,
-        };
-        Some(Relayed {
-            meta,
-            len: frame.len(),
-        })
+        Some(relayed)
     }
 
     /// The link to the next hop toward `dst`, or None (counted).
-    pub(in crate::node) fn next_hop_slot(&mut self, dst: &NodeId) -> Option<usize> {
+    pub(in crate::node) fn next_hop_link(&mut self, dst: &NodeId) -> Option<LinkId> {
         let Some(id) = self.routing.next_hop(dst) else {
             self.shared.stats.drop(DropReason::NoRoute);
             return None;
         };
-        let slot = self.links.table().get(id).map(|e| e.id.slot());
-        if slot.is_none() {
+        if !self.link.holds(id) {
             self.shared.stats.drop(DropReason::NoSession);
+            return None;
         }
-        slot
+        Some(id)
     }
 
     /// Send a Data message with `payload` toward `dst` over the next hop's link session.
@@ -168,17 +146,17 @@ impl Node {
         ttl: u8,
         payload: &[u8],
     ) -> bool {
-        match self.next_hop_slot(&dst) {
-            Some(slot) => self.send_data(now, slot, dst, ttl, payload),
+        match self.next_hop_link(&dst) {
+            Some(link) => self.send_data(now, link, dst, ttl, payload),
             None => false,
         }
     }
 
-    /// Queue a Data message with `payload` for `dst` to the link in `slot`.
+    /// Queue a Data message with `payload` for `dst` to `link`.
     fn send_data(
         &mut self,
         now: Instant,
-        slot: usize,
+        link: LinkId,
         dst: NodeId,
         ttl: u8,
         payload: &[u8],
@@ -187,22 +165,22 @@ impl Node {
         // small) answer keeps fast loss detection going without 1500-byte probe frames.
         let probe = self.next_probe_seq();
         let control = !crate::wire::e2e::carries_packet(payload);
-        let sent = self.queue_unicast(slot, control, |w| {
-            w.push_data(dst, ttl, payload)?;
-            w.push_probe_if_room(probe)
-        });
+        let sent = self
+            .link
+            .queue_unicast(link, control, &mut self.shared.stats, |w| {
+                w.push_data(dst, ttl, payload)?;
+                w.push_probe_if_room(probe)
+            });
         if sent {
-            self.note_data_sent(now, slot);
+            self.note_data_sent(now, link);
         }
         sent
     }
 
-    /// Tell routing a data frame went to the link in `slot` (it probes a link gone quiet).
-    pub(in crate::node) fn note_data_sent(&mut self, now: Instant, slot: usize) {
-        if let Some(id) = self.links.id(slot) {
-            let links = self.links.table_mut();
-            self.routing.note_data_sent(now, links, id);
-        }
+    /// Tell routing a data frame went to `link` (it probes a link gone quiet).
+    pub(in crate::node) fn note_data_sent(&mut self, now: Instant, link: LinkId) {
+        let links = self.link.table_mut();
+        self.routing.note_data_sent(now, links, link);
     }
 
     pub(in crate::node) fn next_probe_seq(&mut self) -> u32 {

@@ -2,8 +2,9 @@
 //! table dumps) and data frames, each bounded on its own so neither can crowd the other
 //! out, drained alternately so neither waits behind a burst of the other.
 
+use super::tx::TxMeta;
 use crate::node::ring::{Ring, Slot};
-use crate::node::{DropReason, TxMeta};
+use crate::node::DropReason;
 
 /// Control and data frames waiting to be sent.
 pub(in crate::node) struct TxQueues {
