@@ -7,11 +7,12 @@ use std::net::IpAddr;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use super::data::e2e_wait::PROBE_QUOTE_LEN;
+use super::data::PROBE_QUOTE_LEN;
 use super::*;
 use crate::crypto::Identity;
 use crate::overlay::icmp::{build_time_exceeded6, ICMPV6_ERROR_MAX};
 use crate::overlay::{build_echo_request4, build_echo_request6, parse_icmp_answer, AnswerKind};
+use crate::time::Duration;
 
 /// Nodes 0..n on a line (i hears i-1 and i+1), one interface each.
 struct Line {

@@ -9,9 +9,8 @@ impl Node {
     /// Tell routing and the caller that the link to `up`'s neighbour is authenticated.
     pub(super) fn session_up(&mut self, now: Instant, up: SessionUp) {
         let SessionUp { iface, mac, node } = up;
-        let links = self.link.table_mut();
-        self.routing
-            .neighbor_authenticated(now, links, (iface, mac), node);
+        self.control
+            .neighbor_authenticated(now, &mut self.link, (iface, mac), node);
         self.shared
             .push_event(Event::SessionUp { iface, mac, node });
         self.drain_routing(now);
@@ -32,8 +31,8 @@ impl Node {
     pub(super) fn forget_links(&mut self, now: Instant, swept: &Swept) {
         for (iface, mac) in &swept.lost {
             if let Some(id) = self.link.find(*iface, *mac) {
-                let links = self.link.table_mut();
-                self.routing.neighbor_deauthenticated(now, links, id);
+                self.control
+                    .neighbor_deauthenticated(now, &mut self.link, id);
             }
         }
         self.link

@@ -1,27 +1,17 @@
 //! Frames from the mesh: classified, authenticated and opened by the link layer, then each
 //! message handed to the part it is for.
 
+use super::data::Relay;
 use super::link_layer::{Opened, Relayed, Trigger};
 use super::{DropReason, IfaceId, Node, Transmit};
-use crate::link::LinkId;
 use crate::time::Instant;
 use crate::wire::{Frame, HandshakeKind, MacAddr, Message, MessageIter};
 
 /// Whether a decrypted frame came over a link session (unicast) or a group key (broadcast).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Via {
+enum Via {
     Unicast,
     Broadcast,
-}
-
-/// Where a Data message being relayed goes next.
-pub(super) struct Relay {
-    /// The next hop's link.
-    pub(super) link: LinkId,
-    /// Its ttl after this hop.
-    pub(super) ttl: u8,
-    /// Whether it counts as control traffic (end-to-end session set-up).
-    pub(super) control: bool,
 }
 
 impl Node {
@@ -90,9 +80,8 @@ impl Node {
                     self.shared.stats.drop(DropReason::BadFrameTag);
                     return None;
                 }
-                let links = self.link.table_mut();
-                self.routing
-                    .handle_hello(now, links, (iface, src), &hello, false);
+                self.control
+                    .handle_hello(now, &mut self.link, (iface, src), &hello, false);
                 // A neighbour whose session went silent and that says hello in clear lost
                 // that session (it restarted, or another node took its MAC).
                 if !self.link.session_alive(iface, src, now) {
@@ -116,17 +105,18 @@ impl Node {
             }) => {
                 let indices = (sender_idx, receiver_idx);
                 let (link, shared) = (&mut self.link, &mut self.shared);
+                let own_ann = self.control.own_announcement();
                 let up = match kind {
                     HandshakeKind::Init => {
                         link.on_handshake_init(now, (iface, src), sender_idx, noise, shared);
                         None
                     }
                     HandshakeKind::Resp => {
-                        link.on_handshake_resp(now, src, indices, noise, &self.own_ann, shared);
+                        link.on_handshake_resp(now, src, indices, noise, own_ann, shared);
                         None
                     }
                     HandshakeKind::Finish => {
-                        link.on_handshake_finish(now, src, indices, noise, &self.own_ann, shared)
+                        link.on_handshake_finish(now, src, indices, noise, own_ann, shared)
                     }
                 };
                 if let Some(up) = up {
@@ -175,7 +165,8 @@ impl Node {
         }
         self.after_authenticated(now, &opened, (iface, src));
         let relay = self.on_messages(now, (iface, src), opened.plain, Via::Unicast, true)?;
-        self.relay_in_place(now, frame, relay)
+        let (data, mut env) = self.data_env();
+        data.relay_in_place(now, frame, relay, &mut env)
     }
 
     /// A frame from the link `opened` came over authenticated: it is alive.
@@ -185,19 +176,9 @@ impl Node {
         opened: &Opened<'_>,
         source: (IfaceId, MacAddr),
     ) {
-        let Some(node) = self.link.mark_authenticated(opened.id, now) else {
-            return;
-        };
-        let links = self.link.table_mut();
-        if !self
-            .routing
-            .handle_authenticated_frame(now, links, opened.id)
-        {
-            // Routing forgot this neighbour while it was silent: it is back.
-            if let Some(node) = node {
-                self.routing
-                    .neighbor_authenticated(now, links, source, node);
-            }
+        if let Some(node) = self.link.mark_authenticated(opened.id, now) {
+            self.control
+                .authenticated_frame(now, &mut self.link, (opened.id, source), node);
         }
     }
 
@@ -218,7 +199,8 @@ impl Node {
                 Ok(Message::Data { dst, ttl, packet })
                     if relay_first && i == 0 && dst != self.shared.id =>
                 {
-                    relay = self.relay_decision(now, dst, ttl, packet);
+                    let (data, mut env) = self.data_env();
+                    relay = data.relay_decision(now, (dst, ttl), packet, &mut env);
                 }
                 Ok(m) => self.on_message(now, source, m, via),
                 Err(_) => self.shared.stats.drop(DropReason::MalformedMessage),
@@ -227,87 +209,43 @@ impl Node {
         relay
     }
 
-    fn on_message(
-        &mut self,
-        now: Instant,
-        (iface, src): (IfaceId, MacAddr),
-        m: Message<'_>,
-        via: Via,
-    ) {
+    /// Hand one message to the part it is for.
+    fn on_message(&mut self, now: Instant, source: (IfaceId, MacAddr), m: Message<'_>, via: Via) {
+        let (control, link, shared) = (&mut self.control, &mut self.link, &mut self.shared);
+        let (iface, src) = source;
         match (m, via) {
             (Message::Hello(h), Via::Broadcast) => {
-                let links = self.link.table_mut();
-                self.routing
-                    .handle_hello(now, links, (iface, src), &h, true)
+                control.handle_hello(now, link, source, &h, true)
             }
             (Message::Ihu(entries), Via::Broadcast) => {
-                let links = self.link.table_mut();
-                self.routing.handle_ihu(now, links, (iface, src), entries)
+                control.handle_ihu(now, link, source, entries)
             }
             // OGMs are flooded by broadcast; a table sent to a new neighbour comes unicast.
-            (Message::Ogm(ogm), _) => self.on_ogm(now, iface, src, &ogm),
+            (Message::Ogm(ogm), _) => control.on_ogm(now, source, &ogm, link, shared),
             (Message::Announce(bytes), via) => {
-                let fresh = self.on_announce(now, (iface, src), bytes);
-                let id = self.link.find(iface, src);
-                let from_itself = id
-                    .and_then(|id| self.link.peer(id))
-                    .is_some_and(|node| Some(node) == fresh);
-                if via == Via::Unicast && from_itself {
-                    if let Some(id) = id {
-                        self.send_table_to(now, id);
-                    }
-                }
+                let unicast = via == Via::Unicast;
+                control.on_announce_message(now, source, (bytes, unicast), link, shared)
             }
             (Message::AnnounceRequest(node), Via::Unicast) => {
-                self.on_announce_request(now, iface, src, &node)
+                control.on_announce_request(now, source, &node, link, &mut shared.stats)
             }
             (Message::SeqnoRequest(req), _) => {
-                let links = self.link.table_mut();
-                self.routing
-                    .handle_seqno_request(now, links, (iface, src), &req)
+                control.handle_seqno_request(now, link, source, &req)
             }
-            (Message::GroupKey(key), Via::Unicast) => self.link.receive_group_key(iface, src, &key),
+            (Message::GroupKey(key), Via::Unicast) => link.receive_group_key(iface, src, &key),
             (Message::GroupKeyRequest, Via::Unicast) => {
-                self.link.send_group_key(iface, src, &mut self.shared.stats)
+                link.send_group_key(iface, src, &mut shared.stats)
             }
-            (Message::Probe(seq), Via::Unicast) => self.answer_probe(now, iface, seq),
-            (Message::ProbeAck(seq), _) => {
-                if let Some(id) = self.link.find(iface, src) {
-                    let links = self.link.table_mut();
-                    self.routing.handle_probe_ack(now, links, id, seq);
-                }
+            (Message::Probe(seq), Via::Unicast) => {
+                control.answer_probe(now, iface, seq, link, &mut shared.stats)
             }
+            (Message::ProbeAck(seq), _) => control.handle_probe_ack(now, link, source, seq),
             (Message::Data { dst, ttl, packet }, Via::Unicast) => {
-                self.on_data(now, dst, ttl, packet)
+                let (data, mut env) = self.data_env();
+                data.on_data(now, (dst, ttl), packet, &mut env)
             }
             // A message in a frame kind it does not belong to.
-            _ => self.shared.stats.drop(DropReason::MalformedMessage),
+            _ => shared.stats.drop(DropReason::MalformedMessage),
         }
-    }
-
-    /// Answer a Probe with a small broadcast ProbeAck: any authenticated frame from us proves
-    /// the link alive to every neighbour, and a 1500-byte unicast answer would cost 25x the
-    /// airtime. Data frames carry a Probe in their padding, so answers are rate-limited to one
-    /// per `PROBE_ACK_MIN_GAP` per interface.
-    fn answer_probe(&mut self, now: Instant, iface: IfaceId, seq: u32) {
-        if self.link.mac_of(iface).is_none() {
-            return;
-        }
-        let last = self.last_probe_ack.iter_mut().find(|(i, _)| *i == iface);
-        let recent = last
-            .as_ref()
-            .is_some_and(|(_, t)| now.saturating_since(*t) < super::PROBE_ACK_MIN_GAP);
-        if recent {
-            return;
-        }
-        match last {
-            Some((_, t)) => *t = now,
-            // One entry per attached interface: there is room.
-            None => {
-                let _ = self.last_probe_ack.push((iface, now));
-            }
-        }
-        self.link
-            .queue_broadcast(iface, &mut self.shared.stats, |w| w.push_probe_ack(seq));
     }
 }

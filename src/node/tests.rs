@@ -4,8 +4,47 @@ use proptest::prelude::*;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
+use super::control::signed_chain;
 use super::*;
 use crate::crypto::Identity;
+use crate::time::Duration;
+
+/// Shortcuts into the parts, for tests that play one message or step directly.
+impl Node {
+    fn on_announce(
+        &mut self,
+        now: Instant,
+        source: (IfaceId, MacAddr),
+        bytes: &[u8; crate::wire::ANNOUNCE_LEN],
+    ) -> Option<NodeId> {
+        self.control
+            .on_announce(now, source, bytes, &mut self.link, &mut self.shared)
+    }
+
+    fn on_ogm(&mut self, now: Instant, iface: IfaceId, mac: MacAddr, ogm: &crate::wire::OgmRepr) {
+        self.control
+            .on_ogm(now, (iface, mac), ogm, &mut self.link, &mut self.shared)
+    }
+
+    fn adopt_chain(&mut self, start: u32) -> bool {
+        let (identity, epoch) = (&self.shared.identity, self.shared.epoch);
+        self.control.adopt_chain(start, identity, epoch)
+    }
+
+    fn own_ann(&self) -> [u8; crate::wire::ANNOUNCE_LEN] {
+        *self.control.own_announcement()
+    }
+
+    fn on_e2e_payload(&mut self, now: Instant, payload: &[u8]) {
+        let (data, mut env) = self.data_env();
+        data.on_e2e_payload(now, payload, &mut env);
+    }
+
+    fn e2e_send(&mut self, now: Instant, dst: NodeId, ttl: u8, packet: &[u8]) {
+        let (data, mut env) = self.data_env();
+        data.e2e_send(now, dst, ttl, packet, &mut env);
+    }
+}
 
 fn node(i: u8, now: Instant) -> Node {
     node_with(i, now, NodeConfig::default())
@@ -188,13 +227,13 @@ fn own_announcement_keeps_the_ipv4_claim_across_chains() {
     let me = n.node_id();
     // The stored copy (what requests are answered with and what is pushed) is the signed one.
     assert_eq!(n.announcement(&me).unwrap().ipv4_claim, Some(0));
-    assert_eq!(n.own_ann, *n.anns.bytes(&me).unwrap());
+    assert_eq!(n.own_ann(), *n.control.announcement_bytes(&me).unwrap());
     assert!(n.overlay_ipv4().is_some());
     // A new hash chain (the old one ran out) is announced with the same claim.
     assert!(n.adopt_chain(5000));
     let ann = n.announcement(&me).unwrap();
     assert_eq!((ann.chain_start, ann.ipv4_claim), (5000, Some(0)));
-    assert!(n.chain.element(5000).is_ok());
+    assert!(n.control.chain().element(5000).is_ok());
 }
 
 proptest! {
@@ -448,7 +487,7 @@ fn a_neighbour_renewing_its_announcement_gets_one_table_dump_per_gap() {
         // b starts a new chain (a new announcement of itself) and sends it over the
         // session: to a, b looks new or restarted each time.
         assert!(b.adopt_chain(1000 * (round + 1)));
-        let ann = b.own_ann;
+        let ann = b.own_ann();
         let stats = &mut b.shared.stats;
         assert!(b
             .link
@@ -553,7 +592,7 @@ fn a_neighbour_pushing_new_announcements_gets_a_bounded_number_checked() {
     }
     assert_eq!(limited(&a), 88 + 100 - 64);
     // Copies of what is held cost no check and no budget.
-    let held = a.anns.bytes(&b.node_id()).copied().unwrap();
+    let held = a.control.announcement_bytes(&b.node_id()).copied().unwrap();
     assert_eq!(
         a.on_announce(now + Duration::from_secs(1), from_b, &held),
         None
@@ -680,7 +719,7 @@ fn an_older_epoch_relayed_behind_a_retraction_is_fetched_and_parked() {
     assert_eq!(a.routing().counters().ogm_older_epoch_fetched, 1);
     assert_eq!(a.routing().counters().ogm_old, 0);
     assert_eq!(
-        a.pending_ogms.len(),
+        a.control.pending_ogms(),
         1,
         "the OGM waits for the announcement"
     );
@@ -706,7 +745,7 @@ fn link_deadlines_fire_when_due_not_on_a_periodic_tick() {
     assert_eq!(pending(&a), Some(true));
     assert_eq!(
         a.poll_timeout(),
-        Some(start + HANDSHAKE_TIMEOUT).min(a.routing.poll_timeout())
+        Some(start + HANDSHAKE_TIMEOUT).min(a.routing().poll_timeout())
     );
     a.handle_timeout(start + (HANDSHAKE_TIMEOUT - ms(1)));
     assert_eq!(pending(&a), Some(true));

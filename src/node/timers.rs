@@ -55,15 +55,12 @@ impl Node {
                 let next = self.link.group_key_deadline();
                 self.shared.timers.set(Timer::GroupKey, Some(next));
             }
-            Timer::PendingOgms => self.expire_pending_ogms(now),
-            Timer::E2e => self.e2e_timers(now),
-            Timer::Probation => {
-                self.anns.set_now(now);
-                self.expire_announcements();
-                self.shared
-                    .timers
-                    .set(Timer::Probation, self.anns.next_probation_end());
+            Timer::PendingOgms => self.control.expire_pending_ogms(now, &mut self.shared),
+            Timer::E2e => {
+                let (data, mut env) = self.data_env();
+                data.e2e_timers(now, &mut env);
             }
+            Timer::Probation => self.control.probation_timer(now, &mut self.shared),
         }
     }
 }

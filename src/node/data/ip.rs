@@ -1,101 +1,114 @@
 //! IP packets: from the TUN side into the mesh, hop by hop along the routes, and out to the
 //! TUN side at the destination.
 
+use super::{DataPlane, Env, DATA_TTL};
 use crate::link::LinkId;
+use crate::node::control::ControlPlane;
 use crate::node::link_layer::Relayed;
 use crate::node::ring::ReserveError;
-use crate::node::rx::Relay;
-use crate::node::{DropReason, Node, DATA_TTL};
+use crate::node::{DropReason, Stats};
 use crate::overlay::{classify, IpPacket, PacketClass};
 use crate::time::Instant;
 use crate::wire::e2e::MAX_E2E_PACKET_LEN;
 use crate::wire::NodeId;
 
-impl Node {
+/// Where a Data message being relayed goes next.
+pub(in crate::node) struct Relay {
+    /// The next hop's link.
+    link: LinkId,
+    /// Its ttl after this hop.
+    ttl: u8,
+    /// Whether it counts as control traffic (end-to-end session set-up).
+    control: bool,
+}
+
+impl DataPlane {
     /// An IP packet from the TUN side (an application on this node sending into the mesh).
-    pub fn handle_ip_packet(&mut self, now: Instant, packet: &[u8]) {
-        self.shared.stats.packets_from_tun += 1;
-        let (class, parsed) = classify(packet, &self.prefix, self.shared.cfg.ipv4_pool.as_ref());
+    pub(in crate::node) fn handle_ip_packet(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        env: &mut Env<'_>,
+    ) {
+        let stats = &mut env.shared.stats;
+        stats.packets_from_tun += 1;
+        let prefix = env.control.prefix();
+        let (class, parsed) = classify(packet, &prefix, env.shared.cfg.ipv4_pool.as_ref());
         let dst = match class {
             PacketClass::Noise(_) => {
-                self.shared.stats.drop(DropReason::LocalNoise);
+                stats.drop(DropReason::LocalNoise);
                 return;
             }
             PacketClass::Unroutable(_) => {
-                self.shared.stats.drop(DropReason::NotOverlay);
+                stats.drop(DropReason::NotOverlay);
                 return;
             }
-            _ => self.book.lookup_class(&class),
+            _ => env.control.book().lookup_class(&class),
         };
-        let Some(hop_limit) = parsed.and_then(|p| self.own_source_hop_limit(&p)) else {
-            self.shared.stats.drop(DropReason::NotOverlay);
+        let id = env.shared.id;
+        let Some(hop_limit) = parsed.and_then(|p| own_source_hop_limit(&p, env.control, id)) else {
+            stats.drop(DropReason::NotOverlay);
             return;
         };
         let Some(dst) = dst else {
-            self.shared.stats.drop(DropReason::NoRoute);
+            stats.drop(DropReason::NoRoute);
             return;
         };
         if packet.len() > MAX_E2E_PACKET_LEN {
-            self.shared.stats.drop(DropReason::PacketTooBig);
+            stats.drop(DropReason::PacketTooBig);
             return;
         }
-        if dst == self.shared.id {
-            self.deliver_local(packet);
+        if dst == id {
+            self.deliver_local(packet, stats);
         } else if hop_limit == 0 {
-            self.shared.stats.drop(DropReason::TtlExpired);
+            stats.drop(DropReason::TtlExpired);
         } else {
             // The mesh ttl counts the same hops as the IP hop limit, so traceroute works.
-            self.e2e_send(now, dst, hop_limit.min(DATA_TTL), packet);
-        }
-        self.drain_routing(now);
-    }
-
-    /// The hop limit (IPv6) or TTL (IPv4) of `packet` if its source is one of our own
-    /// overlay addresses: only those may appear as the source of what we send.
-    fn own_source_hop_limit(&self, packet: &IpPacket<'_>) -> Option<u8> {
-        match packet {
-            IpPacket::V6(p) => (p.src() == self.addr6).then_some(p.hop_limit()),
-            IpPacket::V4(p) => {
-                (self.book.lookup_v4(&p.src()) == Some(self.shared.id)).then_some(p.ttl())
-            }
+            self.e2e_send(now, dst, hop_limit.min(DATA_TTL), packet, env);
         }
     }
 
     /// A Data message received over a link session: its end-to-end payload is ours, or
     /// goes on toward `dst` unread (copied into a new frame: see `relay_in_place` for the
     /// path that does not copy).
-    pub(in crate::node) fn on_data(&mut self, now: Instant, dst: NodeId, ttl: u8, payload: &[u8]) {
-        if dst == self.shared.id {
-            self.on_e2e_payload(now, payload);
+    pub(in crate::node) fn on_data(
+        &mut self,
+        now: Instant,
+        (dst, ttl): (NodeId, u8),
+        payload: &[u8],
+        env: &mut Env<'_>,
+    ) {
+        if dst == env.shared.id {
+            self.on_e2e_payload(now, payload, env);
             return;
         }
-        let Some(relay) = self.relay_decision(now, dst, ttl, payload) else {
+        let Some(relay) = self.relay_decision(now, (dst, ttl), payload, env) else {
             return;
         };
-        if self.send_data(now, relay.link, dst, relay.ttl, payload) {
-            self.shared.stats.forwarded += 1;
+        if self.send_data(now, relay.link, (dst, relay.ttl), payload, env) {
+            env.shared.stats.forwarded += 1;
         }
     }
 
-    /// Where a Data message for another node goes next, or why it goes nowhere (counted;
-    /// an expired one gets its source a notice).
+    /// Where a Data message for `dst` with `ttl` goes next, or why it goes nowhere
+    /// (counted; an expired one gets its source a notice).
     pub(in crate::node) fn relay_decision(
         &mut self,
         now: Instant,
-        dst: NodeId,
-        ttl: u8,
+        (dst, ttl): (NodeId, u8),
         payload: &[u8],
+        env: &mut Env<'_>,
     ) -> Option<Relay> {
         #[cfg(feature = "sim")]
         if let Some(tap) = self.relay_tap.as_mut() {
             tap(payload);
         }
         let Some(ttl) = ttl.checked_sub(1).filter(|t| *t > 0) else {
-            self.shared.stats.drop(DropReason::TtlExpired);
-            self.send_expired_notice(now, payload);
+            env.shared.stats.drop(DropReason::TtlExpired);
+            self.send_expired_notice(now, payload, env);
             return None;
         };
-        let link = self.next_hop_link(&dst)?;
+        let link = next_hop_link(&dst, env)?;
         Some(Relay {
             link,
             ttl,
@@ -111,93 +124,99 @@ impl Node {
         now: Instant,
         frame: &mut [u8],
         relay: Relay,
+        env: &mut Env<'_>,
     ) -> Option<Relayed> {
         let probe = self.next_probe_seq();
-        let relayed = self.link.reseal_relayed(
+        let relayed = env.link.reseal_relayed(
             relay.link,
             frame,
             (relay.ttl, probe),
             relay.control,
-            &mut self.shared.stats,
+            &mut env.shared.stats,
         )?;
-        self.note_data_sent(now, relay.link);
-        self.shared.stats.forwarded += 1;
+        env.control.note_data_sent(now, env.link, relay.link);
+        env.shared.stats.forwarded += 1;
         Some(relayed)
     }
 
-    /// The link to the next hop toward `dst`, or None (counted).
-    pub(in crate::node) fn next_hop_link(&mut self, dst: &NodeId) -> Option<LinkId> {
-        let Some(id) = self.routing.next_hop(dst) else {
-            self.shared.stats.drop(DropReason::NoRoute);
-            return None;
-        };
-        if !self.link.holds(id) {
-            self.shared.stats.drop(DropReason::NoSession);
-            return None;
-        }
-        Some(id)
-    }
-
     /// Send a Data message with `payload` toward `dst` over the next hop's link session.
-    pub(in crate::node) fn forward(
+    pub(super) fn forward(
         &mut self,
         now: Instant,
-        dst: NodeId,
-        ttl: u8,
+        (dst, ttl): (NodeId, u8),
         payload: &[u8],
+        env: &mut Env<'_>,
     ) -> bool {
-        match self.next_hop_link(&dst) {
-            Some(link) => self.send_data(now, link, dst, ttl, payload),
+        match next_hop_link(&dst, env) {
+            Some(link) => self.send_data(now, link, (dst, ttl), payload, env),
             None => false,
         }
     }
 
-    /// Queue a Data message with `payload` for `dst` to `link`.
+    /// Queue a Data message with `payload` for `dst` with `ttl` to `link`.
     fn send_data(
         &mut self,
         now: Instant,
         link: LinkId,
-        dst: NodeId,
-        ttl: u8,
+        (dst, ttl): (NodeId, u8),
         payload: &[u8],
+        env: &mut Env<'_>,
     ) -> bool {
         // A Probe rides in the padding when there is room: the next hop's (rate-limited,
         // small) answer keeps fast loss detection going without 1500-byte probe frames.
         let probe = self.next_probe_seq();
         let control = !crate::wire::e2e::carries_packet(payload);
-        let sent = self
+        let sent = env
             .link
-            .queue_unicast(link, control, &mut self.shared.stats, |w| {
+            .queue_unicast(link, control, &mut env.shared.stats, |w| {
                 w.push_data(dst, ttl, payload)?;
                 w.push_probe_if_room(probe)
             });
         if sent {
-            self.note_data_sent(now, link);
+            env.control.note_data_sent(now, env.link, link);
         }
         sent
     }
 
-    /// Tell routing a data frame went to `link` (it probes a link gone quiet).
-    pub(in crate::node) fn note_data_sent(&mut self, now: Instant, link: LinkId) {
-        let links = self.link.table_mut();
-        self.routing.note_data_sent(now, links, link);
-    }
-
-    pub(in crate::node) fn next_probe_seq(&mut self) -> u32 {
+    /// The sequence number of the next Probe a data frame carries.
+    pub(super) fn next_probe_seq(&mut self) -> u32 {
         self.probe_seq = self.probe_seq.wrapping_add(1);
         self.probe_seq
     }
 
-    pub(in crate::node) fn deliver_local(&mut self, packet: &[u8]) {
+    /// Queue `packet` for the TUN side.
+    pub(super) fn deliver_local(&mut self, packet: &[u8], stats: &mut Stats) {
         match self.deliver.reserve_copy(packet) {
             Ok(_) => self.deliver.commit_as(packet.len(), ()),
-            Err(e) => self.shared.stats.drop(deliver_drop(e)),
+            Err(e) => stats.drop(deliver_drop(e)),
         }
     }
 }
 
+/// The link to the next hop toward `dst`, or None (counted).
+pub(super) fn next_hop_link(dst: &NodeId, env: &mut Env<'_>) -> Option<LinkId> {
+    let Some(id) = env.control.next_hop(dst) else {
+        env.shared.stats.drop(DropReason::NoRoute);
+        return None;
+    };
+    if !env.link.holds(id) {
+        env.shared.stats.drop(DropReason::NoSession);
+        return None;
+    }
+    Some(id)
+}
+
+/// The hop limit (IPv6) or TTL (IPv4) of `packet` if its source is one of our own (`id`'s)
+/// overlay addresses: only those may appear as the source of what we send.
+fn own_source_hop_limit(packet: &IpPacket<'_>, control: &ControlPlane, id: NodeId) -> Option<u8> {
+    match packet {
+        IpPacket::V6(p) => (p.src() == control.addr6()).then_some(p.hop_limit()),
+        IpPacket::V4(p) => (control.book().lookup_v4(&p.src()) == Some(id)).then_some(p.ttl()),
+    }
+}
+
 /// The drop reason when the deliver queue gave no slot.
-pub(in crate::node) fn deliver_drop(e: ReserveError) -> DropReason {
+pub(super) fn deliver_drop(e: ReserveError) -> DropReason {
     match e {
         ReserveError::Full => DropReason::DeliverQueueFull,
         ReserveError::TooBig => DropReason::PacketTooBig,
