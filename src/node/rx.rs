@@ -2,8 +2,9 @@
 //! message handed to the part it is for.
 
 use super::data::Relay;
-use super::link_layer::{Opened, Relayed, Trigger};
+use super::link_layer::{Relayed, Trigger};
 use super::{DropReason, IfaceId, Node, Transmit};
+use crate::link::LinkId;
 use crate::time::Instant;
 use crate::wire::{Frame, HandshakeKind, MacAddr, Message, MessageIter};
 
@@ -137,7 +138,7 @@ impl Node {
                     &mut self.shared,
                 );
                 if let Some(opened) = opened {
-                    self.after_authenticated(now, &opened, (iface, src));
+                    self.after_authenticated(now, opened.id, (iface, src));
                     let plain = opened.plain;
                     let _never_relayed =
                         self.on_messages(now, (iface, src), plain, Via::Broadcast, false);
@@ -163,22 +164,17 @@ impl Node {
         if let Some(up) = opened.up {
             self.session_up(now, up);
         }
-        self.after_authenticated(now, &opened, (iface, src));
+        self.after_authenticated(now, opened.id, (iface, src));
         let relay = self.on_messages(now, (iface, src), opened.plain, Via::Unicast, true)?;
         let (data, mut env) = self.data_env();
         data.relay_in_place(now, frame, relay, &mut env)
     }
 
-    /// A frame from the link `opened` came over authenticated: it is alive.
-    fn after_authenticated(
-        &mut self,
-        now: Instant,
-        opened: &Opened<'_>,
-        source: (IfaceId, MacAddr),
-    ) {
-        if let Some(node) = self.link.mark_authenticated(opened.id, now) {
+    /// A frame from `source` over link `id` authenticated: the neighbour is alive.
+    fn after_authenticated(&mut self, now: Instant, id: LinkId, source: (IfaceId, MacAddr)) {
+        if let Some(node) = self.link.mark_authenticated(id, now) {
             self.control
-                .authenticated_frame(now, &mut self.link, (opened.id, source), node);
+                .authenticated_frame(now, &mut self.link, (id, source), node);
         }
     }
 

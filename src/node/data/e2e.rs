@@ -4,15 +4,14 @@
 //! it.
 
 use super::e2e_table::{
-    E2ePending, E2eSession, E2eTable, E2E_IDLE_TIMEOUT, E2E_INIT_BURST, E2E_INIT_PERIOD,
-    MAX_E2E_PEERS,
+    E2ePending, E2eSession, E2E_IDLE_TIMEOUT, E2E_INIT_BURST, E2E_INIT_PERIOD, MAX_E2E_PEERS,
 };
 use super::e2e_wait::PROBE_QUOTE_LEN;
 use super::ip::{deliver_drop, next_hop_link};
 use super::{DataPlane, Env, DATA_TTL};
 use crate::crypto::e2e::{E2eEnds, E2eInitReceived, E2eInitiator, E2E_MSG1_LEN, E2E_MSG2_LEN};
 use crate::crypto::{Established, OpenError, Session};
-use crate::node::index::Which;
+use crate::node::index::{new_index, Which};
 use crate::node::{DropReason, Timer, HANDSHAKE_TIMEOUT};
 use crate::overlay::icmp::{build_time_exceeded4, build_time_exceeded6, must_not_answer};
 use crate::overlay::{classify, ipv6_for};
@@ -72,7 +71,7 @@ impl DataPlane {
             return;
         }
         let seed = env.shared.seed();
-        let local_idx = E2eTable::new_index(slot, &mut env.shared.rng);
+        let local_idx = new_index(slot, &mut env.shared.rng);
         let init_seq = env.link.next_init_seq();
         let Some(peer) = self.e2e.get_mut(slot) else {
             return;
@@ -209,7 +208,7 @@ impl DataPlane {
             return;
         };
         let seed = env.shared.seed();
-        let local_idx = E2eTable::new_index(slot, &mut env.shared.rng);
+        let local_idx = new_index(slot, &mut env.shared.rng);
         let Some(peer) = self.e2e.get_mut(slot) else {
             return;
         };

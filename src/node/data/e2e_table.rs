@@ -4,7 +4,7 @@
 
 use crate::crypto::e2e::E2eInitiator;
 use crate::crypto::{PublicIdentity, Session};
-use crate::node::index::{new_index, slot_of, which_named, Which};
+use crate::node::index::{slot_of, which_named, Which};
 use crate::routing::seqno::Gcra;
 use crate::time::{Duration, Instant};
 use crate::wire::NodeId;
@@ -197,11 +197,6 @@ impl E2eTable {
             .as_ref()
             .is_some_and(|p| p.local_idx == idx)
             .then_some(slot)
-    }
-
-    /// A fresh index naming `slot`.
-    pub fn new_index(slot: usize, rng: &mut impl rand_core::RngCore) -> u32 {
-        new_index(slot, rng)
     }
 
     /// Every peer with its slot.

@@ -18,8 +18,6 @@ pub use budget::{ANNOUNCE_CHECK_BURST, ANNOUNCE_CHECK_PERIOD};
 pub use links::{HANDSHAKE_RETRY, HANDSHAKE_TIMEOUT, MAX_LINKS, SESSION_SILENT_AFTER};
 
 pub(super) use budget::Trigger;
-pub(super) use links::LinkState;
-pub(super) use open::Opened;
 pub(super) use tx::Relayed;
 
 #[cfg(test)]
@@ -36,7 +34,7 @@ use crate::link::{LinkId, LinkTable};
 use crate::time::Instant;
 use crate::wire::{GroupKeyRepr, MacAddr, Message, NodeId, TagParts, MAX_FRAME_LEN};
 use budget::HandshakeBudgets;
-use links::Links as LinkSlots;
+use links::{LinkState, Links};
 use tx_queues::TxQueues;
 
 /// A neighbour whose link session just came up: routing and the caller are to be told.
@@ -67,7 +65,7 @@ pub(super) struct LinkLayer {
     /// Our interfaces, with our MAC on each.
     ifaces: heapless::Vec<(IfaceId, MacAddr), MAX_IFACES>,
     /// The link table: per neighbour its sessions and group key, next to routing's part.
-    links: LinkSlots,
+    links: Links,
     /// Our group key: it seals our broadcasts.
     group: GroupSender,
     /// When `group` was made.
@@ -96,7 +94,7 @@ impl LinkLayer {
     ) -> LinkLayer {
         LinkLayer {
             ifaces: heapless::Vec::new(),
-            links: LinkSlots::default(),
+            links: Links::default(),
             group: GroupSender::generate(rng),
             group_since: now,
             hs_budgets: HandshakeBudgets::new(now, cfg.handshakes_per_sec),
