@@ -5,6 +5,9 @@
 //! `None`, `poll_deliver` (IP packets for the TUN side) until `None`, `poll_event` until
 //! `None`, then call `handle_timeout` at `poll_timeout`. The node never reads a clock,
 //! opens a socket or uses a global RNG: randomness comes from the seed given to `new`.
+//!
+//! Inside, the work is split by job between a link layer, a control plane and a data plane
+//! (see [`Node`] and docs/architecture.md); `Node` is their one facade.
 
 #![forbid(unsafe_code)]
 
