@@ -7,11 +7,12 @@ use std::net::IpAddr;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use super::e2e_wait::PROBE_QUOTE_LEN;
+use super::data::PROBE_QUOTE_LEN;
 use super::*;
 use crate::crypto::Identity;
 use crate::overlay::icmp::{build_time_exceeded6, ICMPV6_ERROR_MAX};
 use crate::overlay::{build_echo_request4, build_echo_request6, parse_icmp_answer, AnswerKind};
+use crate::time::Duration;
 
 /// Nodes 0..n on a line (i hears i-1 and i+1), one interface each.
 struct Line {
@@ -267,7 +268,7 @@ fn remove_interface_forgets_its_links_and_add_starts_clean() {
     );
     let relay = &line.nodes[1];
     assert_eq!(relay.sessions(), 0);
-    assert_eq!(relay.links.iter().count(), 0);
+    assert_eq!(relay.link.table().iter().count(), 0);
     assert_eq!(relay.neighbors().count(), 0);
     assert_eq!(relay.next_hop(&one), None);
     assert_eq!(relay.next_hop(&three), None);

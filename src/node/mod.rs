@@ -5,49 +5,50 @@
 //! `None`, `poll_deliver` (IP packets for the TUN side) until `None`, `poll_event` until
 //! `None`, then call `handle_timeout` at `poll_timeout`. The node never reads a clock,
 //! opens a socket or uses a global RNG: randomness comes from the seed given to `new`.
+//!
+//! Inside, the work is split by job between a link layer, a control plane and a data plane
+//! (see [`Node`] and docs/architecture.md); `Node` is their one facade.
 
 #![forbid(unsafe_code)]
 
-mod announcements;
-mod budget;
 mod config;
 mod control;
-mod e2e;
-mod e2e_table;
-mod e2e_wait;
-mod group_keys;
-mod handshake;
-mod ip;
-mod ipv4;
-mod links;
+mod data;
+mod index;
+mod link_layer;
+mod neighbours;
 mod ring;
 mod rx;
 mod stats;
 mod timers;
-mod tx;
-mod tx_queues;
 
-pub use announcements::{Announcements, MAX_ANNOUNCEMENTS, MAX_PROBATION_PER_SOURCE};
-pub use budget::{ANNOUNCE_CHECK_BURST, ANNOUNCE_CHECK_PERIOD};
 pub use config::NodeConfig;
-pub use links::{HANDSHAKE_RETRY, HANDSHAKE_TIMEOUT, MAX_LINKS, SESSION_SILENT_AFTER};
+pub use control::{
+    Announcements, ANNOUNCE_REPLIES_PER_SEC, MAX_ANNOUNCEMENTS, MAX_PENDING_OGMS,
+    MAX_PROBATION_PER_SOURCE, PROBE_ACK_MIN_GAP,
+};
+pub use data::{DATA_TTL, E2E_INITS_PER_SEC, E2E_TRIGGERS_PER_SEC, ICMP_ERRORS_PER_SEC};
+pub use link_layer::{
+    ANNOUNCE_CHECK_BURST, ANNOUNCE_CHECK_PERIOD, HANDSHAKE_RETRY, HANDSHAKE_TIMEOUT, MAX_LINKS,
+    SESSION_SILENT_AFTER,
+};
 pub use ring::{Ring, Slot};
 pub use stats::{DropReason, Stats};
 
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
-use crate::crypto::hashchain::DEFAULT_CHAIN_LEN;
-use crate::crypto::{Announcement, ChainSigner, FrameTagKey, GroupSender, Identity, MeshPsk};
-use crate::overlay::{ipv6_for, mesh_prefix, AddressBook, MeshPrefix};
-use crate::routing::seqno::TokenBucket;
+use crate::crypto::{Announcement, Identity, MeshPsk};
+use crate::overlay::{AddressBook, MeshPrefix};
 use crate::routing::Routing;
-use crate::time::{Duration, Instant};
-use crate::wire::{MacAddr, NodeId, ANNOUNCE_LEN};
+use crate::time::Instant;
+use crate::wire::{MacAddr, NodeId};
 
-use links::Links;
+use control::ControlPlane;
+use data::{DataPlane, Env};
+use link_layer::LinkLayer;
 use timers::Timer;
 
 pub use crate::iface::IfaceId;
@@ -82,103 +83,60 @@ pub enum Event {
 
 /// Most mesh interfaces of one node.
 pub const MAX_IFACES: usize = 8;
-/// Most OGMs parked while their originator's announcement is fetched.
-pub const MAX_PENDING_OGMS: usize = 64;
 /// Most events queued for the caller (events are informational; overflow is counted).
 pub const EVENT_QUEUE_CAP: usize = 256;
-/// Largest ttl of data frames we originate (the IP hop limit gives it, capped here).
-pub const DATA_TTL: u8 = 64;
-/// Least time between two ProbeAck broadcasts on one interface.
-pub const PROBE_ACK_MIN_GAP: Duration = Duration::from_millis(50);
-/// Announcements we send in answer to requests, per second over all neighbours.
-pub const ANNOUNCE_REPLIES_PER_SEC: u32 = 200;
-/// End-to-end handshakes started for sealed packets under unknown sessions, per second.
-pub const E2E_TRIGGERS_PER_SEC: u32 = 20;
-/// End-to-end msg 1s from new sources the node reads (two key agreements each before it
-/// knows one is genuine), per second and burst over all of them.
-pub const E2E_INITS_PER_SEC: u32 = 20;
-/// ICMP errors the node generates, per second (and burst), over all destinations.
-pub const ICMP_ERRORS_PER_SEC: u32 = 20;
 
 /// Called with every Data payload a node relays, as it can read it (simulator only).
 #[cfg(feature = "sim")]
 pub type RelayTap = Box<dyn FnMut(&[u8])>;
 
-/// Metadata of a queued frame.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct TxMeta {
-    /// Interface to send on.
-    pub(super) iface: IfaceId,
-    /// Destination MAC.
-    pub(super) dst: MacAddr,
-    /// Whether it counts as control traffic.
-    pub(super) control: bool,
-}
-
-/// An OGM waiting for its originator's announcement.
-#[derive(Debug, Clone, Copy)]
-struct PendingOgm {
-    iface: IfaceId,
-    mac: MacAddr,
-    ogm: crate::wire::OgmRepr,
-    since: Instant,
-}
-
-/// One veilmesh node: link sessions, routing, overlay addressing, queues and counters.
+/// One veilmesh node: the one sans-IO facade over its three parts.
+///
+/// - the link layer (`link_layer`): interfaces, the link table with each neighbour's
+///   sessions, handshakes and group key, frame tags, the transmit queues;
+/// - the control plane (`control`): routing, announcements and our hash chain, the
+///   overlay address book;
+/// - the data plane (`data`): IP packets in and out, forwarding and relaying, end-to-end
+///   sessions, the deliver queue.
+///
+/// The parts never hold each other: a call that needs another part gets it as an argument
+/// (the node splits its borrows), and what one part reports for another (a session up,
+/// links lost) comes back to the node, which passes it on.
 pub struct Node {
+    shared: Shared,
+    link: LinkLayer,
+    control: ControlPlane,
+    data: DataPlane,
+}
+
+/// What the node holds for all three parts and lends them on each call: configuration,
+/// identity, randomness, the timer table, the event queue and the counters.
+struct Shared {
     cfg: NodeConfig,
     identity: Identity,
     id: NodeId,
     psk: MeshPsk,
     epoch: u32,
     rng: ChaCha20Rng,
-    ifaces: heapless::Vec<(IfaceId, MacAddr), MAX_IFACES>,
-    links: Links,
-    group: GroupSender,
-    group_since: Instant,
-    routing: Routing,
-    anns: Announcements,
-    chain: ChainSigner,
-    own_ann: [u8; ANNOUNCE_LEN],
-    ipv4_index: Option<u8>,
-    prefix: MeshPrefix,
-    addr6: Ipv6Addr,
-    book: AddressBook,
-    pending_ogms: heapless::Vec<PendingOgm, MAX_PENDING_OGMS>,
-    tx: tx_queues::TxQueues,
-    deliver: Ring<()>,
-    events: heapless::Deque<Event, EVENT_QUEUE_CAP>,
-    hs_budgets: budget::HandshakeBudgets,
-    tag_key: FrameTagKey,
-    init_seq: u64,
-    announce_budget: TokenBucket,
-    icmp_budget: TokenBucket,
     timers: timers::TimerTable,
-    /// `Routing::originators_forgotten` when announcements were last matched against it.
-    originators_forgotten: u64,
-    last_probe_ack: [Option<Instant>; MAX_IFACES],
-    probe_seq: u32,
-    /// Where `handle_frame` copies a received frame to open it in place (allocated once).
-    scratch: Option<Box<[u8; crate::wire::MAX_FRAME_LEN]>>,
-    /// Where ICMP errors are built (allocated once; taken while in use, like `scratch`).
-    icmp_scratch: Option<Box<[u8; crate::wire::MAX_DATA_PACKET_LEN]>>,
-    /// Where a packet that waited for its end-to-end session is taken out to be sealed
-    /// (allocated once; taken while in use).
-    unheld: Option<Box<[u8; crate::wire::MAX_DATA_PACKET_LEN]>>,
-    /// End-to-end peers and sessions.
-    e2e: e2e_table::E2eTable,
-    /// Packets waiting for their end-to-end session.
-    waiting: e2e_wait::Waiting,
-    /// The start of recent traceroute probes.
-    probes: e2e_wait::Probes,
-    /// Handshakes started because a sealed packet named a session we do not hold.
-    e2e_budget: TokenBucket,
-    /// End-to-end msg 1s read (`E2E_INITS_PER_SEC`).
-    e2e_init_budget: TokenBucket,
-    /// The simulator's instrumented relay: sees what this node can read of what it relays.
-    #[cfg(feature = "sim")]
-    relay_tap: Option<RelayTap>,
+    events: heapless::Deque<Event, EVENT_QUEUE_CAP>,
     stats: Stats,
+}
+
+impl Shared {
+    /// Queue `event` for `poll_event` (counted when the queue is full).
+    fn push_event(&mut self, event: Event) {
+        if self.events.push_back(event).is_err() {
+            self.stats.drop(DropReason::EventQueueFull);
+        }
+    }
+
+    /// A fresh seed from the node's RNG.
+    fn seed(&mut self) -> [u8; 32] {
+        let mut s = [0u8; 32];
+        self.rng.fill_bytes(&mut s);
+        s
+    }
 }
 
 /// Why a node could not be created.
@@ -201,87 +159,41 @@ impl Node {
         now: Instant,
     ) -> Result<Node, NodeError> {
         let mut rng = ChaCha20Rng::from_seed(seed);
-        let id = identity.node_id();
         let psk = MeshPsk::derive(cfg.mesh_name.as_bytes(), cfg.mesh_secret.as_deref());
-        // Claim index 0 of the pool to start with (docs/protocol.md §6.5).
-        let ipv4_index = cfg.ipv4_pool.map(|_| 0);
-        let (chain, own_ann) =
-            signed_chain(&identity, epoch, 0, ipv4_index).map_err(NodeError::Announcement)?;
-        let prefix = mesh_prefix(cfg.mesh_name.as_bytes());
-        let mut routing_seed = [0u8; 32];
-        rng.fill_bytes(&mut routing_seed);
-        let mut routing = Routing::new(id, epoch, now, ChaCha20Rng::from_seed(routing_seed));
-        routing.set_hello_interval(cfg.hello_interval);
-        let group = GroupSender::generate(&mut rng);
-        let mut anns = Announcements::default();
-        // Our own announcement answers AnnounceRequests for us like any other.
-        let _ = anns.insert(&own_ann, None, true, || true);
-        let mut book = AddressBook::new(prefix, cfg.ipv4_pool);
-        book.learn(id, None);
-        let mut node = Node {
-            tx: tx_queues::TxQueues::new(cfg.tx_control_queue, cfg.tx_queue),
-            deliver: Ring::new(cfg.deliver_queue),
-            hs_budgets: budget::HandshakeBudgets::new(now, cfg.handshakes_per_sec),
-            tag_key: FrameTagKey::derive(&psk),
-            // Grows across restarts with the epoch (docs/protocol.md §3.5).
-            init_seq: u64::from(epoch) << 32,
-            announce_budget: TokenBucket::new(
-                now,
-                ANNOUNCE_REPLIES_PER_SEC,
-                ANNOUNCE_REPLIES_PER_SEC,
-            ),
-            icmp_budget: TokenBucket::new(now, ICMP_ERRORS_PER_SEC, ICMP_ERRORS_PER_SEC),
-            cfg,
-            identity,
-            id,
-            psk,
-            epoch,
-            rng,
-            ifaces: heapless::Vec::new(),
-            links: Links::default(),
-            group,
-            group_since: now,
-            routing,
-            anns,
-            chain,
-            own_ann,
-            ipv4_index,
-            prefix,
-            addr6: ipv6_for(&prefix, &id),
-            book,
-            pending_ogms: heapless::Vec::new(),
-            events: heapless::Deque::new(),
-            timers: timers::TimerTable::default(),
-            originators_forgotten: 0,
-            last_probe_ack: [None; MAX_IFACES],
-            probe_seq: 0,
-            scratch: Some(Box::new([0u8; crate::wire::MAX_FRAME_LEN])),
-            icmp_scratch: Some(Box::new([0u8; crate::wire::MAX_DATA_PACKET_LEN])),
-            unheld: Some(Box::new([0u8; crate::wire::MAX_DATA_PACKET_LEN])),
-            e2e: e2e_table::E2eTable::default(),
-            waiting: e2e_wait::Waiting::default(),
-            probes: e2e_wait::Probes::default(),
-            e2e_budget: TokenBucket::new(now, E2E_TRIGGERS_PER_SEC, E2E_TRIGGERS_PER_SEC),
-            e2e_init_budget: TokenBucket::new(now, E2E_INITS_PER_SEC, E2E_INITS_PER_SEC),
-            #[cfg(feature = "sim")]
-            relay_tap: None,
-            stats: Stats::default(),
-        };
-        node.learn_own_ipv4_claim();
-        node.timers
-            .set(Timer::GroupKey, Some(now + group_keys::GROUP_KEY_LIFETIME));
-        Ok(node)
+        // The control plane seeds routing first, then the link layer makes our group key:
+        // the order the seed is spent in is part of a deterministic run.
+        let control = ControlPlane::new(&cfg, &identity, epoch, &mut rng, now)?;
+        let link = LinkLayer::new(&cfg, &psk, epoch, &mut rng, now);
+        let data = DataPlane::new(&cfg, now);
+        let mut timers = timers::TimerTable::default();
+        timers.set(Timer::GroupKey, Some(link.group_key_deadline()));
+        Ok(Node {
+            shared: Shared {
+                cfg,
+                id: identity.node_id(),
+                identity,
+                psk,
+                epoch,
+                rng,
+                timers,
+                events: heapless::Deque::new(),
+                stats: Stats::default(),
+            },
+            link,
+            control,
+            data,
+        })
     }
 
     /// Attach a mesh interface with our MAC on it. Returns false if there are too many.
     pub fn add_interface(&mut self, now: Instant, iface: IfaceId, mac: MacAddr) -> bool {
-        if self.ifaces.iter().any(|(i, _)| *i == iface) {
+        if self.link.mac_of(iface).is_some() {
             return true;
         }
-        if self.ifaces.push((iface, mac)).is_err() {
+        if !self.link.add_interface(iface, mac) {
             return false;
         }
-        self.routing.add_interface(now, iface, mac)
+        self.control.add_interface(now, iface, mac)
     }
 
     /// Detach mesh interface `iface` (it went down or disappeared): every link and session
@@ -289,91 +201,90 @@ impl Node {
     /// (maybe with a new MAC) starts clean. Frames for it already queued still come out of
     /// `poll_transmit`; the caller discards them. False if `iface` was not attached.
     pub fn remove_interface(&mut self, now: Instant, iface: IfaceId) -> bool {
-        let Some(pos) = self.ifaces.iter().position(|(i, _)| *i == iface) else {
+        if self.link.mac_of(iface).is_none() {
             return false;
-        };
-        // Routing first: it withdraws routes through the interface's neighbours while their
-        // links are still there to name them.
-        self.routing
-            .remove_interface(now, self.links.table_mut(), iface);
-        self.forget_links_on(now, iface);
-        self.ifaces.remove(pos);
-        // Per-interface state is kept by position in `ifaces`.
-        if let Some(tail) = self.last_probe_ack.get_mut(pos..) {
-            tail.rotate_left(1);
-            if let Some(last) = tail.last_mut() {
-                *last = None;
-            }
         }
-        let before = self.pending_ogms.len();
-        self.pending_ogms.retain(|p| p.iface != iface);
-        for _ in self.pending_ogms.len()..before {
-            self.stats.drop(DropReason::PendingExpired);
-        }
+        self.control.remove_interface(now, &mut self.link, iface);
+        let on_iface = self.link.links_on(iface);
+        self.forget_links(now, &on_iface);
+        self.link.remove_interface(iface);
+        self.control.forget_interface(iface, &mut self.shared.stats);
         self.drain_routing(now);
         true
     }
 
+    /// An IP packet from the TUN side (an application on this node sending into the mesh).
+    pub fn handle_ip_packet(&mut self, now: Instant, packet: &[u8]) {
+        let (data, mut env) = self.data_env();
+        data.handle_ip_packet(now, packet, &mut env);
+        self.drain_routing(now);
+    }
+
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
-        self.id
+        self.shared.id
     }
 
     /// This node's overlay IPv6 address.
     pub fn overlay_ipv6(&self) -> Ipv6Addr {
-        self.addr6
+        self.control.addr6()
+    }
+
+    /// This node's IPv4 overlay address, if IPv4 is on and it holds one.
+    pub fn overlay_ipv4(&self) -> Option<Ipv4Addr> {
+        self.control.overlay_ipv4(&self.shared.id)
     }
 
     /// Which node holds overlay address `addr`, as far as this node knows.
-    pub fn lookup(&self, addr: &std::net::IpAddr) -> Option<NodeId> {
-        self.book.lookup(addr)
+    pub fn lookup(&self, addr: &IpAddr) -> Option<NodeId> {
+        self.control.lookup(addr)
     }
 
     /// The mesh's /48 prefix.
     pub fn mesh_prefix(&self) -> MeshPrefix {
-        self.prefix
+        self.control.prefix()
     }
 
     /// The restart epoch this node runs in.
     pub fn epoch(&self) -> u32 {
-        self.epoch
+        self.shared.epoch
     }
 
     /// Make this node an instrumented relay: `tap` sees every Data payload it relays, as
     /// far as it can read it (simulator tests of what relays learn).
     #[cfg(feature = "sim")]
     pub fn set_relay_tap(&mut self, tap: RelayTap) {
-        self.relay_tap = Some(tap);
+        self.data.set_relay_tap(tap);
     }
 
     /// Number of nodes held in the end-to-end table (with a session or setting one up).
     pub fn e2e_peers(&self) -> usize {
-        self.e2e.len()
+        self.data.e2e_peers()
     }
 
     /// Counters.
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.shared.stats
     }
 
     /// The routing state (neighbours, originators, counters) for the CLI and simulator.
     pub fn routing(&self) -> &Routing {
-        &self.routing
+        self.control.routing()
     }
 
     /// The verified announcement held for `node` (read-only: tests and the CLI).
     pub fn announcement(&self, node: &NodeId) -> Option<&Announcement> {
-        self.anns.get(node)
+        self.control.announcement(node)
     }
 
     /// Number of announcements held (ours included).
     pub fn announcement_count(&self) -> usize {
-        self.anns.len()
+        self.control.announcement_count()
     }
 
     /// The overlay address book (read-only: tests and the CLI).
     pub fn address_book(&self) -> &AddressBook {
-        &self.book
+        self.control.book()
     }
 
     /// Broadcast `msgs` in one frame on `iface` under our own group key, as any member
@@ -384,104 +295,54 @@ impl Node {
         iface: IfaceId,
         msgs: &[crate::wire::Message<'_>],
     ) -> bool {
-        if self.mac_of(iface).is_none() {
-            return false;
-        }
-        self.queue_broadcast(iface, |w| msgs.iter().try_for_each(|m| w.push(m)))
+        self.link
+            .broadcast_messages(iface, msgs, &mut self.shared.stats)
     }
 
     /// The current next hop toward `dst`.
     pub fn next_hop(&self, dst: &NodeId) -> Option<(IfaceId, MacAddr)> {
-        self.link_key(self.routing.next_hop(dst)?)
+        self.link_key(self.control.next_hop(dst)?)
     }
 
     /// The interface and neighbour MAC of link `id` (routes name their next hops by link).
     pub fn link_key(&self, id: LinkId) -> Option<(IfaceId, MacAddr)> {
-        self.links.table().get(id).map(|e| (e.iface, e.mac))
+        self.link.link_key(id)
     }
 
     /// Every neighbour routing holds, with its link quality.
     pub fn neighbors(&self) -> impl Iterator<Item = crate::routing::NeighborInfo> + '_ {
-        crate::routing::neighbor_infos(self.links.table())
+        crate::routing::neighbor_infos(self.link.table())
     }
 
     /// Number of neighbours with an established (confirmed) link session.
     pub fn sessions(&self) -> usize {
-        self.links
-            .iter()
-            .filter(|(_, l)| l.current.as_ref().is_some_and(|s| s.confirmed))
-            .count()
+        self.link.sessions()
     }
 
     /// The interface the next frame `poll_transmit` gives goes out on (so the caller can
     /// pick that interface's buffer to write it into).
     pub fn next_transmit_iface(&self) -> Option<IfaceId> {
-        self.tx.front().map(|slot| slot.meta.iface)
+        self.link.next_transmit_iface()
     }
 
     /// The next frame to send, written into `buf` (at least 1500 bytes).
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
-        let slot = self.tx.front()?;
-        let len = slot.len;
-        let meta = slot.meta;
-        let (Some(dst), Some(src)) = (buf.get_mut(..len), slot.buf.get(..len)) else {
-            // The caller's buffer is too small: the frame is dropped, not truncated.
-            self.tx.pop();
-            self.stats
-                .drop(tx_queues::TxQueues::full_reason(meta.control));
-            return None;
-        };
-        dst.copy_from_slice(src);
-        self.tx.pop();
-        self.count_sent(meta, len);
-        Some(Transmit {
-            iface: meta.iface,
-            dst: meta.dst,
-            len,
-        })
-    }
-
-    /// Count a frame handed to the caller to send.
-    fn count_sent(&mut self, meta: TxMeta, len: usize) {
-        self.stats.frames_out += 1;
-        self.stats.bytes_out += len as u64;
-        if meta.control {
-            self.stats.control_bytes_out += len as u64;
-            if meta.dst != MacAddr::BROADCAST && len == crate::wire::UNICAST_FRAME_LEN {
-                self.stats.unicast_control_bytes_out += len as u64;
-                self.stats.unicast_control_frames_out += 1;
-            }
-        }
+        self.link.poll_transmit(buf, &mut self.shared.stats)
     }
 
     /// The next IP packet for the TUN side, written into `buf`; returns its length.
     pub fn poll_deliver(&mut self, buf: &mut [u8]) -> Option<usize> {
-        let slot = self.deliver.front()?;
-        let len = slot.len;
-        let copied = match (buf.get_mut(..len), slot.buf.get(..len)) {
-            (Some(dst), Some(src)) => {
-                dst.copy_from_slice(src);
-                true
-            }
-            _ => false,
-        };
-        self.deliver.pop();
-        if !copied {
-            self.stats.drop(DropReason::DeliverQueueFull);
-            return None;
-        }
-        self.stats.packets_to_tun += 1;
-        Some(len)
+        self.data.poll_deliver(buf, &mut self.shared.stats)
     }
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.shared.events.pop_front()
     }
 
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.routing.poll_timeout(), self.timers.next()) {
+        match (self.control.poll_timeout(), self.shared.timers.next()) {
             (Some(r), Some(n)) => Some(r.min(n)),
             (r, n) => r.or(n),
         }
@@ -489,63 +350,36 @@ impl Node {
 
     /// Run every deadline due at `now`: routing's, then the node's in `Timer::ALL` order.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.routing.handle_timeout(now, self.links.table_mut());
+        self.control.handle_timeout(now, &mut self.link);
         for timer in Timer::ALL {
-            if self.timers.take_due(timer, now) {
+            if self.shared.timers.take_due(timer, now) {
                 self.on_timer(now, timer);
             }
         }
         self.drain_routing(now);
     }
 
-    fn push_event(&mut self, event: Event) {
-        if self.events.push_back(event).is_err() {
-            self.stats.drop(DropReason::EventQueueFull);
-        }
+    /// Drain routing's outputs into frames and events.
+    fn drain_routing(&mut self, now: Instant) {
+        self.control.drain(now, &mut self.link, &mut self.shared);
     }
 
-    fn mac_of(&self, iface: IfaceId) -> Option<MacAddr> {
-        self.ifaces
-            .iter()
-            .find(|(i, _)| *i == iface)
-            .map(|(_, m)| *m)
-    }
-
-    fn seed(&mut self) -> [u8; 32] {
-        let mut s = [0u8; 32];
-        self.rng.fill_bytes(&mut s);
-        s
-    }
-}
-
-/// A hash chain of our OGMs starting at seqno `start`, and our signed announcement
-/// anchoring it (with our IPv4 claim index, if any).
-fn signed_chain(
-    identity: &Identity,
-    epoch: u32,
-    start: u32,
-    ipv4_claim: Option<u8>,
-) -> Result<(ChainSigner, [u8; ANNOUNCE_LEN]), String> {
-    let chain =
-        ChainSigner::new(identity, epoch, start, DEFAULT_CHAIN_LEN).map_err(|e| e.to_string())?;
-    let mut ann = Announcement::for_chain(identity, epoch, &chain);
-    ann.ipv4_claim = ipv4_claim;
-    let bytes = ann.sign(identity).map_err(|e| e.to_string())?;
-    Ok((chain, bytes))
-}
-
-impl Node {
-    /// Start our hash chain at `start` and make its announcement ours (stored, not yet
-    /// pushed: it goes out with our next OGM). False if it could not be built.
-    fn adopt_chain(&mut self, start: u32) -> bool {
-        let Ok((chain, ann)) = signed_chain(&self.identity, self.epoch, start, self.ipv4_index)
-        else {
-            return false;
-        };
-        self.chain = chain;
-        self.own_ann = ann;
-        let _ = self.anns.insert(&ann, None, true, || true);
-        true
+    /// The data plane, and the rest of the node lent to it for one call.
+    fn data_env(&mut self) -> (&mut DataPlane, Env<'_>) {
+        let Node {
+            shared,
+            link,
+            control,
+            data,
+        } = self;
+        (
+            data,
+            Env {
+                link,
+                control,
+                shared,
+            },
+        )
     }
 }
 

@@ -4,8 +4,47 @@ use proptest::prelude::*;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
+use super::control::signed_chain;
 use super::*;
 use crate::crypto::Identity;
+use crate::time::Duration;
+
+/// Shortcuts into the parts, for tests that play one message or step directly.
+impl Node {
+    fn on_announce(
+        &mut self,
+        now: Instant,
+        source: (IfaceId, MacAddr),
+        bytes: &[u8; crate::wire::ANNOUNCE_LEN],
+    ) -> Option<NodeId> {
+        self.control
+            .on_announce(now, source, bytes, &mut self.link, &mut self.shared)
+    }
+
+    fn on_ogm(&mut self, now: Instant, iface: IfaceId, mac: MacAddr, ogm: &crate::wire::OgmRepr) {
+        self.control
+            .on_ogm(now, (iface, mac), ogm, &mut self.link, &mut self.shared)
+    }
+
+    fn adopt_chain(&mut self, start: u32) -> bool {
+        let (identity, epoch) = (&self.shared.identity, self.shared.epoch);
+        self.control.adopt_chain(start, identity, epoch)
+    }
+
+    fn own_ann(&self) -> [u8; crate::wire::ANNOUNCE_LEN] {
+        *self.control.own_announcement()
+    }
+
+    fn on_e2e_payload(&mut self, now: Instant, payload: &[u8]) {
+        let (data, mut env) = self.data_env();
+        data.on_e2e_payload(now, payload, &mut env);
+    }
+
+    fn e2e_send(&mut self, now: Instant, dst: NodeId, ttl: u8, packet: &[u8]) {
+        let (data, mut env) = self.data_env();
+        data.e2e_send(now, dst, ttl, packet, &mut env);
+    }
+}
 
 fn node(i: u8, now: Instant) -> Node {
     node_with(i, now, NodeConfig::default())
@@ -188,13 +227,13 @@ fn own_announcement_keeps_the_ipv4_claim_across_chains() {
     let me = n.node_id();
     // The stored copy (what requests are answered with and what is pushed) is the signed one.
     assert_eq!(n.announcement(&me).unwrap().ipv4_claim, Some(0));
-    assert_eq!(n.own_ann, *n.anns.bytes(&me).unwrap());
+    assert_eq!(n.own_ann(), *n.control.announcement_bytes(&me).unwrap());
     assert!(n.overlay_ipv4().is_some());
     // A new hash chain (the old one ran out) is announced with the same claim.
     assert!(n.adopt_chain(5000));
     let ann = n.announcement(&me).unwrap();
     assert_eq!((ann.chain_start, ann.ipv4_claim), (5000, Some(0)));
-    assert!(n.chain.element(5000).is_ok());
+    assert!(n.control.chain().element(5000).is_ok());
 }
 
 proptest! {
@@ -272,8 +311,12 @@ fn a_member_handshaking_from_a_neighbours_mac_does_not_take_its_live_session() {
         }
         now += Duration::from_millis(10);
     }
-    let link = a.links.by_mac(IfaceId(0), mac(2)).unwrap();
-    assert_eq!(link.node, Some(b.node_id()), "b's session was replaced");
+    let link = a.link.find(IfaceId(0), mac(2)).unwrap();
+    assert_eq!(
+        a.link.peer(link),
+        Some(b.node_id()),
+        "b's session was replaced"
+    );
     assert!(
         a.stats().drops(DropReason::IdentityConflict) > 0,
         "m never got that far"
@@ -368,7 +411,7 @@ fn group_keys_rotate_on_time_without_losing_broadcasts() {
         &mut nodes,
         |_, _| true,
         t0 + Duration::from_secs(10),
-        group_keys::GROUP_KEY_LIFETIME.as_micros() / 1_000_000 + 30,
+        link_layer::GROUP_KEY_LIFETIME.as_micros() / 1_000_000 + 30,
     );
     assert!(nodes[0].stats().group_key_rotations >= 1);
     let missed = nodes[1].stats().drops(DropReason::UnknownGroupKey) - before;
@@ -438,14 +481,17 @@ fn a_neighbour_renewing_its_announcement_gets_one_table_dump_per_gap() {
     let now = t0 + Duration::from_secs(30);
     let mut buf = [0u8; 1500];
     while a.poll_transmit(&mut buf).is_some() {}
-    let slot = b.links.find(IfaceId(0), mac(1)).unwrap();
+    let link = b.link.find(IfaceId(0), mac(1)).unwrap();
     let mut dumps_to_b = 0;
     for round in 0..5u32 {
         // b starts a new chain (a new announcement of itself) and sends it over the
         // session: to a, b looks new or restarted each time.
         assert!(b.adopt_chain(1000 * (round + 1)));
-        let ann = b.own_ann;
-        assert!(b.queue_unicast(slot, true, |w| w.push_announce(&ann)));
+        let ann = b.own_ann();
+        let stats = &mut b.shared.stats;
+        assert!(b
+            .link
+            .queue_unicast(link, true, stats, |w| w.push_announce(&ann)));
         while let Some(t) = b.poll_transmit(&mut buf) {
             if t.dst == mac(1) {
                 a.handle_frame(now, IfaceId(0), mac(2), &buf[..t.len]);
@@ -533,7 +579,7 @@ fn a_neighbour_pushing_new_announcements_gets_a_bounded_number_checked() {
     run_pair(&mut a, &mut b, t0, 10);
     let now = t0 + Duration::from_secs(10);
     let from_b = (IfaceId(0), mac(2));
-    let burst = budget::ANNOUNCE_CHECK_BURST as usize;
+    let burst = ANNOUNCE_CHECK_BURST as usize;
     let anns = made_up_announcements(77, burst + 188);
     for ann in &anns[..burst + 88] {
         a.on_announce(now, from_b, ann);
@@ -546,7 +592,7 @@ fn a_neighbour_pushing_new_announcements_gets_a_bounded_number_checked() {
     }
     assert_eq!(limited(&a), 88 + 100 - 64);
     // Copies of what is held cost no check and no budget.
-    let held = a.anns.bytes(&b.node_id()).copied().unwrap();
+    let held = a.control.announcement_bytes(&b.node_id()).copied().unwrap();
     assert_eq!(
         a.on_announce(now + Duration::from_secs(1), from_b, &held),
         None
@@ -673,7 +719,7 @@ fn an_older_epoch_relayed_behind_a_retraction_is_fetched_and_parked() {
     assert_eq!(a.routing().counters().ogm_older_epoch_fetched, 1);
     assert_eq!(a.routing().counters().ogm_old, 0);
     assert_eq!(
-        a.pending_ogms.len(),
+        a.control.pending_ogms(),
         1,
         "the OGM waits for the announcement"
     );
@@ -681,25 +727,25 @@ fn an_older_epoch_relayed_behind_a_retraction_is_fetched_and_parked() {
 
 #[test]
 fn link_deadlines_fire_when_due_not_on_a_periodic_tick() {
-    use super::budget::Trigger;
-    use super::links::{HANDSHAKE_TIMEOUT, IDLE_LINK_TIMEOUT};
+    use super::link_layer::{Trigger, IDLE_LINK_TIMEOUT};
     let t0 = Instant::ZERO;
     let mut a = node(1, t0);
     let ms = Duration::from_millis;
     // Nothing but routing and the group key's lifetime wakes a node without links.
-    assert_eq!(a.timers.next(), Some(t0 + group_keys::GROUP_KEY_LIFETIME));
+    assert_eq!(
+        a.shared.timers.next(),
+        Some(t0 + link_layer::GROUP_KEY_LIFETIME)
+    );
     // A handshake toward a MAC that never answers, started between two old 500 ms ticks.
     let start = t0 + ms(300);
-    a.maybe_initiate(start, IfaceId(0), mac(9), Trigger::Authenticated);
-    let pending = |a: &Node| {
-        a.links
-            .by_mac(IfaceId(0), mac(9))
-            .map(|l| l.pending.is_some())
-    };
+    let to = (IfaceId(0), mac(9));
+    a.link
+        .maybe_initiate(start, to, Trigger::Authenticated, &mut a.shared);
+    let pending = |a: &Node| a.link.handshake_pending(IfaceId(0), mac(9));
     assert_eq!(pending(&a), Some(true));
     assert_eq!(
         a.poll_timeout(),
-        Some(start + HANDSHAKE_TIMEOUT).min(a.routing.poll_timeout())
+        Some(start + HANDSHAKE_TIMEOUT).min(a.routing().poll_timeout())
     );
     a.handle_timeout(start + (HANDSHAKE_TIMEOUT - ms(1)));
     assert_eq!(pending(&a), Some(true));
@@ -710,12 +756,15 @@ fn link_deadlines_fire_when_due_not_on_a_periodic_tick() {
         "abandoned the moment it timed out"
     );
     // The link, now idle, is forgotten when it has been silent for IDLE_LINK_TIMEOUT.
-    assert_eq!(a.timers.next(), Some(start + IDLE_LINK_TIMEOUT));
+    assert_eq!(a.shared.timers.next(), Some(start + IDLE_LINK_TIMEOUT));
     a.handle_timeout(start + (IDLE_LINK_TIMEOUT - ms(1)));
-    assert!(a.links.by_mac(IfaceId(0), mac(9)).is_some());
+    assert!(a.link.find(IfaceId(0), mac(9)).is_some());
     a.handle_timeout(start + IDLE_LINK_TIMEOUT);
-    assert!(a.links.by_mac(IfaceId(0), mac(9)).is_none());
-    assert_eq!(a.timers.next(), Some(t0 + group_keys::GROUP_KEY_LIFETIME));
+    assert!(a.link.find(IfaceId(0), mac(9)).is_none());
+    assert_eq!(
+        a.shared.timers.next(),
+        Some(t0 + link_layer::GROUP_KEY_LIFETIME)
+    );
 }
 
 #[test]
@@ -850,11 +899,11 @@ fn one_link_table_entry_holds_a_neighbours_session_and_routing_part_until_both_l
     let t0 = Instant::ZERO;
     let (mut a, mut b) = (node(1, t0), node(2, t0));
     run_pair(&mut a, &mut b, t0, 10);
-    let entries: Vec<_> = a.links.table().iter().collect();
+    let entries: Vec<_> = a.link.table().iter().collect();
     assert_eq!(entries.len(), 1, "one entry for b, not one per layer");
     let e = entries[0];
     assert!(e.state.neighbor.as_ref().is_some_and(|n| n.is_up()));
-    assert!(e.state.link.current.is_some());
+    assert!(a.link.has_session(e.id));
     assert_eq!(a.routing().next_hop(&b.node_id()), Some(e.id));
     assert_eq!(a.link_key(e.id), Some((IfaceId(0), mac(2))));
 
@@ -869,8 +918,8 @@ fn one_link_table_entry_holds_a_neighbours_session_and_routing_part_until_both_l
         a.handle_timeout(now);
         while a.poll_transmit(&mut buf).is_some() {}
         steps += 1;
-        if let [e] = a.links.table().iter().collect::<Vec<_>>()[..] {
-            session_only |= e.state.neighbor.is_none() && e.state.link.current.is_some();
+        if let [e] = a.link.table().iter().collect::<Vec<_>>()[..] {
+            session_only |= e.state.neighbor.is_none() && a.link.has_session(e.id);
         }
     }
     assert!(
@@ -878,7 +927,7 @@ fn one_link_table_entry_holds_a_neighbours_session_and_routing_part_until_both_l
         "routing forgot b while the session still held the entry"
     );
     assert_eq!(
-        a.links.table().iter().count(),
+        a.link.table().iter().count(),
         0,
         "both let go: the entry is gone"
     );
@@ -901,7 +950,7 @@ fn replayed_and_forged_msg1_floods_are_read_only_within_their_budgets() {
         responder: b.node_id(),
     };
     let mut msg1 = [0u8; E2E_MSG1_LEN];
-    E2eInitiator::new(&a.identity, &b_key, ends, [7; 32], 1, &mut msg1).unwrap();
+    E2eInitiator::new(&a.shared.identity, &b_key, ends, [7; 32], 1, &mut msg1).unwrap();
     let mut init = [0u8; E2E_INIT_LEN];
     let n = emit_init(&mut init, a.node_id(), 0x100, &msg1).unwrap();
     for i in 0..200u64 {

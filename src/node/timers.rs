@@ -5,7 +5,8 @@
 //! next deadline. A deadline whose state moved on in between (a handshake completed, a
 //! parked OGM was used) fires early and finds nothing to do.
 
-use crate::time::TimerName;
+use super::Node;
+use crate::time::{Duration, Instant, TimerName};
 
 /// One of the node's deadlines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,5 +41,33 @@ impl TimerName for Timer {
     }
 }
 
+impl Node {
+    /// `timer` is due: the part it belongs to does its work, and its next deadline is set.
+    pub(super) fn on_timer(&mut self, now: Instant, timer: Timer) {
+        match timer {
+            Timer::Links => {
+                self.housekeep_links(now);
+                let next = self.link.next_deadline(now);
+                self.shared.timers.set(Timer::Links, next);
+            }
+            Timer::GroupKey => {
+                self.link.housekeep_group_key(now, &mut self.shared);
+                let next = self.link.group_key_deadline();
+                self.shared.timers.set(Timer::GroupKey, Some(next));
+            }
+            Timer::PendingOgms => self.control.expire_pending_ogms(now, &mut self.shared),
+            Timer::E2e => {
+                let (data, mut env) = self.data_env();
+                data.e2e_timers(now, &mut env);
+            }
+            Timer::Probation => self.control.probation_timer(now, &mut self.shared),
+        }
+    }
+}
+
 /// The node's deadlines by name.
 pub type TimerTable = crate::time::TimerTable<Timer, { Timer::ALL.len() }>;
+
+/// How soon a deadline that passed without its work getting done (a refused rekey) is
+/// looked at again.
+pub(super) const STUCK_RETRY: Duration = Duration::from_millis(100);

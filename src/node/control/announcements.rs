@@ -13,7 +13,7 @@ use crate::routing::{AuthVerdict, OgmAuth};
 use crate::time::{Duration, Instant};
 use crate::wire::{MacAddr, NodeId, OgmRepr, ANNOUNCE_LEN};
 
-use super::IfaceId;
+use crate::node::IfaceId;
 
 /// Most announcements held (the originator table holds as many).
 pub const MAX_ANNOUNCEMENTS: usize = 4096;

@@ -3,8 +3,9 @@
 //! (docs/protocol.md §3.4).
 
 use super::links::Link;
-use super::Node;
+use super::LinkLayer;
 use crate::crypto::{AcceptPolicy, GroupReceiver};
+use crate::node::Shared;
 use crate::time::{Duration, Instant};
 use crate::wire::GroupKeyRepr;
 
@@ -33,14 +34,14 @@ pub fn rotation_due(since: Instant, sent: u64, now: Instant) -> Option<RotateRea
     }
 }
 
-impl Node {
+impl LinkLayer {
     /// Replace our group key and hand the new one to every neighbour we hold a confirmed
     /// session with and routing considers up, ahead of any broadcast sealed with it (one
     /// transmit queue, in order).
-    pub(super) fn rotate_group_key(&mut self, now: Instant) {
-        self.group.rotate(&mut self.rng);
+    fn rotate_group_key(&mut self, now: Instant, shared: &mut Shared) {
+        self.group.rotate(&mut shared.rng);
         self.group_since = now;
-        self.stats.group_key_rotations += 1;
+        shared.stats.group_key_rotations += 1;
         let key = self.group.repr();
         // Only to neighbours routing still hears: one that left keeps its session until
         // it expires, but must not get the new key.
@@ -53,23 +54,28 @@ impl Node {
             .map(|e| e.id.slot())
             .collect();
         for slot in slots {
-            self.queue_unicast(slot, true, |w| w.push_group_key(&key));
+            self.queue_unicast_slot(slot, true, &mut shared.stats, |w| w.push_group_key(&key));
         }
     }
 
-    /// Housekeeping: rotate our key when its time or message count is up.
-    pub(super) fn housekeep_group_key(&mut self, now: Instant) {
+    /// The group key timer: rotate our key when its time or message count is up.
+    pub(in crate::node) fn housekeep_group_key(&mut self, now: Instant, shared: &mut Shared) {
         if rotation_due(self.group_since, self.group.sent(), now).is_some() {
-            self.rotate_group_key(now);
+            self.rotate_group_key(now, shared);
         }
     }
 
-    /// This many authenticated neighbours were just lost (routing gave up on them, or their
-    /// session ended): in a darknet, whoever left must not read what we broadcast from now
-    /// on.
-    pub(super) fn neighbours_left(&mut self, now: Instant, left: usize) {
-        if left > 0 && matches!(self.cfg.policy, AcceptPolicy::AllowList(_)) {
-            self.rotate_group_key(now);
+    /// This many authenticated neighbours were just lost (routing gave up on them, or
+    /// their session ended): in a darknet, whoever left must not read what we broadcast
+    /// from now on.
+    pub(in crate::node) fn neighbours_left(
+        &mut self,
+        now: Instant,
+        left: usize,
+        shared: &mut Shared,
+    ) {
+        if left > 0 && matches!(shared.cfg.policy, AcceptPolicy::AllowList(_)) {
+            self.rotate_group_key(now, shared);
         }
     }
 }

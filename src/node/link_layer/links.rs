@@ -2,11 +2,11 @@
 //! current and previous session and the neighbour's group key, next to routing's part of
 //! the same entry. A session index names its slot so lookups are O(1).
 
-use rand_core::RngCore;
-
-use super::IfaceId;
 use crate::crypto::{GroupReceiver, Initiator, PublicIdentity, Responder, Session};
 use crate::link::{LinkId, LinkTable};
+use crate::node::index::{slot_of, which_named, Which};
+use crate::node::timers::STUCK_RETRY;
+use crate::node::IfaceId;
 use crate::routing::seqno::Gcra;
 use crate::routing::{eviction_rank, Neighbor, NeighborSlot};
 use crate::time::{Duration, Instant};
@@ -22,9 +22,6 @@ pub const IDLE_LINK_TIMEOUT: Duration = Duration::from_secs(60);
 /// A session that authenticated nothing for this long no longer protects its link: an
 /// older Init (the peer lost its state) or another identity behind the MAC is accepted.
 pub const SESSION_SILENT_AFTER: Duration = Duration::from_secs(10);
-/// How soon a link whose deadline passed without its work getting done (a refused rekey)
-/// is looked at again.
-pub const STUCK_RETRY: Duration = Duration::from_millis(100);
 /// Forged or broken Resp/Finish messages one pending handshake reads (each costs a key
 /// agreement) before it ignores the rest until it times out.
 pub const MAX_FAILED_READS: u8 = 4;
@@ -113,39 +110,39 @@ impl Pending {
 /// Everything the node knows about one neighbour on one interface.
 pub struct Link {
     /// Interface the neighbour is on (the table entry's key, copied: it never changes).
-    pub iface: IfaceId,
+    pub(super) iface: IfaceId,
     /// The neighbour's MAC (the table entry's key, copied).
-    pub mac: MacAddr,
+    pub(super) mac: MacAddr,
     /// A handshake in progress.
-    pub pending: Option<Pending>,
+    pub(super) pending: Option<Pending>,
     /// The session we send with.
-    pub current: Option<LinkSession>,
+    pub(super) current: Option<LinkSession>,
     /// The session before the last rekey, kept for receiving until it expires.
-    pub previous: Option<LinkSession>,
+    pub(super) previous: Option<LinkSession>,
     /// The neighbour's verified identity, once a handshake completed.
-    pub peer: Option<PublicIdentity>,
+    pub(super) peer: Option<PublicIdentity>,
     /// Node id of `peer`.
-    pub node: Option<NodeId>,
+    pub(super) node: Option<NodeId>,
     /// The neighbour's broadcast key.
-    pub group: Option<GroupReceiver>,
+    pub(super) group: Option<GroupReceiver>,
     /// Its key before the last rotation, for broadcasts still in flight.
-    pub group_previous: Option<GroupReceiver>,
+    pub(super) group_previous: Option<GroupReceiver>,
     /// When we last started a handshake toward it.
-    pub last_attempt: Option<Instant>,
+    pub(super) last_attempt: Option<Instant>,
     /// When we last asked it for its group key.
-    pub last_group_request: Option<Instant>,
+    pub(super) last_group_request: Option<Instant>,
     /// When we last sent it our whole table.
-    pub last_table_dump: Option<Instant>,
+    pub(super) last_table_dump: Option<Instant>,
     /// When we last heard any frame from it.
-    pub last_heard: Instant,
+    pub(super) last_heard: Instant,
     /// When a frame from it last opened under a session or its group key.
-    pub last_authenticated: Option<Instant>,
+    pub(super) last_authenticated: Option<Instant>,
     /// Highest handshake sequence number of an Init from this MAC we answered.
-    pub peer_init_seq: Option<u64>,
+    pub(super) peer_init_seq: Option<u64>,
     /// Rate of Inits from this MAC we answer.
-    pub answer_gate: Gcra,
+    pub(super) answer_gate: Gcra,
     /// Rate of signature checks of new announcements this neighbour sent.
-    pub announce_check_gate: Gcra,
+    pub(super) announce_check_gate: Gcra,
 }
 
 impl Link {
@@ -232,35 +229,10 @@ impl Link {
     }
 }
 
-/// The slot a session index names: its low byte (links and end-to-end peers alike).
-pub fn slot_of(idx: u32) -> usize {
-    (idx & 0xFF) as usize
-}
-
-/// Which of an entry's two sessions, given their local indices, the received `idx` names.
-pub fn which_named(idx: u32, current: Option<u32>, previous: Option<u32>) -> Option<Which> {
-    if current == Some(idx) {
-        Some(Which::Current)
-    } else if previous == Some(idx) {
-        Some(Which::Previous)
-    } else {
-        None
-    }
-}
-
-/// Which session of a link a received index named.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Which {
-    /// The current session.
-    Current,
-    /// The session before the last rekey.
-    Previous,
-}
-
 /// One entry of the node's link table: its sessions, and routing's part.
 pub struct LinkState {
     /// Sessions, handshake, group key.
-    pub link: Link,
+    pub(super) link: Link,
     /// Routing's part (link quality, liveness), while routing holds the neighbour.
     pub neighbor: Option<Neighbor>,
 }
@@ -331,6 +303,16 @@ impl Links {
         self.find(iface, mac).and_then(|s| self.get_mut(s))
     }
 
+    /// The link `id`.
+    pub fn by_id(&self, id: LinkId) -> Option<&Link> {
+        self.table.get(id).map(|e| &e.state.link)
+    }
+
+    /// The link `id`, mutably.
+    pub fn by_id_mut(&mut self, id: LinkId) -> Option<&mut Link> {
+        self.table.get_mut(id).map(|e| &mut e.state.link)
+    }
+
     /// The link in `slot`.
     pub fn get(&self, slot: usize) -> Option<&Link> {
         let id = self.table.id_at(slot)?;
@@ -364,13 +346,6 @@ impl Links {
         Some(inserted.id.slot())
     }
 
-    /// Forget the link in `slot`.
-    pub fn remove(&mut self, slot: usize) {
-        if let Some(id) = self.table.id_at(slot) {
-            self.table.remove(id);
-        }
-    }
-
     /// The link and session named by a received index.
     pub fn by_index(&mut self, idx: u32) -> Option<(usize, Which)> {
         let slot = slot_of(idx);
@@ -389,12 +364,6 @@ impl Links {
             .then_some(slot)
     }
 
-    /// A fresh, non-zero session index for `slot`: random high bits, the slot in the low byte.
-    pub fn new_index(slot: usize, rng: &mut impl RngCore) -> u32 {
-        let high = (rng.next_u32() & 0xFFFF_FF00).max(0x100);
-        high | (slot as u32 & 0xFF)
-    }
-
     /// The earliest deadline of any link (`Link::deadline`) after housekeeping at `now`.
     /// A link still due then wanted something it could not have (a rekey the handshake
     /// budget refused): it is looked at again `STUCK_RETRY` later, not in a busy loop.
@@ -410,33 +379,14 @@ impl Links {
     pub fn iter(&self) -> impl Iterator<Item = (usize, &Link)> {
         self.table.iter().map(|e| (e.id.slot(), &e.state.link))
     }
-
-    /// Iterate mutably over occupied slots.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut Link)> {
-        self.table
-            .iter_mut()
-            .map(|e| (e.id.slot(), &mut e.state.link))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand_chacha::rand_core::SeedableRng;
-    use rand_chacha::ChaCha20Rng;
 
     fn mac(i: u8) -> MacAddr {
         MacAddr([2, 0, 0, 0, 0, i])
-    }
-
-    #[test]
-    fn index_names_its_slot_and_is_never_zero() {
-        let mut rng = ChaCha20Rng::seed_from_u64(1);
-        for slot in [0usize, 1, 127] {
-            let idx = Links::new_index(slot, &mut rng);
-            assert_ne!(idx, 0);
-            assert_eq!((idx & 0xFF) as usize, slot);
-        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Who may make the node spend a handshake (three x25519 operations): one budget per kind
 //! of trigger, so a flood of one kind cannot starve another, and a gate per neighbour
-//! (docs/protocol.md §6.1); and how many announcement signatures (one ed25519 check each)
-//! a neighbour may make the node check.
+//! (docs/protocol.md §6.1); how many announcement signatures (one ed25519 check each) a
+//! neighbour may make the node check; and how often it may have the node's whole table.
 
 use crate::routing::seqno::{Gcra, TokenBucket};
 use crate::time::{Duration, Instant};
@@ -15,7 +15,10 @@ pub const PER_LINK_BURST: u64 = 2;
 pub const ANNOUNCE_CHECK_PERIOD: Duration = Duration::from_micros(15_625);
 /// ...after a burst of a whole table: what a new neighbour's table dump, or the start of a
 /// mesh, brings at once.
-pub const ANNOUNCE_CHECK_BURST: u64 = super::MAX_ANNOUNCEMENTS as u64;
+pub const ANNOUNCE_CHECK_BURST: u64 = crate::node::MAX_ANNOUNCEMENTS as u64;
+
+/// Least time between two whole-table dumps to one neighbour.
+pub const TABLE_DUMP_MIN_GAP: Duration = Duration::from_secs(10);
 
 /// What made the node want to spend a handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +66,16 @@ impl HandshakeBudgets {
 /// it if so).
 pub fn announce_check_allows(gate: &mut Gcra, now: Instant) -> bool {
     gate.allow(now, ANNOUNCE_CHECK_PERIOD, ANNOUNCE_CHECK_BURST)
+}
+
+/// Whether one neighbour, last sent our whole table at `last`, may have it again now
+/// (records it if so).
+pub fn table_dump_allows(last: &mut Option<Instant>, now: Instant) -> bool {
+    if last.is_some_and(|t| now.saturating_since(t) < TABLE_DUMP_MIN_GAP) {
+        return false;
+    }
+    *last = Some(now);
+    true
 }
 
 /// Whether one neighbour may have another Init answered now (records it if so).

@@ -2,9 +2,9 @@
 //! sessions and a pending handshake. Bounded; a session index carries its slot in its low
 //! byte (as link indices do), so a received index finds its session in O(1).
 
-use super::links::{slot_of, which_named, Links, Which};
 use crate::crypto::e2e::E2eInitiator;
 use crate::crypto::{PublicIdentity, Session};
+use crate::node::index::{slot_of, which_named, Which};
 use crate::routing::seqno::Gcra;
 use crate::time::{Duration, Instant};
 use crate::wire::NodeId;
@@ -68,7 +68,7 @@ impl E2ePeer {
         let pending = self
             .pending
             .as_ref()
-            .map(|p| p.since + super::HANDSHAKE_TIMEOUT);
+            .map(|p| p.since + crate::node::HANDSHAKE_TIMEOUT);
         let previous = self
             .previous
             .as_ref()
@@ -76,7 +76,7 @@ impl E2ePeer {
         let current = self.current.as_ref().map(|s| {
             let retry = self
                 .last_attempt
-                .map_or(Instant::ZERO, |t| t + super::HANDSHAKE_RETRY);
+                .map_or(Instant::ZERO, |t| t + crate::node::HANDSHAKE_RETRY);
             let rekey = s.session.timers.rekey_at().max(retry);
             s.session.timers.expires_at().min(rekey)
         });
@@ -94,7 +94,7 @@ impl E2ePeer {
         self.pending.is_none()
             && self
                 .last_attempt
-                .is_none_or(|t| now.saturating_since(t) >= super::HANDSHAKE_RETRY)
+                .is_none_or(|t| now.saturating_since(t) >= crate::node::HANDSHAKE_RETRY)
     }
 }
 
@@ -199,11 +199,6 @@ impl E2eTable {
             .then_some(slot)
     }
 
-    /// A fresh index naming `slot`.
-    pub fn new_index(slot: usize, rng: &mut impl rand_core::RngCore) -> u32 {
-        Links::new_index(slot, rng)
-    }
-
     /// Every peer with its slot.
     pub fn iter(&self) -> impl Iterator<Item = (usize, &E2ePeer)> {
         self.slots
@@ -217,7 +212,7 @@ impl E2eTable {
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         self.iter()
             .map(|(_, p)| match p.deadline() {
-                due if due <= now => now + super::links::STUCK_RETRY,
+                due if due <= now => now + crate::node::timers::STUCK_RETRY,
                 later => later,
             })
             .min()

@@ -1,52 +1,53 @@
 //! The node's optional IPv4 address: a claim index in its signed announcement, and moving
 //! to the next candidate when a claim that outranks it takes the address (docs §5.3).
 
-use std::net::Ipv4Addr;
-
-use super::{DropReason, Node};
-use crate::crypto::Announcement;
+use super::ControlPlane;
+use crate::crypto::{Announcement, Identity};
+use crate::node::link_layer::LinkLayer;
+use crate::node::{DropReason, NodeConfig, Shared};
 use crate::overlay::{ClaimOutcome, Ipv4Claim};
 use crate::wire::{Message, NodeId};
 
-impl Node {
-    /// This node's IPv4 overlay address, if IPv4 is on and it holds one.
-    pub fn overlay_ipv4(&self) -> Option<Ipv4Addr> {
-        self.book.claims()?.address_of(&self.id)
-    }
-
+impl ControlPlane {
     /// Learn `node`'s addresses from its verified announcement, then check our own claim.
-    pub(super) fn learn_addresses(&mut self, node: NodeId, ann: &Announcement) {
-        let claim = match (self.cfg.ipv4_pool.as_ref(), ann.ipv4_claim) {
+    pub(super) fn learn_addresses(
+        &mut self,
+        node: NodeId,
+        ann: &Announcement,
+        link: &mut LinkLayer,
+        shared: &mut Shared,
+    ) {
+        let claim = match (shared.cfg.ipv4_pool.as_ref(), ann.ipv4_claim) {
             (Some(pool), Some(k)) => Ipv4Claim::derive(pool, &ann.identity.ed25519, k).ok(),
             _ => None,
         };
         let learned = self.book.learn(node, claim);
         if let Some(ClaimOutcome::Rejected(_)) = learned.ipv4 {
-            self.stats.drop(DropReason::AddressClaimRejected);
+            shared.stats.drop(DropReason::AddressClaimRejected);
         }
         if claim.is_some() {
-            self.check_own_claim();
+            self.check_own_claim(link, shared);
         }
     }
 
     /// Put our own starting claim into the address book (the announcement carries it).
-    pub(super) fn learn_own_ipv4_claim(&mut self) {
-        let (Some(pool), Some(k)) = (self.cfg.ipv4_pool, self.ipv4_index) else {
+    pub(super) fn learn_own_ipv4_claim(&mut self, cfg: &NodeConfig, identity: &Identity) {
+        let (Some(pool), Some(k)) = (cfg.ipv4_pool, self.ipv4_index) else {
             return;
         };
-        let key = self.identity.public().ed25519;
+        let key = identity.public().ed25519;
         if let Ok(claim) = Ipv4Claim::derive(&pool, &key, k) {
-            self.book.learn(self.id, Some(claim));
+            self.book.learn(identity.node_id(), Some(claim));
         }
     }
 
     /// If a claim that outranks ours took our address, move to our next free candidate and
     /// announce it (a new chain, so every node sees a newer announcement).
-    fn check_own_claim(&mut self) {
-        let (Some(pool), Some(current)) = (self.cfg.ipv4_pool, self.ipv4_index) else {
+    fn check_own_claim(&mut self, link: &mut LinkLayer, shared: &mut Shared) {
+        let (Some(pool), Some(current)) = (shared.cfg.ipv4_pool, self.ipv4_index) else {
             return;
         };
-        let key = self.identity.public().ed25519;
+        let key = shared.identity.public().ed25519;
         let next = self
             .book
             .claims()
@@ -57,22 +58,22 @@ impl Node {
         self.ipv4_index = next;
         if let Some(k) = next {
             if let Ok(claim) = Ipv4Claim::derive(&pool, &key, k) {
-                self.book.learn(self.id, Some(claim));
+                self.book.learn(shared.id, Some(claim));
             }
         }
-        self.reannounce();
+        self.reannounce(link, shared);
     }
 
     /// Sign a new announcement (a new chain starting at our next seqno) and broadcast it.
-    fn reannounce(&mut self) {
+    fn reannounce(&mut self, link: &mut LinkLayer, shared: &mut Shared) {
         let start = self.routing.own_seq().seqno.saturating_add(1);
-        if !self.adopt_chain(start) {
+        if !self.adopt_chain(start, &shared.identity, shared.epoch) {
             return;
         }
         let bytes = self.own_ann;
-        let _ = self.anns.take_unpushed(&self.id);
-        for (iface, _) in self.ifaces.clone() {
-            self.broadcast_messages(iface, &[Message::Announce(&bytes)]);
+        let _ = self.anns.take_unpushed(&shared.id);
+        for iface in link.ifaces() {
+            link.broadcast_messages(iface, &[Message::Announce(&bytes)], &mut shared.stats);
         }
     }
 }

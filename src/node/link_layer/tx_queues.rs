@@ -2,11 +2,12 @@
 //! table dumps) and data frames, each bounded on its own so neither can crowd the other
 //! out, drained alternately so neither waits behind a burst of the other.
 
-use super::ring::{Ring, Slot};
-use super::{DropReason, TxMeta};
+use super::tx::TxMeta;
+use crate::node::ring::{Ring, Slot};
+use crate::node::DropReason;
 
 /// Control and data frames waiting to be sent.
-pub(super) struct TxQueues {
+pub(in crate::node) struct TxQueues {
     control: Ring<TxMeta>,
     data: Ring<TxMeta>,
     /// Which queue `front` serves next when both hold frames.
@@ -15,7 +16,7 @@ pub(super) struct TxQueues {
 
 impl TxQueues {
     /// Queues of `control` and `data` slots, allocated now and never again.
-    pub(super) fn new(control: usize, data: usize) -> TxQueues {
+    pub(in crate::node) fn new(control: usize, data: usize) -> TxQueues {
         TxQueues {
             control: Ring::new(control),
             data: Ring::new(data),
@@ -24,7 +25,7 @@ impl TxQueues {
     }
 
     /// The queue a frame of this class goes to.
-    pub(super) fn ring(&mut self, control: bool) -> &mut Ring<TxMeta> {
+    pub(in crate::node) fn ring(&mut self, control: bool) -> &mut Ring<TxMeta> {
         if control {
             &mut self.control
         } else {
@@ -33,7 +34,7 @@ impl TxQueues {
     }
 
     /// The drop reason when the queue of this class is full.
-    pub(super) fn full_reason(control: bool) -> DropReason {
+    pub(in crate::node) fn full_reason(control: bool) -> DropReason {
         if control {
             DropReason::TxControlQueueFull
         } else {
@@ -48,7 +49,7 @@ impl TxQueues {
     }
 
     /// The frame to send next: the queues take turns while both hold frames.
-    pub(super) fn front(&self) -> Option<&Slot<TxMeta>> {
+    pub(in crate::node) fn front(&self) -> Option<&Slot<TxMeta>> {
         if self.data_turn() {
             self.data.front()
         } else {
@@ -57,7 +58,7 @@ impl TxQueues {
     }
 
     /// Remove the frame `front` returned, and give the other queue the next turn.
-    pub(super) fn pop(&mut self) {
+    pub(in crate::node) fn pop(&mut self) {
         if self.data_turn() {
             self.data.pop();
             self.data_next = false;

@@ -1,25 +1,72 @@
 //! Building frames in place in the transmit queues: clear hellos, handshakes, session-encrypted
-//! unicast and group-encrypted broadcast. Nothing here allocates.
+//! unicast and group-encrypted broadcast, and a relayed frame re-sealed where it arrived.
+//! Nothing here allocates.
 
-use super::links::{Link, LinkSession, Links};
-use super::rx::Relayed;
-use super::stats::Stats;
+use super::links::{Link, LinkSession};
 use super::tx_queues::TxQueues;
-use super::{DropReason, IfaceId, Node, TxMeta};
+use super::LinkLayer;
+use crate::link::LinkId;
+use crate::node::{DropReason, IfaceId, Stats, Transmit};
 use crate::wire::{
     emit_encrypted_header, emit_handshake, emit_hello, encrypted_frame_len, plaintext_area_mut,
     relay_data_in_place, split_encrypted_mut, split_tag_mut, EncryptedKind, Error, HandshakeKind,
     HelloRepr, MacAddr, MessageWriter, UNICAST_FRAME_LEN,
 };
 
-impl Node {
+/// Metadata of a queued frame.
+#[derive(Debug, Clone, Copy, Default)]
+pub(in crate::node) struct TxMeta {
+    /// Interface to send on.
+    pub(in crate::node) iface: IfaceId,
+    /// Destination MAC.
+    pub(in crate::node) dst: MacAddr,
+    /// Whether it counts as control traffic.
+    pub(in crate::node) control: bool,
+}
+
+/// A received Data frame this node relays: re-sealed in the receive buffer, it is sent from
+/// there.
+pub(in crate::node) struct Relayed {
+    /// Where it goes and which traffic class it counts as.
+    pub(in crate::node) meta: TxMeta,
+    /// Its length (the whole receive buffer: unicast frames have one size).
+    pub(in crate::node) len: usize,
+}
+
+impl Relayed {
+    /// The frame handed to the caller to send, counted as sent.
+    pub(in crate::node) fn sent(self, stats: &mut Stats) -> Transmit {
+        let Relayed { meta, len } = self;
+        stats.frames_out += 1;
+        stats.bytes_out += len as u64;
+        if meta.control {
+            stats.control_bytes_out += len as u64;
+            if meta.dst != MacAddr::BROADCAST && len == UNICAST_FRAME_LEN {
+                stats.unicast_control_bytes_out += len as u64;
+                stats.unicast_control_frames_out += 1;
+            }
+        }
+        Transmit {
+            iface: meta.iface,
+            dst: meta.dst,
+            len,
+        }
+    }
+}
+
+impl LinkLayer {
     /// Queue a clear hello on `iface` (discovery for neighbours without a session).
-    pub(super) fn queue_clear_hello(&mut self, iface: IfaceId, hello: &HelloRepr) {
+    pub(in crate::node) fn queue_clear_hello(
+        &mut self,
+        iface: IfaceId,
+        hello: &HelloRepr,
+        stats: &mut Stats,
+    ) {
         let Some(src) = self.mac_of(iface) else {
             return;
         };
         let Some(out) = self.tx.ring(true).reserve() else {
-            self.stats.drop(DropReason::TxControlQueueFull);
+            stats.drop(DropReason::TxControlQueueFull);
             return;
         };
         let Ok(len) = emit_hello(hello, &mut out.buf) else {
@@ -36,20 +83,20 @@ impl Node {
         }
     }
 
-    /// Queue a handshake frame carrying `noise` to `dst`.
+    /// Queue a handshake frame carrying `noise` to `dst` on `iface`.
     pub(super) fn queue_handshake(
         &mut self,
-        iface: IfaceId,
-        dst: MacAddr,
+        (iface, dst): (IfaceId, MacAddr),
         kind: HandshakeKind,
         indices: (u32, u32),
         noise: &[u8],
+        stats: &mut Stats,
     ) {
         let Some(src) = self.mac_of(iface) else {
             return;
         };
         let Some(out) = self.tx.ring(true).reserve() else {
-            self.stats.drop(DropReason::TxControlQueueFull);
+            stats.drop(DropReason::TxControlQueueFull);
             return;
         };
         let Ok(len) = emit_handshake(kind, indices.0, indices.1, noise, &mut out.buf) else {
@@ -68,46 +115,98 @@ impl Node {
         }
     }
 
-    /// Queue a session-encrypted unicast frame to the link in `slot`, its messages written
-    /// by `fill`. `control` says whether it counts as control traffic. False if not queued.
-    pub(super) fn queue_unicast(
+    /// Queue a session-encrypted unicast frame to link `id`, its messages written by
+    /// `fill`. `control` says whether it counts as control traffic. False if not queued.
+    pub(in crate::node) fn queue_unicast(
+        &mut self,
+        id: LinkId,
+        control: bool,
+        stats: &mut Stats,
+        fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
+    ) -> bool {
+        queue_unicast_on(self.links.by_id_mut(id), &mut self.tx, control, stats, fill)
+    }
+
+    /// `queue_unicast` to the link in `slot`.
+    pub(super) fn queue_unicast_slot(
         &mut self,
         slot: usize,
         control: bool,
+        stats: &mut Stats,
         fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
     ) -> bool {
-        let parts = TxParts {
-            links: &mut self.links,
-            tx: &mut self.tx,
-            stats: &mut self.stats,
-        };
-        parts.queue_unicast(slot, control, fill)
+        queue_unicast_on(self.links.get_mut(slot), &mut self.tx, control, stats, fill)
     }
 
-    /// Queue a frame `relay_in_place` re-sealed in `frame` (the copying path of
-    /// `handle_frame`).
-    pub(super) fn queue_relayed(&mut self, out: &Relayed, frame: &[u8]) {
+    /// Queue a frame `reseal_relayed` left in `frame` (the copying path of `handle_frame`).
+    pub(in crate::node) fn queue_relayed(
+        &mut self,
+        out: &Relayed,
+        frame: &[u8],
+        stats: &mut Stats,
+    ) {
         let control = out.meta.control;
         let Some(slot) = self.tx.ring(control).reserve() else {
-            self.stats.drop(TxQueues::full_reason(control));
+            stats.drop(TxQueues::full_reason(control));
             return;
         };
         let (Some(dst), Some(src)) = (slot.buf.get_mut(..out.len), frame.get(..out.len)) else {
-            self.stats.drop(DropReason::MalformedFrame);
+            stats.drop(DropReason::MalformedFrame);
             return;
         };
         dst.copy_from_slice(src);
         self.tx.ring(control).commit_as(out.len, out.meta);
     }
 
+    /// Re-seal the received unicast `frame`, whose first message is the Data message being
+    /// relayed, in place for link `id`: that message's new `ttl`, our Probe `probe` after
+    /// it, a new header, sealed under the link's session. Returns it to be sent; `control`
+    /// says which traffic class it counts as.
+    pub(in crate::node) fn reseal_relayed(
+        &mut self,
+        id: LinkId,
+        frame: &mut [u8],
+        (ttl, probe): (u8, u32),
+        control: bool,
+        stats: &mut Stats,
+    ) -> Option<Relayed> {
+        let Some(link) = self.links.by_id_mut(id) else {
+            stats.drop(DropReason::NoSession);
+            return None;
+        };
+        let (iface, mac) = (link.iface, link.mac);
+        let Some((sess, counter)) = sending_session(link) else {
+            stats.drop(DropReason::NoSession);
+            return None;
+        };
+        let send = &sess.session.send;
+        let resealed = reseal_in_place(frame, sess.remote_idx, counter, ttl, probe, |aad, body| {
+            send.seal_in_place(counter, aad, body)
+        });
+        if resealed.is_err() {
+            stats.drop(DropReason::MalformedMessage);
+            return None;
+        }
+        let meta = TxMeta {
+            iface,
+            dst: mac,
+            control,
+        };
+        Some(Relayed {
+            meta,
+            len: frame.len(),
+        })
+    }
+
     /// Queue a group-encrypted broadcast frame on `iface`, its messages written by `fill`.
-    pub(super) fn queue_broadcast(
+    pub(in crate::node) fn queue_broadcast(
         &mut self,
         iface: IfaceId,
+        stats: &mut Stats,
         fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
     ) -> bool {
         let Some(out) = self.tx.ring(true).reserve() else {
-            self.stats.drop(DropReason::TxControlQueueFull);
+            stats.drop(DropReason::TxControlQueueFull);
             return false;
         };
         let Ok(counter) = self.group.next_counter() else {
@@ -133,66 +232,57 @@ impl Node {
     }
 }
 
-/// The parts of the node that queuing a unicast frame uses, borrowed apart from the rest so
-/// that `fill` may use another part (the end-to-end session that seals into the frame).
-pub(super) struct TxParts<'a> {
-    pub(super) links: &'a mut Links,
-    pub(super) tx: &'a mut TxQueues,
-    pub(super) stats: &'a mut Stats,
-}
-
-impl TxParts<'_> {
-    /// Queue a session-encrypted unicast frame to the link in `slot`, its messages written
-    /// by `fill`. `control` says whether it counts as control traffic. False if not queued.
-    pub(super) fn queue_unicast(
-        self,
-        slot: usize,
-        control: bool,
-        fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
-    ) -> bool {
-        let Some(link) = self.links.get_mut(slot) else {
-            self.stats.drop(DropReason::NoSession);
-            return false;
-        };
-        let (iface, dst) = (link.iface, link.mac);
-        if link.current.is_none() {
-            self.stats.drop(DropReason::NoSession);
-            return false;
-        }
-        let Some(out) = self.tx.ring(control).reserve() else {
-            self.stats.drop(TxQueues::full_reason(control));
-            return false;
-        };
-        let Some((sess, counter)) = sending_session(link) else {
-            self.stats.drop(DropReason::NoSession);
-            return false;
-        };
-        let Some(frame) = out.buf.get_mut(..UNICAST_FRAME_LEN) else {
-            return false;
-        };
-        let send = &sess.session.send;
-        let built = build_sealed(
-            frame,
-            EncryptedKind::Unicast,
-            sess.remote_idx,
-            counter,
-            fill,
-            |aad, body| send.seal_in_place(counter, aad, body),
-        );
-        let meta = TxMeta {
-            iface,
-            dst,
-            control,
-        };
-        built
-            .map(|len| self.tx.ring(control).commit_as(len, meta))
-            .is_ok()
+/// Queue a session-encrypted unicast frame to `link` in `tx`, its messages written by
+/// `fill` (`LinkLayer::queue_unicast`).
+fn queue_unicast_on(
+    link: Option<&mut Link>,
+    tx: &mut TxQueues,
+    control: bool,
+    stats: &mut Stats,
+    fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
+) -> bool {
+    let Some(link) = link else {
+        stats.drop(DropReason::NoSession);
+        return false;
+    };
+    let (iface, dst) = (link.iface, link.mac);
+    if link.current.is_none() {
+        stats.drop(DropReason::NoSession);
+        return false;
     }
+    let Some(out) = tx.ring(control).reserve() else {
+        stats.drop(TxQueues::full_reason(control));
+        return false;
+    };
+    let Some((sess, counter)) = sending_session(link) else {
+        stats.drop(DropReason::NoSession);
+        return false;
+    };
+    let Some(frame) = out.buf.get_mut(..UNICAST_FRAME_LEN) else {
+        return false;
+    };
+    let send = &sess.session.send;
+    let built = build_sealed(
+        frame,
+        EncryptedKind::Unicast,
+        sess.remote_idx,
+        counter,
+        fill,
+        |aad, body| send.seal_in_place(counter, aad, body),
+    );
+    let meta = TxMeta {
+        iface,
+        dst,
+        control,
+    };
+    built
+        .map(|len| tx.ring(control).commit_as(len, meta))
+        .is_ok()
 }
 
 /// The session a unicast frame to `link` goes out under, with the frame counter taken
 /// for it. Until the peer confirmed a new session, frames keep going under the previous one.
-pub(super) fn sending_session(link: &mut Link) -> Option<(&mut LinkSession, u64)> {
+fn sending_session(link: &mut Link) -> Option<(&mut LinkSession, u64)> {
     let use_previous = link.current.as_ref().is_some_and(|c| !c.confirmed)
         && link.previous.as_ref().is_some_and(|p| p.confirmed);
     let sess = if use_previous {
@@ -207,7 +297,7 @@ pub(super) fn sending_session(link: &mut Link) -> Option<(&mut LinkSession, u64)
 /// Turn a received unicast `frame` whose first message is a Data message into the frame
 /// that relays it: ttl, Probe and padding rewritten (`relay_data_in_place`), a new header
 /// for the next hop's session `idx` and `counter`, then `seal`ed in place.
-pub(super) fn reseal_relayed(
+fn reseal_in_place(
     frame: &mut [u8],
     idx: u32,
     counter: u64,
