@@ -321,8 +321,8 @@ impl Node {
 
     /// The interface the next frame `poll_transmit` gives goes out on (so the caller can
     /// pick that interface's buffer to write it into).
-    pub fn next_transmit_iface(&self) -> Option<IfaceId> {
-        self.link.next_transmit_iface()
+    pub fn next_transmit_iface(&mut self) -> Option<IfaceId> {
+        self.link.next_transmit_iface(&mut self.shared.stats)
     }
 
     /// The next frame to send, written into `buf` (at least 1500 bytes).

@@ -983,3 +983,58 @@ fn replayed_and_forged_msg1_floods_are_read_only_within_their_budgets() {
     let limited_now = b.stats().drops(DropReason::E2eRateLimited) - limited;
     assert_eq!(limited_now, 40 - failed);
 }
+
+#[test]
+fn a_frame_whose_link_went_away_while_it_waited_is_dropped_not_sealed() {
+    // Lazy transmit: unicast frames wait unsealed and take their key and counter when sent,
+    // so a frame queued for a link that is forgotten before the caller drains never leaves.
+    let t0 = Instant::ZERO;
+    let (mut a, mut b) = (node(1, t0), node(2, t0));
+    run_pair(&mut a, &mut b, t0, 2);
+    let now = t0 + Duration::from_secs(2);
+    connect_e2e(&mut a, &mut b, now);
+    let (pkt, len) = udp_between(&a, &b, b"late");
+    a.handle_ip_packet(now, &pkt[..len]);
+    assert!(
+        a.next_transmit_iface().is_some(),
+        "the packet's frame is queued"
+    );
+    let before = a.stats().drops(DropReason::NoSession);
+    assert!(a.remove_interface(now, IfaceId(0)));
+    let mut buf = [0u8; 1500];
+    while let Some(t) = a.poll_transmit(&mut buf) {
+        assert_ne!(
+            t.len,
+            crate::wire::UNICAST_FRAME_LEN,
+            "a unicast frame left for a forgotten link"
+        );
+    }
+    assert!(a.stats().drops(DropReason::NoSession) > before);
+}
+
+#[test]
+fn queued_frames_take_their_counters_in_the_order_they_are_sent() {
+    // Two packets queued back to back go out with consecutive counters of the session
+    // current when they are sent (header bytes 5..13: the counter, big-endian).
+    let t0 = Instant::ZERO;
+    let (mut a, mut b) = (node(1, t0), node(2, t0));
+    run_pair(&mut a, &mut b, t0, 2);
+    let now = t0 + Duration::from_secs(2);
+    connect_e2e(&mut a, &mut b, now);
+    for payload in [b"one", b"two"] {
+        let (pkt, len) = udp_between(&a, &b, payload);
+        a.handle_ip_packet(now, &pkt[..len]);
+    }
+    let mut counters = Vec::new();
+    let mut buf = [0u8; 1500];
+    while let Some(t) = a.poll_transmit(&mut buf) {
+        if t.len == crate::wire::UNICAST_FRAME_LEN {
+            counters.push(u64::from_be_bytes(buf[5..13].try_into().unwrap()));
+            b.handle_frame(now, IfaceId(0), mac(1), &buf[..t.len]);
+        }
+    }
+    assert_eq!(counters.len(), 2);
+    assert_eq!(counters[1], counters[0] + 1);
+    assert_eq!(b.stats().total_drops(), 0, "b opened both");
+    assert!(b.poll_deliver(&mut buf).is_some() && b.poll_deliver(&mut buf).is_some());
+}

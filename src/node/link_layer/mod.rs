@@ -27,7 +27,7 @@ pub(super) use links::IDLE_LINK_TIMEOUT;
 
 use rand_chacha::ChaCha20Rng;
 
-use super::{NodeConfig, Stats, Transmit, MAX_IFACES};
+use super::{DropReason, NodeConfig, Stats, Transmit, MAX_IFACES};
 use crate::crypto::{FrameTagKey, GroupSender, MeshPsk};
 use crate::iface::IfaceId;
 use crate::link::{LinkId, LinkTable};
@@ -281,25 +281,47 @@ impl LinkLayer {
         self.scratch = Some(buf);
     }
 
-    /// The interface the next frame `poll_transmit` gives goes out on.
-    pub(super) fn next_transmit_iface(&self) -> Option<IfaceId> {
+    /// The interface the next frame `poll_transmit` gives goes out on (frames whose link
+    /// went away since they were queued are dropped first, so `poll_transmit` gives that
+    /// frame).
+    pub(super) fn next_transmit_iface(&mut self, stats: &mut Stats) -> Option<IfaceId> {
+        self.drop_unsealable(stats);
         self.tx.front().map(|slot| slot.meta.iface)
     }
 
-    /// The next frame to send, written into `buf`.
+    /// The next frame to send, written into `buf` and sealed there under the key current
+    /// now (lazy transmit: frames wait in the queues unsealed).
     pub(super) fn poll_transmit(&mut self, buf: &mut [u8], stats: &mut Stats) -> Option<Transmit> {
-        let slot = self.tx.front()?;
-        let len = slot.len;
-        let meta = slot.meta;
-        let (Some(dst), Some(src)) = (buf.get_mut(..len), slot.buf.get(..len)) else {
-            // The caller's buffer is too small: the frame is dropped, not truncated.
+        loop {
+            self.drop_unsealable(stats);
+            let slot = self.tx.front()?;
+            let len = slot.len;
+            let meta = slot.meta;
+            let (Some(dst), Some(src)) = (buf.get_mut(..len), slot.buf.get(..len)) else {
+                // The caller's buffer is too small: the frame is dropped, not truncated.
+                self.tx.pop();
+                stats.drop(TxQueues::full_reason(meta.control));
+                return None;
+            };
+            dst.copy_from_slice(src);
             self.tx.pop();
-            stats.drop(TxQueues::full_reason(meta.control));
-            return None;
-        };
-        dst.copy_from_slice(src);
-        self.tx.pop();
-        Some(Relayed { meta, len }.sent(stats))
+            if self.seal_now(meta.seal, dst) {
+                return Some(Relayed { meta, len }.sent(stats));
+            }
+            // Its key's counter is spent (a rekey is due): dropped, try the next one.
+            stats.drop(DropReason::NoSession);
+        }
+    }
+
+    /// Drop frames at the front whose key went away while they waited (counted).
+    fn drop_unsealable(&mut self, stats: &mut Stats) {
+        while let Some(slot) = self.tx.front() {
+            if self.can_seal(slot.meta.seal) {
+                return;
+            }
+            self.tx.pop();
+            stats.drop(DropReason::NoSession);
+        }
     }
 
     /// When the group key timer is due next: when our key reaches its lifetime.

@@ -22,6 +22,22 @@ pub(in crate::node) struct TxMeta {
     pub(in crate::node) dst: MacAddr,
     /// Whether it counts as control traffic.
     pub(in crate::node) control: bool,
+    /// What sealing it still needs when it is sent.
+    pub(in crate::node) seal: Seal,
+}
+
+/// The key an encrypted frame is sealed under when `poll_transmit` sends it: the session
+/// or group key current then, with the next counter, so frames leave in counter order and
+/// a frame queued before a rekey goes out under the new key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(in crate::node) enum Seal {
+    /// Complete as queued (clear frames, relayed frames sealed where they arrived).
+    #[default]
+    Done,
+    /// Under the sending session of this link.
+    Unicast(LinkId),
+    /// Under our group key.
+    Broadcast,
 }
 
 /// A received Data frame this node relays: re-sealed in the receive buffer, it is sent from
@@ -78,6 +94,7 @@ impl LinkLayer {
                 iface,
                 dst: MacAddr::BROADCAST,
                 control: true,
+                seal: Seal::Done,
             };
             self.tx.ring(true).commit_as(len, meta);
         }
@@ -110,6 +127,7 @@ impl LinkLayer {
                     iface,
                     dst,
                     control: true,
+                    seal: Seal::Done,
                 },
             );
         }
@@ -124,7 +142,14 @@ impl LinkLayer {
         stats: &mut Stats,
         fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
     ) -> bool {
-        queue_unicast_on(self.links.by_id_mut(id), &mut self.tx, control, stats, fill)
+        queue_unicast_on(
+            id,
+            self.links.by_id_mut(id),
+            &mut self.tx,
+            control,
+            stats,
+            fill,
+        )
     }
 
     /// `queue_unicast` to the link in `slot`.
@@ -135,7 +160,18 @@ impl LinkLayer {
         stats: &mut Stats,
         fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
     ) -> bool {
-        queue_unicast_on(self.links.get_mut(slot), &mut self.tx, control, stats, fill)
+        let Some(id) = self.links.id(slot) else {
+            stats.drop(DropReason::NoSession);
+            return false;
+        };
+        queue_unicast_on(
+            id,
+            self.links.get_mut(slot),
+            &mut self.tx,
+            control,
+            stats,
+            fill,
+        )
     }
 
     /// Queue a frame `reseal_relayed` left in `frame` (the copying path of `handle_frame`).
@@ -191,6 +227,7 @@ impl LinkLayer {
             iface,
             dst: mac,
             control,
+            seal: Seal::Done,
         };
         Some(Relayed {
             meta,
@@ -209,32 +246,70 @@ impl LinkLayer {
             stats.drop(DropReason::TxControlQueueFull);
             return false;
         };
-        let Ok(counter) = self.group.next_counter() else {
-            return false;
-        };
-        let group = &self.group;
-        let built = build_sealed(
-            &mut out.buf[..],
-            EncryptedKind::Broadcast,
-            group.key_id(),
-            counter,
-            fill,
-            |aad, body| group.seal_in_place(counter, aad, body),
-        );
+        let built = write_plaintext(&mut out.buf[..], EncryptedKind::Broadcast, fill);
         let meta = TxMeta {
             iface,
             dst: MacAddr::BROADCAST,
             control: true,
+            seal: Seal::Broadcast,
         };
         built
             .map(|len| self.tx.ring(true).commit_as(len, meta))
             .is_ok()
+    }
+
+    /// Seal the encrypted frame `frame` (as `write_plaintext` left it, now in the caller's
+    /// buffer) under the key `seal` names, with the next counter. False if that key is
+    /// gone (the link was forgotten, its session ended) or spent: the frame is dropped.
+    pub(super) fn seal_now(&mut self, seal: Seal, frame: &mut [u8]) -> bool {
+        match seal {
+            Seal::Done => true,
+            Seal::Unicast(id) => {
+                let Some((sess, counter)) = self.links.by_id_mut(id).and_then(sending_session)
+                else {
+                    return false;
+                };
+                let send = &sess.session.send;
+                seal_built(
+                    frame,
+                    EncryptedKind::Unicast,
+                    sess.remote_idx,
+                    counter,
+                    |aad, body| send.seal_in_place(counter, aad, body),
+                )
+                .is_ok()
+            }
+            Seal::Broadcast => {
+                let Ok(counter) = self.group.next_counter() else {
+                    return false;
+                };
+                let group = &self.group;
+                seal_built(
+                    frame,
+                    EncryptedKind::Broadcast,
+                    group.key_id(),
+                    counter,
+                    |aad, body| group.seal_in_place(counter, aad, body),
+                )
+                .is_ok()
+            }
+        }
+    }
+
+    /// Whether the key a queued frame will be sealed under is there (`seal_now` would
+    /// succeed, bar a spent counter).
+    pub(super) fn can_seal(&self, seal: Seal) -> bool {
+        match seal {
+            Seal::Done | Seal::Broadcast => true,
+            Seal::Unicast(id) => self.links.by_id(id).is_some_and(|l| l.current.is_some()),
+        }
     }
 }
 
 /// Queue a session-encrypted unicast frame to `link` in `tx`, its messages written by
 /// `fill` (`LinkLayer::queue_unicast`).
 fn queue_unicast_on(
+    id: LinkId,
     link: Option<&mut Link>,
     tx: &mut TxQueues,
     control: bool,
@@ -254,28 +329,16 @@ fn queue_unicast_on(
         stats.drop(TxQueues::full_reason(control));
         return false;
     };
-    let Some((sess, counter)) = sending_session(link) else {
-        stats.drop(DropReason::NoSession);
-        return false;
-    };
     let Some(frame) = out.buf.get_mut(..UNICAST_FRAME_LEN) else {
         return false;
     };
-    let send = &sess.session.send;
-    let built = build_sealed(
-        frame,
-        EncryptedKind::Unicast,
-        sess.remote_idx,
-        counter,
-        fill,
-        |aad, body| send.seal_in_place(counter, aad, body),
-    );
     let meta = TxMeta {
         iface,
         dst,
         control,
+        seal: Seal::Unicast(id),
     };
-    built
+    write_plaintext(frame, EncryptedKind::Unicast, fill)
         .map(|len| tx.ring(control).commit_as(len, meta))
         .is_ok()
 }
@@ -319,35 +382,32 @@ fn reseal_in_place(
     Ok(())
 }
 
-/// Build an encrypted frame in `frame`: header, messages from `fill`, then `seal` the
-/// plaintext in place (with the header as associated data) and write the tag.
-fn build_sealed(
+/// Give an encrypted frame `write_plaintext` wrote (messages, padding) its header — `idx`, `counter` — then `seal` the plaintext in place (the header as
+/// associated data) and write the tag.
+fn seal_built(
     frame: &mut [u8],
     kind: EncryptedKind,
     idx: u32,
     counter: u64,
-    fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
     seal: impl FnOnce(
         &[u8],
         &mut [u8],
     ) -> Result<[u8; crate::wire::TAG_LEN], crate::crypto::aead::SealError>,
-) -> Result<usize, Error> {
-    let len = build_encrypted(frame, kind, idx, counter, fill)?;
-    let parts = split_encrypted_mut(frame.get_mut(..len).ok_or(Error::NoSpace)?)?;
+) -> Result<(), Error> {
+    emit_encrypted_header(kind, idx, counter, frame)?;
+    let parts = split_encrypted_mut(frame)?;
     *parts.tag = seal(parts.header, parts.body).map_err(|_| Error::NoSpace)?;
-    Ok(len)
+    Ok(())
 }
 
-/// Write header and messages of an encrypted frame into `frame`; returns the frame length.
-/// Unicast plaintext is padded to the fixed frame size, broadcast is not.
-fn build_encrypted(
+/// Write the messages of an encrypted frame of `kind` into its plaintext area in `frame`
+/// (the header and tag are written when it is sealed, `seal_built`); returns the frame
+/// length. Unicast plaintext is padded to the fixed frame size, broadcast is not.
+fn write_plaintext(
     frame: &mut [u8],
     kind: EncryptedKind,
-    idx: u32,
-    counter: u64,
     fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
 ) -> Result<usize, Error> {
-    emit_encrypted_header(kind, idx, counter, frame)?;
     let mut w = MessageWriter::new(plaintext_area_mut(kind, frame)?);
     fill(&mut w)?;
     Ok(match kind {
