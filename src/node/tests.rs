@@ -984,15 +984,21 @@ fn replayed_and_forged_msg1_floods_are_read_only_within_their_budgets() {
     assert_eq!(limited_now, 40 - failed);
 }
 
-#[test]
-fn a_frame_whose_link_went_away_while_it_waited_is_dropped_not_sealed() {
-    // Lazy transmit: unicast frames wait unsealed and take their key and counter when sent,
-    // so a frame queued for a link that is forgotten before the caller drains never leaves.
+/// Two nodes with a link session and an end-to-end session, and the time it is.
+fn linked_pair() -> (Node, Node, Instant) {
     let t0 = Instant::ZERO;
     let (mut a, mut b) = (node(1, t0), node(2, t0));
     run_pair(&mut a, &mut b, t0, 2);
     let now = t0 + Duration::from_secs(2);
     connect_e2e(&mut a, &mut b, now);
+    (a, b, now)
+}
+
+#[test]
+fn a_frame_whose_link_went_away_while_it_waited_is_dropped_not_sealed() {
+    // Lazy transmit: unicast frames wait unsealed and take their key and counter when sent,
+    // so a frame queued for a link that is forgotten before the caller drains never leaves.
+    let (mut a, mut b, now) = linked_pair();
     let (pkt, len) = udp_between(&a, &b, b"late");
     a.handle_ip_packet(now, &pkt[..len]);
     assert!(
@@ -1016,11 +1022,7 @@ fn a_frame_whose_link_went_away_while_it_waited_is_dropped_not_sealed() {
 fn queued_frames_take_their_counters_in_the_order_they_are_sent() {
     // Two packets queued back to back go out with consecutive counters of the session
     // current when they are sent (header bytes 5..13: the counter, big-endian).
-    let t0 = Instant::ZERO;
-    let (mut a, mut b) = (node(1, t0), node(2, t0));
-    run_pair(&mut a, &mut b, t0, 2);
-    let now = t0 + Duration::from_secs(2);
-    connect_e2e(&mut a, &mut b, now);
+    let (mut a, mut b, now) = linked_pair();
     for payload in [b"one", b"two"] {
         let (pkt, len) = udp_between(&a, &b, payload);
         a.handle_ip_packet(now, &pkt[..len]);
