@@ -998,7 +998,7 @@ fn linked_pair() -> (Node, Node, Instant) {
 fn a_frame_whose_link_went_away_while_it_waited_is_dropped_not_sealed() {
     // Lazy transmit: unicast frames wait unsealed and take their key and counter when sent,
     // so a frame queued for a link that is forgotten before the caller drains never leaves.
-    let (mut a, mut b, now) = linked_pair();
+    let (mut a, b, now) = linked_pair();
     let (pkt, len) = udp_between(&a, &b, b"late");
     a.handle_ip_packet(now, &pkt[..len]);
     assert!(
