@@ -364,7 +364,6 @@ impl LinkLayer {
     }
 
     /// Whether link `id` holds a current session.
-    #[cfg(test)]
     pub(super) fn has_session(&self, id: LinkId) -> bool {
         self.links.by_id(id).is_some_and(|l| l.current.is_some())
     }

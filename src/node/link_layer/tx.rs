@@ -142,14 +142,26 @@ impl LinkLayer {
         stats: &mut Stats,
         fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
     ) -> bool {
-        queue_unicast_on(
-            id,
-            self.links.by_id_mut(id),
-            &mut self.tx,
+        let Some((iface, dst)) = self.link_key(id).filter(|_| self.has_session(id)) else {
+            stats.drop(DropReason::NoSession);
+            return false;
+        };
+        let Some(out) = self.tx.ring(control).reserve() else {
+            stats.drop(TxQueues::full_reason(control));
+            return false;
+        };
+        let Some(frame) = out.buf.get_mut(..UNICAST_FRAME_LEN) else {
+            return false;
+        };
+        let meta = TxMeta {
+            iface,
+            dst,
             control,
-            stats,
-            fill,
-        )
+            seal: Seal::Unicast(id),
+        };
+        write_plaintext(frame, EncryptedKind::Unicast, fill)
+            .map(|len| self.tx.ring(control).commit_as(len, meta))
+            .is_ok()
     }
 
     /// `queue_unicast` to the link in `slot`.
@@ -164,14 +176,7 @@ impl LinkLayer {
             stats.drop(DropReason::NoSession);
             return false;
         };
-        queue_unicast_on(
-            id,
-            self.links.get_mut(slot),
-            &mut self.tx,
-            control,
-            stats,
-            fill,
-        )
+        self.queue_unicast(id, control, stats, fill)
     }
 
     /// Queue a frame `reseal_relayed` left in `frame` (the copying path of `handle_frame`).
@@ -301,46 +306,9 @@ impl LinkLayer {
     pub(super) fn can_seal(&self, seal: Seal) -> bool {
         match seal {
             Seal::Done | Seal::Broadcast => true,
-            Seal::Unicast(id) => self.links.by_id(id).is_some_and(|l| l.current.is_some()),
+            Seal::Unicast(id) => self.has_session(id),
         }
     }
-}
-
-/// Queue a session-encrypted unicast frame to `link` in `tx`, its messages written by
-/// `fill` (`LinkLayer::queue_unicast`).
-fn queue_unicast_on(
-    id: LinkId,
-    link: Option<&mut Link>,
-    tx: &mut TxQueues,
-    control: bool,
-    stats: &mut Stats,
-    fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
-) -> bool {
-    let Some(link) = link else {
-        stats.drop(DropReason::NoSession);
-        return false;
-    };
-    let (iface, dst) = (link.iface, link.mac);
-    if link.current.is_none() {
-        stats.drop(DropReason::NoSession);
-        return false;
-    }
-    let Some(out) = tx.ring(control).reserve() else {
-        stats.drop(TxQueues::full_reason(control));
-        return false;
-    };
-    let Some(frame) = out.buf.get_mut(..UNICAST_FRAME_LEN) else {
-        return false;
-    };
-    let meta = TxMeta {
-        iface,
-        dst,
-        control,
-        seal: Seal::Unicast(id),
-    };
-    write_plaintext(frame, EncryptedKind::Unicast, fill)
-        .map(|len| tx.ring(control).commit_as(len, meta))
-        .is_ok()
 }
 
 /// The session a unicast frame to `link` goes out under, with the frame counter taken
