@@ -61,6 +61,7 @@ drop_reasons! {
     PacketTooBig => "packet_too_big": "IP packet larger than the overlay MTU",
     TxControlQueueFull => "tx_control_queue_full": "control frame not sent: the control transmit queue is full",
     TxDataQueueFull => "tx_data_queue_full": "data frame not sent: the data transmit queue is full",
+    TxLinkQueueFull => "tx_link_queue_full": "data frame not sent: its link already holds half the data transmit slots",
     DeliverQueueFull => "deliver_queue_full": "queue toward the TUN device full",
     EventQueueFull => "event_queue_full": "event queue full (events are informational)",
     IcmpRateLimited => "icmp_rate_limited": "ICMP error (Time Exceeded) not sent: over the node's ICMP error budget",
@@ -123,7 +124,7 @@ impl Default for DropCounters {
     }
 }
 
-const DROP_REASONS: usize = 48;
+const DROP_REASONS: usize = 49;
 const _: () = assert!(DropReason::ALL.len() == DROP_REASONS);
 
 impl Stats {

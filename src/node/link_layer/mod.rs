@@ -35,7 +35,7 @@ use crate::time::Instant;
 use crate::wire::{GroupKeyRepr, MacAddr, Message, NodeId, TagParts, MAX_FRAME_LEN};
 use budget::HandshakeBudgets;
 use links::{LinkState, Links};
-use tx_queues::TxQueues;
+use tx_queues::{Full, TxQueues};
 
 /// A neighbour whose link session just came up: routing and the caller are to be told.
 #[derive(Debug, Clone, Copy)]
@@ -300,7 +300,7 @@ impl LinkLayer {
             let (Some(dst), Some(src)) = (buf.get_mut(..len), slot.buf.get(..len)) else {
                 // The caller's buffer is too small: the frame is dropped, not truncated.
                 self.tx.pop();
-                stats.drop(TxQueues::full_reason(meta.control));
+                stats.drop(TxQueues::full_reason(meta.control, Full::Class));
                 return None;
             };
             dst.copy_from_slice(src);

@@ -3,7 +3,7 @@
 //! Nothing here allocates.
 
 use super::links::{Link, LinkSession};
-use super::tx_queues::TxQueues;
+use super::tx_queues::{Lane, TxQueues};
 use super::LinkLayer;
 use crate::link::LinkId;
 use crate::node::{DropReason, IfaceId, Stats, Transmit};
@@ -24,6 +24,8 @@ pub(in crate::node) struct TxMeta {
     pub(in crate::node) control: bool,
     /// What sealing it still needs when it is sent.
     pub(in crate::node) seal: Seal,
+    /// The lane it waits in.
+    pub(in crate::node) lane: Lane,
 }
 
 /// The key an encrypted frame is sealed under when `poll_transmit` sends it: the session
@@ -81,7 +83,7 @@ impl LinkLayer {
         let Some(src) = self.mac_of(iface) else {
             return;
         };
-        let Some(out) = self.tx.ring(true).reserve() else {
+        let Ok(out) = self.tx.reserve(Lane::Unlinked, iface, true) else {
             stats.drop(DropReason::TxControlQueueFull);
             return;
         };
@@ -95,8 +97,9 @@ impl LinkLayer {
                 dst: MacAddr::BROADCAST,
                 control: true,
                 seal: Seal::Done,
+                lane: Lane::Unlinked,
             };
-            self.tx.ring(true).commit_as(len, meta);
+            self.tx.commit(len, meta);
         }
     }
 
@@ -112,7 +115,7 @@ impl LinkLayer {
         let Some(src) = self.mac_of(iface) else {
             return;
         };
-        let Some(out) = self.tx.ring(true).reserve() else {
+        let Ok(out) = self.tx.reserve(Lane::Unlinked, iface, true) else {
             stats.drop(DropReason::TxControlQueueFull);
             return;
         };
@@ -121,13 +124,14 @@ impl LinkLayer {
         };
         if let Some((covered, tag)) = split_tag_mut(&mut out.buf, len) {
             *tag = self.tag_key.tag(src, dst, covered);
-            self.tx.ring(true).commit_as(
+            self.tx.commit(
                 len,
                 TxMeta {
                     iface,
                     dst,
                     control: true,
                     seal: Seal::Done,
+                    lane: Lane::Unlinked,
                 },
             );
         }
@@ -146,9 +150,13 @@ impl LinkLayer {
             stats.drop(DropReason::NoSession);
             return false;
         };
-        let Some(out) = self.tx.ring(control).reserve() else {
-            stats.drop(TxQueues::full_reason(control));
-            return false;
+        let lane = Lane::Link(id.slot());
+        let out = match self.tx.reserve(lane, iface, control) {
+            Ok(out) => out,
+            Err(full) => {
+                stats.drop(TxQueues::full_reason(control, full));
+                return false;
+            }
         };
         let Some(frame) = out.buf.get_mut(..UNICAST_FRAME_LEN) else {
             return false;
@@ -158,9 +166,10 @@ impl LinkLayer {
             dst,
             control,
             seal: Seal::Unicast(id),
+            lane,
         };
         write_plaintext(frame, EncryptedKind::Unicast, fill)
-            .map(|len| self.tx.ring(control).commit_as(len, meta))
+            .map(|len| self.tx.commit(len, meta))
             .is_ok()
     }
 
@@ -187,16 +196,16 @@ impl LinkLayer {
         stats: &mut Stats,
     ) {
         let control = out.meta.control;
-        let Some(slot) = self.tx.ring(control).reserve() else {
-            stats.drop(TxQueues::full_reason(control));
-            return;
+        let slot = match self.tx.reserve(out.meta.lane, out.meta.iface, control) {
+            Ok(slot) => slot,
+            Err(full) => return stats.drop(TxQueues::full_reason(control, full)),
         };
         let (Some(dst), Some(src)) = (slot.buf.get_mut(..out.len), frame.get(..out.len)) else {
             stats.drop(DropReason::MalformedFrame);
             return;
         };
         dst.copy_from_slice(src);
-        self.tx.ring(control).commit_as(out.len, out.meta);
+        self.tx.commit(out.len, out.meta);
     }
 
     /// Re-seal the received unicast `frame`, whose first message is the Data message being
@@ -233,6 +242,7 @@ impl LinkLayer {
             dst: mac,
             control,
             seal: Seal::Done,
+            lane: Lane::Link(id.slot()),
         };
         Some(Relayed {
             meta,
@@ -247,7 +257,7 @@ impl LinkLayer {
         stats: &mut Stats,
         fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
     ) -> bool {
-        let Some(out) = self.tx.ring(true).reserve() else {
+        let Ok(out) = self.tx.reserve(Lane::Unlinked, iface, true) else {
             stats.drop(DropReason::TxControlQueueFull);
             return false;
         };
@@ -257,10 +267,9 @@ impl LinkLayer {
             dst: MacAddr::BROADCAST,
             control: true,
             seal: Seal::Broadcast,
+            lane: Lane::Unlinked,
         };
-        built
-            .map(|len| self.tx.ring(true).commit_as(len, meta))
-            .is_ok()
+        built.map(|len| self.tx.commit(len, meta)).is_ok()
     }
 
     /// Seal the encrypted frame `frame` (as `write_plaintext` left it, now in the caller's
