@@ -22,17 +22,22 @@ pub struct Ring<M> {
     len: usize,
 }
 
+impl<M: Default> Slot<M> {
+    /// A slot holding nothing.
+    pub fn empty() -> Self {
+        Slot {
+            meta: M::default(),
+            len: 0,
+            buf: [0; MAX_FRAME_LEN],
+        }
+    }
+}
+
 impl<M: Default> Ring<M> {
     /// A ring of `capacity` slots (at least one), allocated now and never again.
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        let slots = (0..capacity)
-            .map(|_| Slot {
-                meta: M::default(),
-                len: 0,
-                buf: [0; MAX_FRAME_LEN],
-            })
-            .collect();
+        let slots = (0..capacity).map(|_| Slot::empty()).collect();
         Ring {
             slots,
             head: 0,

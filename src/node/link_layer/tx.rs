@@ -83,7 +83,7 @@ impl LinkLayer {
         let Some(src) = self.mac_of(iface) else {
             return;
         };
-        let Ok(out) = self.tx.reserve(Lane::Unlinked, iface, true) else {
+        let Ok(out) = self.tx.reserve(Lane::Unlinked(iface), true) else {
             stats.drop(DropReason::TxControlQueueFull);
             return;
         };
@@ -97,7 +97,7 @@ impl LinkLayer {
                 dst: MacAddr::BROADCAST,
                 control: true,
                 seal: Seal::Done,
-                lane: Lane::Unlinked,
+                lane: Lane::Unlinked(iface),
             };
             self.tx.commit(len, meta);
         }
@@ -115,7 +115,7 @@ impl LinkLayer {
         let Some(src) = self.mac_of(iface) else {
             return;
         };
-        let Ok(out) = self.tx.reserve(Lane::Unlinked, iface, true) else {
+        let Ok(out) = self.tx.reserve(Lane::Unlinked(iface), true) else {
             stats.drop(DropReason::TxControlQueueFull);
             return;
         };
@@ -131,7 +131,7 @@ impl LinkLayer {
                     dst,
                     control: true,
                     seal: Seal::Done,
-                    lane: Lane::Unlinked,
+                    lane: Lane::Unlinked(iface),
                 },
             );
         }
@@ -151,7 +151,7 @@ impl LinkLayer {
             return false;
         };
         let lane = Lane::Link(id.slot());
-        let out = match self.tx.reserve(lane, iface, control) {
+        let out = match self.tx.reserve(lane, control) {
             Ok(out) => out,
             Err(full) => {
                 stats.drop(TxQueues::full_reason(control, full));
@@ -196,7 +196,7 @@ impl LinkLayer {
         stats: &mut Stats,
     ) {
         let control = out.meta.control;
-        let slot = match self.tx.reserve(out.meta.lane, out.meta.iface, control) {
+        let slot = match self.tx.reserve(out.meta.lane, control) {
             Ok(slot) => slot,
             Err(full) => return stats.drop(TxQueues::full_reason(control, full)),
         };
@@ -257,7 +257,7 @@ impl LinkLayer {
         stats: &mut Stats,
         fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Error>,
     ) -> bool {
-        let Ok(out) = self.tx.reserve(Lane::Unlinked, iface, true) else {
+        let Ok(out) = self.tx.reserve(Lane::Unlinked(iface), true) else {
             stats.drop(DropReason::TxControlQueueFull);
             return false;
         };
@@ -267,7 +267,7 @@ impl LinkLayer {
             dst: MacAddr::BROADCAST,
             control: true,
             seal: Seal::Broadcast,
-            lane: Lane::Unlinked,
+            lane: Lane::Unlinked(iface),
         };
         built.map(|len| self.tx.commit(len, meta)).is_ok()
     }
@@ -359,8 +359,9 @@ fn reseal_in_place(
     Ok(())
 }
 
-/// Give an encrypted frame `write_plaintext` wrote (messages, padding) its header — `idx`, `counter` — then `seal` the plaintext in place (the header as
-/// associated data) and write the tag.
+/// Give an encrypted frame `write_plaintext` wrote (messages, padding) its header — `idx`,
+/// `counter` — then `seal` the plaintext in place (the header as associated data) and write
+/// the tag.
 fn seal_built(
     frame: &mut [u8],
     kind: EncryptedKind,

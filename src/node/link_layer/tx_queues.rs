@@ -12,21 +12,28 @@
 use super::tx::TxMeta;
 use crate::link::MAX_LINKS;
 use crate::node::ring::Slot;
-use crate::node::{DropReason, IfaceId, MAX_IFACES};
-use crate::wire::MAX_FRAME_LEN;
+use crate::node::{DropReason, IfaceId};
 
 /// Which lane a frame waits in.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(in crate::node) enum Lane {
     /// Frames to the link in this slot of the link table.
     Link(usize),
     /// Frames on this interface bound to no link: broadcasts, clear hellos, handshakes.
-    #[default]
-    Unlinked,
+    Unlinked(IfaceId),
 }
 
-/// Number of lanes: one per link slot, then one per interface.
-const LANES: usize = MAX_LINKS + MAX_IFACES;
+impl Default for Lane {
+    fn default() -> Lane {
+        Lane::Unlinked(IfaceId::default())
+    }
+}
+
+/// Number of lanes: one per link slot, then one per possible interface id (the daemon
+/// numbers interfaces by their place in its configuration, which may pass `MAX_IFACES`).
+const LANES: usize = MAX_LINKS + IFACE_IDS;
+/// Interface ids there can be.
+const IFACE_IDS: usize = u8::MAX as usize + 1;
 
 /// Marks the end of a slot chain.
 const NONE: u16 = u16::MAX;
@@ -108,13 +115,7 @@ impl TxQueues {
         let (control, data) = (control.max(1), data.max(1));
         // Slot indices are u16 with one value reserved.
         let total = (control + data).min(usize::from(NONE));
-        let slots = (0..total)
-            .map(|_| Slot {
-                meta: TxMeta::default(),
-                len: 0,
-                buf: [0; MAX_FRAME_LEN],
-            })
-            .collect();
+        let slots = (0..total).map(|_| Slot::empty()).collect();
         TxQueues {
             slots,
             next: vec![NONE; total],
@@ -151,7 +152,6 @@ impl TxQueues {
     pub(in crate::node) fn reserve(
         &mut self,
         lane: Lane,
-        iface: IfaceId,
         control: bool,
     ) -> Result<&mut Slot<TxMeta>, Full> {
         let (used, budget) = if control {
@@ -159,16 +159,16 @@ impl TxQueues {
         } else {
             (self.data_used, self.data_budget)
         };
+        // A link slot past the table (none is made) has no lane: refused like a full one.
+        let queues = lane_index(lane)
+            .and_then(|l| self.lanes.get(l))
+            .ok_or(Full::Class)?;
         if used >= budget {
             return Err(Full::Class);
         }
-        if !control {
-            let held = lane_index(lane, iface)
-                .and_then(|l| self.lanes.get(l))
-                .map_or(0, |q| usize::from(q.data.len));
-            if matches!(lane, Lane::Link(_)) && held >= self.link_data_cap {
-                return Err(Full::Link);
-            }
+        let link_full = usize::from(queues.data.len) >= self.link_data_cap;
+        if !control && matches!(lane, Lane::Link(_)) && link_full {
+            return Err(Full::Link);
         }
         let idx = *self.free.last().ok_or(Full::Class)?;
         self.slots.get_mut(usize::from(idx)).ok_or(Full::Class)
@@ -177,7 +177,7 @@ impl TxQueues {
     /// Enqueue the slot `reserve` returned, holding `len` bytes described by `meta`, at the
     /// back of its lane's queue of its class.
     pub(in crate::node) fn commit(&mut self, len: usize, meta: TxMeta) {
-        let Some(lane) = lane_index(meta.lane, meta.iface) else {
+        let Some(lane) = lane_index(meta.lane) else {
             return;
         };
         let Some(idx) = self.free.pop() else {
@@ -283,13 +283,12 @@ impl TxQueues {
     }
 }
 
-/// The lane table's index of `lane` (an unlinked frame's lane is its interface's).
-fn lane_index(lane: Lane, iface: IfaceId) -> Option<usize> {
-    let i = match lane {
-        Lane::Link(slot) => slot,
-        Lane::Unlinked => MAX_LINKS + usize::from(iface.0),
-    };
-    (i < LANES).then_some(i)
+/// The lane table's index of `lane`: link slots first, then interfaces.
+fn lane_index(lane: Lane) -> Option<usize> {
+    match lane {
+        Lane::Link(slot) => (slot < MAX_LINKS).then_some(slot),
+        Lane::Unlinked(iface) => Some(MAX_LINKS + usize::from(iface.0)),
+    }
 }
 
 #[cfg(test)]
@@ -297,7 +296,7 @@ mod tests {
     use super::*;
 
     fn push(q: &mut TxQueues, lane: Lane, control: bool, len: usize) -> Result<(), Full> {
-        q.reserve(lane, IfaceId(0), control)?;
+        q.reserve(lane, control)?;
         let meta = TxMeta {
             control,
             lane,
@@ -321,7 +320,10 @@ mod tests {
         let mut q = TxQueues::new(2, 4);
         let a = Lane::Link(1);
         assert!(push(&mut q, a, true, 1).is_ok() && push(&mut q, a, true, 2).is_ok());
-        assert_eq!(push(&mut q, Lane::Unlinked, true, 3), Err(Full::Class));
+        assert_eq!(
+            push(&mut q, Lane::Unlinked(IfaceId(0)), true, 3),
+            Err(Full::Class)
+        );
         assert!(push(&mut q, a, false, 10).is_ok(), "data still has room");
         let mut q = TxQueues::new(2, 4);
         for (i, lane) in [Lane::Link(1), Lane::Link(1), Lane::Link(2), Lane::Link(3)]
@@ -356,7 +358,7 @@ mod tests {
             push(&mut q, Lane::Link(8), false, 6).is_ok(),
             "another link is not"
         );
-        assert!(push(&mut q, Lane::Unlinked, false, 7).is_ok());
+        assert!(push(&mut q, Lane::Unlinked(IfaceId(0)), false, 7).is_ok());
         assert_eq!(q.len(), 7);
     }
 
@@ -367,7 +369,7 @@ mod tests {
             assert!(push(&mut q, Lane::Link(1), false, len).is_ok());
         }
         assert!(push(&mut q, Lane::Link(2), false, 7).is_ok());
-        assert!(push(&mut q, Lane::Unlinked, true, 8).is_ok());
+        assert!(push(&mut q, Lane::Unlinked(IfaceId(0)), true, 8).is_ok());
         let sent = drain(&mut q);
         assert_eq!(&sent[..4], &[100, 7, 8, 101], "lanes take turns");
         let link1: Vec<usize> = sent.iter().copied().filter(|&l| l >= 100).collect();
@@ -378,6 +380,22 @@ mod tests {
         );
         assert_eq!(q.len(), 0);
         assert!(q.front().is_none());
+    }
+
+    #[test]
+    fn every_interface_id_has_a_lane_and_no_frame_is_lost_unnoticed() {
+        // The daemon numbers interfaces by their place in its configuration: an id past
+        // MAX_IFACES still gets its frames sent.
+        let mut q = TxQueues::new(4, 4);
+        assert!(push(&mut q, Lane::Unlinked(IfaceId(200)), true, 5).is_ok());
+        assert!(push(&mut q, Lane::Unlinked(IfaceId(u8::MAX)), true, 6).is_ok());
+        // A link slot the table never makes is refused (the caller counts it), not queued
+        // and forgotten.
+        assert_eq!(
+            push(&mut q, Lane::Link(MAX_LINKS), false, 7),
+            Err(Full::Class)
+        );
+        assert_eq!(drain(&mut q), vec![5, 6]);
     }
 
     #[test]
