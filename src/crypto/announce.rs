@@ -9,9 +9,9 @@
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use super::hash_labeled;
 use super::hashchain::{ChainElement, ChainSigner, ChainVerifier, MAX_CHAIN_LEN};
 use super::identity::{Identity, PublicIdentity};
+use super::{arr, hash_labeled};
 use crate::wire::{NodeId, ANNOUNCE_LEN};
 
 /// Bytes covered by the signature.
@@ -150,13 +150,6 @@ impl Announcement {
 fn digest(bytes: &[u8; ANNOUNCE_LEN]) -> [u8; 32] {
     let (body, _) = bytes.split_at(SIGNED_LEN);
     hash_labeled::<32>(b"veilmesh announce v1", &[body])
-}
-
-/// Copy a slice of statically known length into an array (ranges above are constants).
-fn arr<const N: usize>(s: &[u8]) -> [u8; N] {
-    let mut out = [0u8; N];
-    out.copy_from_slice(s);
-    out
 }
 
 #[cfg(test)]

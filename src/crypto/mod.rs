@@ -15,6 +15,7 @@ pub mod group;
 pub mod handshake;
 pub mod hashchain;
 pub mod identity;
+pub mod onion;
 pub mod policy;
 pub mod replay;
 pub mod secret;
@@ -49,6 +50,14 @@ pub fn hash_labeled<const N: usize>(label: &[u8], parts: &[&[u8]]) -> [u8; N] {
         h.update(p);
     }
     let _ = h.finalize_variable(&mut out);
+    out
+}
+
+/// Copy a slice of statically known length into an array: callers pass constant ranges of
+/// fixed-size buffers, never lengths that came from the network.
+pub(crate) fn arr<const N: usize>(s: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(s);
     out
 }
 
