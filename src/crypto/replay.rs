@@ -14,7 +14,7 @@ pub const REPLAY_WINDOW: u64 = (TRANSPORT_BLOCKS as u64 - 1) * BLOCK_BITS;
 #[non_exhaustive]
 pub enum ReplayError {
     /// Older than the window: cannot tell whether it was seen.
-    #[error("counter is more than {REPLAY_WINDOW} behind the newest")]
+    #[error("counter is older than the replay window")]
     TooOld,
     /// Seen before.
     #[error("counter was already received")]

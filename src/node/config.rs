@@ -24,6 +24,10 @@ pub struct NodeConfig {
     pub handshakes_per_sec: u32,
     /// Interval between our hellos (neighbour loss detection scales with it).
     pub hello_interval: crate::time::Duration,
+    /// Relay other nodes' onion circuits (our onion key record says so).
+    pub relay: bool,
+    /// Keep onion circuits of our own built (docs/protocol.md §8.8).
+    pub circuits: bool,
 }
 
 impl Default for NodeConfig {
@@ -38,6 +42,8 @@ impl Default for NodeConfig {
             deliver_queue: 128,
             handshakes_per_sec: 20,
             hello_interval: crate::routing::HELLO_INTERVAL,
+            relay: true,
+            circuits: false,
         }
     }
 }

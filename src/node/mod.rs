@@ -24,10 +24,15 @@ mod timers;
 
 pub use config::NodeConfig;
 pub use control::{
-    Announcements, ANNOUNCE_REPLIES_PER_SEC, MAX_ANNOUNCEMENTS, MAX_PENDING_OGMS,
+    Announcements, ANNOUNCE_REPLIES_PER_SEC, MAX_ANNOUNCEMENTS, MAX_PENDING_OGMS, ONION_KEY_CHECKS_PER_SEC,
+    ONION_KEY_LIFETIME, ONION_KEY_ROTATION,
     MAX_PROBATION_PER_SOURCE, PROBE_ACK_MIN_GAP,
 };
-pub use data::{DATA_TTL, E2E_INITS_PER_SEC, E2E_TRIGGERS_PER_SEC, ICMP_ERRORS_PER_SEC};
+pub use data::{
+    CircuitInfo, BUILDS_PER_SEC, BUILD_RETRY, BUILD_TIMEOUT, CIRCUIT_LIFETIME, DATA_TTL,
+    E2E_INITS_PER_SEC, E2E_TRIGGERS_PER_SEC, ICMP_ERRORS_PER_SEC, LOOP_INTERVAL,
+    MAX_OWN_CIRCUITS, MAX_RELAY_CIRCUITS, RELAY_IDLE, SPARE_CIRCUITS,
+};
 pub use link_layer::{
     ANNOUNCE_CHECK_BURST, ANNOUNCE_CHECK_PERIOD, HANDSHAKE_RETRY, HANDSHAKE_TIMEOUT, MAX_LINKS,
     SESSION_SILENT_AFTER,
@@ -146,6 +151,9 @@ pub enum NodeError {
     /// The hash chain or announcement could not be built (a bug, not a configuration error).
     #[error("cannot build the node's signed announcement: {0}")]
     Announcement(String),
+    /// Our onion key record could not be signed (a bug, not a configuration error).
+    #[error("cannot sign the node's onion key: {0}")]
+    OnionKey(crate::crypto::onion::OnionError),
 }
 
 impl Node {
@@ -164,9 +172,16 @@ impl Node {
         // the order the seed is spent in is part of a deterministic run.
         let control = ControlPlane::new(&cfg, &identity, epoch, &mut rng, now)?;
         let link = LinkLayer::new(&cfg, &psk, epoch, &mut rng, now);
-        let data = DataPlane::new(&cfg, now);
+        let mut filter_key = [0u8; 32];
+        rng.fill_bytes(&mut filter_key);
+        let data = DataPlane::new(&cfg, now, filter_key);
         let mut timers = timers::TimerTable::default();
         timers.set(Timer::GroupKey, Some(link.group_key_deadline()));
+        timers.set(Timer::OnionKeys, Some(control.onion_keys().next_deadline()));
+        // Circuits of our own start being built once the first relays' keys can arrive.
+        if cfg.circuits {
+            timers.set(Timer::Circuits, Some(now + BUILD_RETRY));
+        }
         Ok(Node {
             shared: Shared {
                 cfg,
@@ -255,6 +270,28 @@ impl Node {
     #[cfg(feature = "sim")]
     pub fn set_relay_tap(&mut self, tap: RelayTap) {
         self.data.set_relay_tap(tap);
+    }
+
+    /// Our onion circuits (built or being built), for the CLI and tests.
+    pub fn circuits(&self, now: Instant) -> Vec<CircuitInfo> {
+        self.data.circuits(now)
+    }
+
+    /// Number of circuits this node relays.
+    pub fn relayed_circuits(&self) -> usize {
+        self.data.relayed_circuits()
+    }
+
+    /// The two ends of every circuit this node relays, as it knows them: the node before it
+    /// and the one after it (`None` where it is the exit). Tests check that a middle relay
+    /// never holds a circuit's creator or destination.
+    pub fn relayed_legs(&self) -> Vec<(NodeId, Option<NodeId>)> {
+        self.data.relayed_legs()
+    }
+
+    /// Number of other relays whose onion keys this node holds.
+    pub fn onion_keys_held(&self) -> usize {
+        self.control.onion_keys().len()
     }
 
     /// Number of nodes held in the end-to-end table (with a session or setting one up).

@@ -236,6 +236,22 @@ impl Node {
                 control.answer_probe(now, iface, seq, link, &mut shared.stats)
             }
             (Message::ProbeAck(seq), _) => control.handle_probe_ack(now, link, source, seq),
+            (Message::OnionKey(bytes), _) => control.on_onion_key(now, bytes, &mut shared.stats),
+            (Message::Build { header, records }, Via::Unicast) => {
+                let (data, mut env) = self.data_env();
+                data.on_build(now, &header, records, &mut env)
+            }
+            (
+                Message::Cell {
+                    header,
+                    flags,
+                    region,
+                },
+                Via::Unicast,
+            ) => {
+                let (data, mut env) = self.data_env();
+                data.on_cell(now, (&header, flags), region, &mut env)
+            }
             (Message::Data { dst, ttl, packet }, Via::Unicast) => {
                 let (data, mut env) = self.data_env();
                 data.on_data(now, (dst, ttl), packet, &mut env)

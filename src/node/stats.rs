@@ -75,6 +75,25 @@ drop_reasons! {
     E2eWaitExpired => "e2e_wait_expired": "packet held for an end-to-end session that did not come up in time",
     E2eMalformed => "e2e_malformed": "end-to-end payload that failed to parse",
     E2eRateLimited => "e2e_rate_limited": "end-to-end msg 1 not read (two key agreements each): over its source's or the node's budget",
+    OnionKeyUnknownNode => "onion_key_unknown_node": "onion key record of a node whose announcement we do not hold (it cannot be checked)",
+    OnionKeyInvalid => "onion_key_invalid": "onion key record with a bad signature or layout",
+    OnionKeyStale => "onion_key_stale": "onion key record no newer than the one we hold",
+    OnionKeyStoreFull => "onion_key_store_full": "no room for another relay's onion key record",
+    OnionKeyCheckRateLimited => "onion_key_check_rate_limited": "new onion key record not checked: over the node's budget of signature checks",
+    OnionBuildRefused => "onion_build_refused": "circuit build for us refused: this node does not relay (`relay = false`)",
+    OnionBuildRateLimited => "onion_build_rate_limited": "circuit build not opened (one x25519 each): over the node's budget of builds per second",
+    OnionLinkTaken => "onion_link_taken": "circuit build naming a link id one of our relayed circuits already uses",
+    OnionCircuitsFull => "onion_circuits_full": "circuit build refused: the node relays as many circuits as it holds",
+    OnionBuildUnknownKey => "onion_build_unknown_key": "circuit build sealed to an onion key we no longer (or never) held",
+    OnionBuildReplay => "onion_build_replay": "circuit build whose ephemeral key we saw before under the same onion key (a replay)",
+    OnionBuildAuth => "onion_build_auth": "circuit build record that failed to open (tampered, or not for us)",
+    OnionUnknownCircuit => "onion_unknown_circuit": "onion cell for a circuit we do not hold (gone idle, or never built)",
+    OnionCellAuth => "onion_cell_auth": "onion cell whose layer did not authenticate (tampered or tagged: dropped at the first honest relay)",
+    OnionCellReplay => "onion_cell_replay": "onion cell whose counter was seen before on its circuit",
+    OnionCellStale => "onion_cell_stale": "onion cell older than its circuit's replay window",
+    OnionBadBody => "onion_bad_body": "opened onion cell whose content is malformed or unexpected",
+    OnionBuildTimeout => "onion_build_timeout": "circuit of our own whose build-ok did not come back in time",
+    OnionNoRelays => "onion_no_relays": "no circuit built: fewer than two relays whose onion keys we hold and can route to",
 }
 
 /// Traffic and drop counters of one node.
@@ -110,6 +129,18 @@ pub struct Stats {
     pub e2e_sessions_established: u64,
     /// Times our group (broadcast) key was replaced.
     pub group_key_rotations: u64,
+    /// Circuit builds of our own sent.
+    pub onion_builds_sent: u64,
+    /// Circuits of our own whose exit confirmed the build.
+    pub onion_circuits_built: u64,
+    /// Circuits of our own that died (a loop went unanswered).
+    pub onion_circuits_broken: u64,
+    /// Builds of our own through two relays only (fewer were eligible).
+    pub onion_two_relay_builds: u64,
+    /// Circuits we accepted to relay.
+    pub onion_circuits_relayed: u64,
+    /// Cells we passed on as a relay (either way).
+    pub onion_cells_relayed: u64,
     #[serde(skip)]
     drops: DropCounters,
 }
@@ -124,7 +155,7 @@ impl Default for DropCounters {
     }
 }
 
-const DROP_REASONS: usize = 49;
+const DROP_REASONS: usize = 68;
 const _: () = assert!(DropReason::ALL.len() == DROP_REASONS);
 
 impl Stats {

@@ -22,16 +22,22 @@ pub enum Timer {
     Probation,
     /// End-to-end peers' deadlines (handshakes, sessions, idle) and waiting packets.
     E2e,
+    /// Our onion key's rotation and erasure; other relays' records expiring.
+    OnionKeys,
+    /// Circuits: builds timing out, loops, spare circuits, relayed circuits gone idle.
+    Circuits,
 }
 
 impl Timer {
     /// Every timer, in the order `handle_timeout` runs them.
-    pub const ALL: [Timer; 5] = [
+    pub const ALL: [Timer; 7] = [
         Timer::Links,
         Timer::GroupKey,
         Timer::PendingOgms,
         Timer::Probation,
         Timer::E2e,
+        Timer::OnionKeys,
+        Timer::Circuits,
     ];
 }
 
@@ -61,6 +67,15 @@ impl Node {
                 data.e2e_timers(now, &mut env);
             }
             Timer::Probation => self.control.probation_timer(now, &mut self.shared),
+            Timer::OnionKeys => {
+                let next = self.control.onion_key_timer(now, &mut self.shared);
+                self.shared.timers.set(Timer::OnionKeys, Some(next));
+            }
+            Timer::Circuits => {
+                let (data, mut env) = self.data_env();
+                let next = data.onion_timer(now, &mut env);
+                self.shared.timers.set(Timer::Circuits, next);
+            }
         }
     }
 }

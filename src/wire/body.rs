@@ -28,6 +28,19 @@ pub const PROBE_BODY_LEN: usize = 4;
 pub const DATA_HEADER_LEN: usize = NODE_ID_LEN + 1;
 /// Largest IP packet one unicast frame carries (a Data message filling the plaintext).
 pub const MAX_DATA_PACKET_LEN: usize = UNICAST_PLAINTEXT_LEN - MESSAGE_HEADER_LEN - DATA_HEADER_LEN;
+/// Body of an OnionKey: a relay's signed onion key record (docs/protocol.md §8.1).
+pub const ONION_KEY_LEN: usize = 120;
+/// A build's records (docs/protocol.md §8.2): three of 116 bytes.
+pub const BUILD_RECORDS_LEN: usize = 348;
+/// Build and Cell bodies before their onion part: destination node id, ttl, link id.
+pub const ONION_HEADER_LEN: usize = NODE_ID_LEN + 1 + 4;
+/// Body of a Build: the onion header, then the records.
+pub const BUILD_BODY_LEN: usize = ONION_HEADER_LEN + BUILD_RECORDS_LEN;
+/// A cell's layered part (slots and body), sized so that a Cell fills a unicast frame.
+pub const CELL_REGION_LEN: usize =
+    UNICAST_PLAINTEXT_LEN - MESSAGE_HEADER_LEN - ONION_HEADER_LEN - 1;
+/// Body of a Cell: the onion header, a direction byte, the layered part.
+pub const CELL_BODY_LEN: usize = ONION_HEADER_LEN + 1 + CELL_REGION_LEN;
 /// Largest IP packet the u16 body length of a Data message can describe.
 pub(crate) const MAX_ENCODABLE_PACKET_LEN: usize = u16::MAX as usize - DATA_HEADER_LEN;
 
@@ -59,6 +72,12 @@ pub enum MessageType {
     Data = 0x0A,
     /// Ask a neighbour to send its group key again (empty body).
     GroupKeyRequest = 0x0B,
+    /// A relay's signed onion key record.
+    OnionKey = 0x0C,
+    /// A circuit build on its way to the next relay.
+    Build = 0x0D,
+    /// An onion cell on its way to the next relay or back.
+    Cell = 0x0E,
 }
 
 impl MessageType {
@@ -77,6 +96,9 @@ impl MessageType {
             0x09 => MessageType::ProbeAck,
             0x0A => MessageType::Data,
             0x0B => MessageType::GroupKeyRequest,
+            0x0C => MessageType::OnionKey,
+            0x0D => MessageType::Build,
+            0x0E => MessageType::Cell,
             _ => return None,
         })
     }
@@ -211,6 +233,8 @@ mod tests {
         assert_eq!(SEQNO_REQUEST_BODY_LEN, 25);
         assert_eq!(GROUP_KEY_BODY_LEN, 36);
         assert_eq!(MAX_DATA_PACKET_LEN, 1451);
+        assert_eq!(CELL_REGION_LEN, 1446);
+        assert_eq!(MESSAGE_HEADER_LEN + CELL_BODY_LEN, UNICAST_PLAINTEXT_LEN);
     }
 
     #[test]
@@ -218,7 +242,7 @@ mod tests {
         for b in 0..=u8::MAX {
             match MessageType::from_u8(b) {
                 Some(t) => assert_eq!(t.as_u8(), b),
-                None => assert!(b > 0x0A),
+                None => assert!(b > 0x0E),
             }
         }
     }

@@ -1,11 +1,24 @@
 //! Parsing the message sequence inside a decrypted frame (docs/protocol.md §2).
 
-use super::body::{parse_fixed, MessageType, DATA_HEADER_LEN, IHU_ENTRY_LEN};
+use super::body::{
+    parse_fixed, MessageType, BUILD_BODY_LEN, CELL_BODY_LEN, DATA_HEADER_LEN, IHU_ENTRY_LEN,
+};
 use super::codec::Reader;
 use super::{
     Error, GroupKeyRepr, HelloRepr, IhuEntry, MacAddr, NodeId, OgmRepr, SeqnoRequestRepr,
-    ANNOUNCE_LEN,
+    ANNOUNCE_LEN, BUILD_RECORDS_LEN, CELL_REGION_LEN, ONION_KEY_LEN,
 };
+
+/// The routing header of a Build or Cell: where it goes and on which circuit leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnionHeader {
+    /// The next relay (or, backward, the previous one, or the creator).
+    pub dst: NodeId,
+    /// Remaining hops.
+    pub ttl: u8,
+    /// The circuit's link id on this leg.
+    pub link: u32,
+}
 
 /// One parsed message, borrowing the plaintext.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +52,24 @@ pub enum Message<'a> {
         /// The IP packet (may be empty at this layer).
         packet: &'a [u8],
     },
+    /// A relay's signed onion key record (verified by `crypto`, not here).
+    OnionKey(&'a [u8; ONION_KEY_LEN]),
+    /// A circuit build.
+    Build {
+        /// Where it goes.
+        header: OnionHeader,
+        /// The build records.
+        records: &'a [u8; BUILD_RECORDS_LEN],
+    },
+    /// An onion cell.
+    Cell {
+        /// Where it goes.
+        header: OnionHeader,
+        /// Direction byte (0 forward, 1 backward; checked by the node).
+        flags: u8,
+        /// Slots and body.
+        region: &'a [u8; CELL_REGION_LEN],
+    },
 }
 
 impl<'a> Message<'a> {
@@ -56,6 +87,9 @@ impl<'a> Message<'a> {
             Message::ProbeAck(_) => MessageType::ProbeAck,
             Message::Data { .. } => MessageType::Data,
             Message::GroupKeyRequest => MessageType::GroupKeyRequest,
+            Message::OnionKey(_) => MessageType::OnionKey,
+            Message::Build { .. } => MessageType::Build,
+            Message::Cell { .. } => MessageType::Cell,
         }
     }
 
@@ -95,8 +129,38 @@ impl<'a> Message<'a> {
                     packet: r.rest(),
                 }
             }
+            MessageType::OnionKey => Message::OnionKey(body.try_into().map_err(|_| bad_len)?),
+            MessageType::Build => {
+                if body.len() != BUILD_BODY_LEN {
+                    return Err(bad_len);
+                }
+                let mut r = Reader::new(body);
+                Message::Build {
+                    header: read_onion_header(&mut r)?,
+                    records: r.array()?,
+                }
+            }
+            MessageType::Cell => {
+                if body.len() != CELL_BODY_LEN {
+                    return Err(bad_len);
+                }
+                let mut r = Reader::new(body);
+                Message::Cell {
+                    header: read_onion_header(&mut r)?,
+                    flags: r.u8()?,
+                    region: r.array()?,
+                }
+            }
         })
     }
+}
+
+fn read_onion_header(r: &mut Reader<'_>) -> Result<OnionHeader, Error> {
+    Ok(OnionHeader {
+        dst: NodeId(*r.array()?),
+        ttl: r.u8()?,
+        link: r.u32()?,
+    })
 }
 
 /// Iterator over the messages of a decrypted plaintext.

@@ -2,7 +2,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::wire::body::*;
-use crate::wire::test_support::{owned, Owned};
+use crate::wire::test_support::{cell, owned, Owned};
 use crate::wire::{MessageWriter, UNICAST_PLAINTEXT_LEN};
 
 /// Encode `msgs` into a zeroed buffer; returns the bytes up to the end of the last message.
@@ -21,6 +21,18 @@ fn parse_all(bytes: &[u8]) -> Vec<Result<Owned, Error>> {
     MessageIter::new(bytes)
         .map(|r| r.map(|m| Owned::from_message(&m)))
         .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn a_cell_fills_a_unicast_plaintext_and_round_trips(c in cell()) {
+        let mut buf = [0u8; UNICAST_PLAINTEXT_LEN];
+        let mut w = MessageWriter::new(&mut buf);
+        c.push(&mut w).unwrap();
+        prop_assert_eq!(w.remaining(), 0);
+        prop_assert_eq!(parse_all(&buf), vec![Ok(c)]);
+    }
 }
 
 proptest! {
@@ -153,12 +165,12 @@ fn variable_bodies_check_their_structure() {
 #[test]
 fn unknown_type_and_truncation_end_the_sequence() {
     let mut bytes = raw(0x08, 4);
-    bytes.extend(raw(0x0C, 0));
+    bytes.extend(raw(0x0F, 0));
     bytes.extend(raw(0x08, 4));
     let got = parse_all(&bytes);
     assert_eq!(
         got,
-        vec![Ok(Owned::Probe(0)), Err(Error::UnknownMessageType(0x0C))]
+        vec![Ok(Owned::Probe(0)), Err(Error::UnknownMessageType(0x0F))]
     );
     assert_eq!(parse_all(&[0x08]), vec![Err(Error::Truncated)]);
     assert_eq!(parse_all(&[0x08, 0]), vec![Err(Error::Truncated)]);
@@ -190,9 +202,9 @@ fn pad_ends_the_sequence_and_must_be_all_zero() {
 
 #[test]
 fn iterator_is_fused_after_error() {
-    let bytes = raw(0x0C, 0);
+    let bytes = raw(0x0F, 0);
     let mut it = MessageIter::new(&bytes);
-    assert_eq!(it.next(), Some(Err(Error::UnknownMessageType(0x0C))));
+    assert_eq!(it.next(), Some(Err(Error::UnknownMessageType(0x0F))));
     assert_eq!(it.next(), None);
     assert_eq!(it.next(), None);
 }

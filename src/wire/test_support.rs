@@ -4,7 +4,8 @@ use proptest::prelude::*;
 
 use super::{
     GroupKeyRepr, HelloRepr, IhuEntry, MacAddr, Message, MessageWriter, NodeId, OgmRepr,
-    SeqnoRequestRepr, ANNOUNCE_LEN,
+    OnionHeader, SeqnoRequestRepr, ANNOUNCE_LEN, BUILD_RECORDS_LEN, CELL_REGION_LEN,
+    ONION_KEY_LEN,
 };
 use crate::wire::Error;
 
@@ -22,6 +23,9 @@ pub enum Owned {
     ProbeAck(u32),
     GroupKeyRequest,
     Data(NodeId, u8, Vec<u8>),
+    OnionKey(Box<[u8; ONION_KEY_LEN]>),
+    Build(OnionHeader, Box<[u8; BUILD_RECORDS_LEN]>),
+    Cell(OnionHeader, u8, Box<[u8; CELL_REGION_LEN]>),
 }
 
 impl Owned {
@@ -39,6 +43,12 @@ impl Owned {
             Owned::ProbeAck(p) => w.push_probe_ack(*p),
             Owned::GroupKeyRequest => w.push_group_key_request(),
             Owned::Data(d, t, p) => w.push_data(*d, *t, p),
+            Owned::OnionKey(k) => w.push_onion_key(k),
+            Owned::Build(h, r) => w.push_build(h, r),
+            Owned::Cell(h, f, r) => w.push_cell(h, *f, |out| {
+                out.copy_from_slice(&r[..]);
+                Ok(())
+            }),
         }
     }
 
@@ -56,6 +66,13 @@ impl Owned {
             Message::ProbeAck(p) => Owned::ProbeAck(p),
             Message::GroupKeyRequest => Owned::GroupKeyRequest,
             Message::Data { dst, ttl, packet } => Owned::Data(dst, ttl, packet.to_vec()),
+            Message::OnionKey(k) => Owned::OnionKey(Box::new(*k)),
+            Message::Build { header, records } => Owned::Build(header, Box::new(*records)),
+            Message::Cell {
+                header,
+                flags,
+                region,
+            } => Owned::Cell(header, flags, Box::new(*region)),
         }
     }
 }
@@ -94,12 +111,26 @@ fn ogm() -> impl Strategy<Value = OgmRepr> {
         )
 }
 
-fn announce() -> impl Strategy<Value = Box<[u8; ANNOUNCE_LEN]>> {
-    proptest::collection::vec(any::<u8>(), ANNOUNCE_LEN).prop_map(|v| {
-        let mut a = Box::new([0u8; ANNOUNCE_LEN]);
+fn bytes<const N: usize>() -> impl Strategy<Value = Box<[u8; N]>> {
+    proptest::collection::vec(any::<u8>(), N).prop_map(|v| {
+        let mut a = Box::new([0u8; N]);
         a.copy_from_slice(&v);
         a
     })
+}
+
+fn announce() -> impl Strategy<Value = Box<[u8; ANNOUNCE_LEN]>> {
+    bytes::<ANNOUNCE_LEN>()
+}
+
+fn onion_header() -> impl Strategy<Value = OnionHeader> {
+    (node_id(), any::<u8>(), any::<u32>()).prop_map(|(dst, ttl, link)| OnionHeader { dst, ttl, link })
+}
+
+/// A Cell (it fills a whole unicast plaintext, so it goes alone).
+pub fn cell() -> impl Strategy<Value = Owned> {
+    (onion_header(), any::<u8>(), bytes::<CELL_REGION_LEN>())
+        .prop_map(|(h, f, r)| Owned::Cell(h, f, r))
 }
 
 /// Any message, with bodies small enough that several fit in one unicast plaintext.
@@ -129,5 +160,7 @@ pub fn owned() -> impl Strategy<Value = Owned> {
             proptest::collection::vec(any::<u8>(), 0..300)
         )
             .prop_map(|(d, t, p)| Owned::Data(d, t, p)),
+        bytes::<ONION_KEY_LEN>().prop_map(Owned::OnionKey),
+        (onion_header(), bytes::<BUILD_RECORDS_LEN>()).prop_map(|(h, r)| Owned::Build(h, r)),
     ]
 }

@@ -6,9 +6,11 @@ use super::body::{
 };
 use super::codec::Writer;
 use super::frame::broadcast_plaintext_len;
-use super::message::Message;
+use super::body::{BUILD_BODY_LEN, CELL_BODY_LEN};
+use super::message::{Message, OnionHeader};
 use super::{
     Error, GroupKeyRepr, HelloRepr, IhuEntry, NodeId, OgmRepr, SeqnoRequestRepr, ANNOUNCE_LEN,
+    BUILD_RECORDS_LEN, CELL_REGION_LEN, ONION_KEY_LEN,
 };
 
 /// Appends whole messages to a plaintext buffer.
@@ -98,6 +100,16 @@ impl<'a> MessageWriter<'a> {
             Message::ProbeAck(p) => self.push_fixed(t, p),
             Message::Data { dst, ttl, packet } => self.push_data(*dst, *ttl, packet),
             Message::GroupKeyRequest => self.push_group_key_request(),
+            Message::OnionKey(k) => self.push_onion_key(k),
+            Message::Build { header, records } => self.push_build(header, records),
+            Message::Cell {
+                header,
+                flags,
+                region,
+            } => self.push_cell(header, *flags, |r| {
+                r.copy_from_slice(*region);
+                Ok(())
+            }),
         }
     }
 
@@ -179,6 +191,40 @@ impl<'a> MessageWriter<'a> {
         })
     }
 
+    /// Append an OnionKey message.
+    pub fn push_onion_key(&mut self, k: &[u8; ONION_KEY_LEN]) -> Result<(), Error> {
+        self.push_with(MessageType::OnionKey, ONION_KEY_LEN, |w| w.bytes(k))
+    }
+
+    /// Append a Build message.
+    pub fn push_build(
+        &mut self,
+        header: &OnionHeader,
+        records: &[u8; BUILD_RECORDS_LEN],
+    ) -> Result<(), Error> {
+        self.push_with(MessageType::Build, BUILD_BODY_LEN, |w| {
+            write_onion_header(w, header)?;
+            w.bytes(records)
+        })
+    }
+
+    /// Append a Cell message whose layered part `fill` writes in place (a relay copies the
+    /// cell in and processes its layer there; an error from `fill` leaves nothing written).
+    pub fn push_cell(
+        &mut self,
+        header: &OnionHeader,
+        flags: u8,
+        fill: impl FnOnce(&mut [u8; CELL_REGION_LEN]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.push_with(MessageType::Cell, CELL_BODY_LEN, |w| {
+            write_onion_header(w, header)?;
+            w.u8(flags)?;
+            let region = w.reserve(CELL_REGION_LEN)?;
+            let region = <&mut [u8; CELL_REGION_LEN]>::try_from(region).map_err(|_| Error::NoSpace)?;
+            fill(region)
+        })
+    }
+
     /// Where the packet of a next Data message goes: write the IP packet here (e.g. read
     /// it from the TUN straight into this slice), then call [`Self::commit_data`]. Empty
     /// if not even a Data header fits.
@@ -257,6 +303,12 @@ pub fn relay_data_in_place(plaintext: &mut [u8], ttl: u8, probe: u32) -> Result<
     w.push_probe_if_room(probe)?;
     w.finish_padded();
     Ok(())
+}
+
+fn write_onion_header(w: &mut Writer<'_>, h: &OnionHeader) -> Result<(), Error> {
+    w.bytes(&h.dst.0)?;
+    w.u8(h.ttl)?;
+    w.u32(h.link)
 }
 
 fn write_ihu_entry(w: &mut Writer<'_>, e: &IhuEntry) -> Result<(), Error> {

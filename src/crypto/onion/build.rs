@@ -17,8 +17,8 @@ use veil_cipher::TAG_LEN;
 /// Bytes an exit's order carries for the layer above (its ephemeral-address label and
 /// claim); zero for guards and middles.
 pub const EXIT_DATA_LEN: usize = 26;
-const ORDER_LEN: usize = 2 + NODE_ID_LEN + 4 + EXIT_DATA_LEN;
-/// One record: onion key seq (4) | ephemeral key (32) | sealed order | tag.
+const ORDER_LEN: usize = 2 + 2 * NODE_ID_LEN + 4 + EXIT_DATA_LEN;
+/// One record: onion key seq (4) | ephemeral key (32) | sealed order (64) | tag (16).
 pub const RECORD_LEN: usize = 4 + 32 + ORDER_LEN + TAG_LEN;
 /// A build's records, always `MAX_HOPS` of them.
 pub const BUILD_LEN: usize = MAX_HOPS * RECORD_LEN;
@@ -26,13 +26,15 @@ const ORDER_AT: usize = 36;
 const EXIT_FLAG: u8 = 0x01;
 const RECORD_NONCE: [u8; 12] = [0; 12];
 
-/// What a relay is told to do: its place, where the circuit goes next, on which link id.
+/// What a relay is told to do: its place, where the circuit comes from and goes next, on
+/// which link id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HopOrder {
-    /// The relay's place in the circuit, from 0 (it picks its cell slot by it).
-    pub hop: u8,
-    /// The relay is the circuit's exit.
+    /// The relay is the circuit's exit. (No relay is told its place: it needs none, and a
+    /// middle that knew it would know it is two hops from the sender.)
     pub exit: bool,
+    /// Where backward cells go: the previous relay (the creator, for the guard).
+    pub prev: NodeId,
     /// The next relay (ignored at the exit).
     pub next: NodeId,
     /// The link id of the next leg (ignored at the exit).
@@ -44,7 +46,7 @@ pub struct HopOrder {
 /// One relay of a circuit being built, as the creator knows it.
 #[derive(Debug, Clone, Copy)]
 pub struct HopSpec {
-    /// The relay's onion key and its sequence number.
+    /// The relay's onion key.
     pub onion_key: [u8; 32],
     /// The onion key's sequence number.
     pub key_seq: u32,
@@ -55,24 +57,25 @@ pub struct HopSpec {
 impl HopOrder {
     fn encode(&self) -> [u8; ORDER_LEN] {
         let mut out = [0u8; ORDER_LEN];
-        out[0] = self.hop;
-        out[1] = if self.exit { EXIT_FLAG } else { 0 };
-        out[2..18].copy_from_slice(&self.next.0);
-        out[18..22].copy_from_slice(&self.next_link.to_be_bytes());
-        out[22..].copy_from_slice(&self.exit_data);
+        out[0] = if self.exit { EXIT_FLAG } else { 0 };
+        out[2..18].copy_from_slice(&self.prev.0);
+        out[18..34].copy_from_slice(&self.next.0);
+        out[34..38].copy_from_slice(&self.next_link.to_be_bytes());
+        out[38..].copy_from_slice(&self.exit_data);
         out
     }
 
     fn decode(b: &[u8; ORDER_LEN]) -> Result<HopOrder, OnionError> {
-        if usize::from(b[0]) >= MAX_HOPS || b[1] & !EXIT_FLAG != 0 {
+        // The flag byte's other bits and the byte after it are reserved (zero).
+        if b[0] & !EXIT_FLAG != 0 || b[1] != 0 {
             return Err(OnionError::BadShape);
         }
         Ok(HopOrder {
-            hop: b[0],
-            exit: b[1] & EXIT_FLAG != 0,
-            next: NodeId(arr(&b[2..18])),
-            next_link: u32::from_be_bytes(arr(&b[18..22])),
-            exit_data: arr(&b[22..]),
+            exit: b[0] & EXIT_FLAG != 0,
+            prev: NodeId(arr(&b[2..18])),
+            next: NodeId(arr(&b[18..34])),
+            next_link: u32::from_be_bytes(arr(&b[34..38])),
+            exit_data: arr(&b[38..]),
         })
     }
 }

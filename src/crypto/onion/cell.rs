@@ -109,6 +109,11 @@ impl RelayLayer {
         }
     }
 
+    /// The link id of the leg into this relay (backward cells leave on it).
+    pub fn in_link(&self) -> u32 {
+        self.in_link
+    }
+
     /// Open this relay's layer of a forward cell in place and prepare it for the next relay.
     /// On error the region is unchanged except for a failed tag's body (drop the cell).
     pub fn open_forward(&mut self, region: &mut [u8]) -> Result<(), OnionError> {

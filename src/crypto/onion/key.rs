@@ -126,7 +126,7 @@ impl OnionKeyRecord {
         vk.verify_strict(&digest(bytes), &sig)
             .map_err(|_| OnionError::Auth)?;
         if bytes[23] != 0 {
-            return Err(OnionError::Auth);
+            return Err(OnionError::BadShape);
         }
         Ok(OnionKeyRecord {
             node,

@@ -55,3 +55,8 @@ pub enum OnionError {
     #[error("onion key record names another node")]
     WrongNode,
 }
+
+// The wire layer sizes the messages that carry these; they must agree.
+const _: () = assert!(ONION_KEY_RECORD_LEN == crate::wire::ONION_KEY_LEN);
+const _: () = assert!(BUILD_LEN == crate::wire::BUILD_RECORDS_LEN);
+const _: () = assert!(SLOTS_LEN < crate::wire::CELL_REGION_LEN);

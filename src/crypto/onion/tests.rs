@@ -31,8 +31,8 @@ fn setup(hops: usize, seed: u64) -> Setup {
             onion_key: k.public(),
             key_seq: k.seq(),
             order: HopOrder {
-                hop: i as u8,
                 exit: i + 1 == hops,
+                prev: NodeId([0x80 + i as u8; 16]),
                 next: NodeId([i as u8 + 1; 16]),
                 next_link: links.get(i + 1).copied().unwrap_or(0),
                 exit_data: [i as u8; EXIT_DATA_LEN],

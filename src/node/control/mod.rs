@@ -7,9 +7,12 @@
 
 mod announcements;
 mod ipv4;
+mod onion_keys;
 mod traffic;
 
 pub use announcements::{Announcements, MAX_ANNOUNCEMENTS, MAX_PROBATION_PER_SOURCE};
+pub(super) use onion_keys::OnionKeys;
+pub use onion_keys::{ONION_KEY_LIFETIME, ONION_KEY_ROTATION};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -34,6 +37,9 @@ pub const MAX_PENDING_OGMS: usize = 64;
 pub const PROBE_ACK_MIN_GAP: Duration = Duration::from_millis(50);
 /// Announcements we send in answer to requests, per second over all neighbours.
 pub const ANNOUNCE_REPLIES_PER_SEC: u32 = 200;
+/// Onion key records whose signature we check, per second (and burst): only records newer
+/// than the one held cost a check, but a member can make up any number of them.
+pub const ONION_KEY_CHECKS_PER_SEC: u32 = 64;
 
 /// Routing, announcements, our hash chain and the address book.
 pub(super) struct ControlPlane {
@@ -61,6 +67,12 @@ pub(super) struct ControlPlane {
     originators_forgotten: u64,
     /// When we last broadcast a ProbeAck on each interface.
     last_probe_ack: heapless::Vec<(IfaceId, Instant), MAX_IFACES>,
+    /// Our node id.
+    own_id: NodeId,
+    /// Our onion keys and the relays' records.
+    onion_keys: OnionKeys,
+    /// Onion key records checked (`ONION_KEY_CHECKS_PER_SEC`).
+    onion_key_checks: TokenBucket,
 }
 
 impl ControlPlane {
@@ -88,6 +100,8 @@ impl ControlPlane {
         let _ = anns.insert(&own_ann, None, true, || true);
         let mut book = AddressBook::new(prefix, cfg.ipv4_pool);
         book.learn(id, None);
+        let onion_keys = OnionKeys::new(identity, epoch, cfg.relay, rng, now)
+            .map_err(NodeError::OnionKey)?;
         let mut control = ControlPlane {
             routing,
             anns,
@@ -105,6 +119,13 @@ impl ControlPlane {
             ),
             originators_forgotten: 0,
             last_probe_ack: heapless::Vec::new(),
+            own_id: id,
+            onion_keys,
+            onion_key_checks: TokenBucket::new(
+                now,
+                ONION_KEY_CHECKS_PER_SEC,
+                ONION_KEY_CHECKS_PER_SEC,
+            ),
         };
         control.learn_own_ipv4_claim(cfg, identity);
         Ok(control)
@@ -118,6 +139,21 @@ impl ControlPlane {
     /// The link to the next hop toward `dst`.
     pub(super) fn next_hop(&self, dst: &NodeId) -> Option<LinkId> {
         self.routing.next_hop(dst)
+    }
+
+    /// Our onion keys and the relays' records.
+    pub(super) fn onion_keys(&self) -> &OnionKeys {
+        &self.onion_keys
+    }
+
+    /// Rotate our onion key and forget expired records when due; returns the next deadline.
+    pub(super) fn onion_key_timer(&mut self, now: Instant, shared: &mut Shared) -> Instant {
+        // Signing our own record with our own identity cannot fail; if it did, the old key
+        // would simply stay in use until the next attempt.
+        let _ = self
+            .onion_keys
+            .housekeep(now, &shared.identity, &mut shared.rng);
+        self.onion_keys.next_deadline()
     }
 
     /// The verified announcement held for `node`.

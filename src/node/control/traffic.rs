@@ -8,7 +8,7 @@ use crate::node::link_layer::LinkLayer;
 use crate::node::{DropReason, Event, IfaceId, Shared, Stats, Timer};
 use crate::routing::{Action, AuthVerdict, Dest, OgmAuth};
 use crate::time::{Duration, Instant};
-use crate::wire::{MacAddr, NodeId, OgmRepr, ANNOUNCE_LEN};
+use crate::wire::{MacAddr, NodeId, OgmRepr, ANNOUNCE_LEN, ONION_KEY_LEN};
 
 /// An OGM waiting for its originator's announcement.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +41,7 @@ impl OgmAuth for Recording<'_> {
 /// One message of an OGM broadcast.
 enum BatchItem {
     Announce([u8; ANNOUNCE_LEN]),
+    OnionKey([u8; ONION_KEY_LEN]),
     Ogm(OgmRepr),
 }
 
@@ -53,6 +54,7 @@ fn push_items(
     while let Some(item) = items.get(*next) {
         let pushed = match item {
             BatchItem::Announce(a) => w.push_announce(a),
+            BatchItem::OnionKey(k) => w.push_onion_key(k),
             BatchItem::Ogm(o) => w.push_ogm(o),
         };
         match pushed {
@@ -101,8 +103,9 @@ impl ControlPlane {
     /// Broadcast a batch of OGMs on every interface, signing our own with the hash chain
     /// and putting each originator's announcement in front of its first OGM we send.
     fn send_ogm_batch(&mut self, batch: &[OgmRepr], link: &mut LinkLayer, shared: &mut Shared) {
-        // At most an announcement and an OGM per entry of the batch: no push can fail.
-        let mut items = heapless::Vec::<BatchItem, { 2 * crate::routing::OGM_BATCH_MAX }>::new();
+        // At most an announcement, an onion key and an OGM per entry of the batch: no push
+        // can fail.
+        let mut items = heapless::Vec::<BatchItem, { 3 * crate::routing::OGM_BATCH_MAX }>::new();
         for ogm in batch {
             let mut ogm = *ogm;
             if ogm.node == shared.id {
@@ -114,6 +117,9 @@ impl ControlPlane {
             }
             if let Some(ann) = self.anns.take_unpushed(&ogm.node) {
                 let _ = items.push(BatchItem::Announce(ann));
+            }
+            if let Some(key) = self.onion_keys.take_unpushed(&shared.id, &ogm.node) {
+                let _ = items.push(BatchItem::OnionKey(key));
             }
             let _ = items.push(BatchItem::Ogm(ogm));
         }
@@ -347,10 +353,14 @@ impl ControlPlane {
             }
             Some(true) => {}
         }
+        let own = self.own_id;
         let mut items: Vec<BatchItem> = Vec::new();
         for ogm in self.routing.advertisements() {
             if let Some(ann) = self.anns.bytes(&ogm.node) {
                 items.push(BatchItem::Announce(*ann));
+            }
+            if let Some(key) = self.onion_keys.bytes(&own, &ogm.node) {
+                items.push(BatchItem::OnionKey(*key));
             }
             items.push(BatchItem::Ogm(ogm));
         }
@@ -394,8 +404,12 @@ impl ControlPlane {
             stats.drop(DropReason::AnnounceRateLimited);
             return;
         }
+        let key = self.onion_keys.bytes(&self.own_id, node).copied();
         if let Some(id) = link.find(iface, mac) {
-            link.queue_unicast(id, true, stats, |w| w.push_announce(&bytes));
+            link.queue_unicast(id, true, stats, |w| {
+                w.push_announce(&bytes)?;
+                key.map_or(Ok(()), |k| w.push_onion_key(&k))
+            });
         }
     }
 
@@ -421,7 +435,36 @@ impl ControlPlane {
         for node in gone {
             stats.drop(DropReason::AnnounceExpired);
             self.book.forget(&node);
+            self.onion_keys.forget(&node);
         }
+    }
+
+    /// An OnionKey message: a relay's record, checked against its node's announcement and
+    /// kept if newer than the one held (it is pushed on with that node's next OGM).
+    pub(in crate::node) fn on_onion_key(
+        &mut self,
+        now: Instant,
+        bytes: &[u8; ONION_KEY_LEN],
+        stats: &mut Stats,
+    ) {
+        use super::onion_keys::KeyRefused;
+        let (anns, budget) = (&self.anns, &mut self.onion_key_checks);
+        let mut limited = false;
+        let signer = |node: &NodeId| {
+            let identity = anns.get(node).map(|a| a.identity)?;
+            // Only a record newer than the one held costs a signature check.
+            limited = !budget.allow(now);
+            (!limited).then_some(identity)
+        };
+        let reason = match self.onion_keys.insert(&self.own_id, bytes, signer, now) {
+            Ok(_) => return,
+            Err(KeyRefused::UnknownNode) if limited => DropReason::OnionKeyCheckRateLimited,
+            Err(KeyRefused::UnknownNode) => DropReason::OnionKeyUnknownNode,
+            Err(KeyRefused::Invalid) => DropReason::OnionKeyInvalid,
+            Err(KeyRefused::Stale) => DropReason::OnionKeyStale,
+            Err(KeyRefused::Full) => DropReason::OnionKeyStoreFull,
+        };
+        stats.drop(reason);
     }
 }
 

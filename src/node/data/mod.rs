@@ -10,8 +10,13 @@ mod e2e;
 mod e2e_table;
 mod e2e_wait;
 mod ip;
+mod onion;
 
 pub(super) use ip::Relay;
+pub use onion::{
+    CircuitInfo, BUILDS_PER_SEC, BUILD_RETRY, BUILD_TIMEOUT, CIRCUIT_LIFETIME, LOOP_INTERVAL,
+    MAX_OWN_CIRCUITS, MAX_RELAY_CIRCUITS, RELAY_IDLE, SPARE_CIRCUITS,
+};
 
 #[cfg(test)]
 pub(super) use e2e_wait::PROBE_QUOTE_LEN;
@@ -70,6 +75,8 @@ pub(super) struct DataPlane {
     /// Where a packet that waited for its end-to-end session is taken out to be sealed
     /// (allocated once; taken while in use).
     unheld: Option<Box<[u8; MAX_DATA_PACKET_LEN]>>,
+    /// Onion circuits relayed and of our own.
+    onion: onion::Onion,
     /// The simulator's instrumented relay: sees what this node can read of what it relays.
     #[cfg(feature = "sim")]
     relay_tap: Option<super::RelayTap>,
@@ -77,7 +84,7 @@ pub(super) struct DataPlane {
 
 impl DataPlane {
     /// Empty tables and queues, allocated now and never again.
-    pub(super) fn new(cfg: &NodeConfig, now: Instant) -> DataPlane {
+    pub(super) fn new(cfg: &NodeConfig, now: Instant, filter_key: [u8; 32]) -> DataPlane {
         DataPlane {
             deliver: Ring::new(cfg.deliver_queue),
             e2e: E2eTable::default(),
@@ -89,6 +96,7 @@ impl DataPlane {
             probe_seq: 0,
             icmp_scratch: Some(Box::new([0u8; MAX_DATA_PACKET_LEN])),
             unheld: Some(Box::new([0u8; MAX_DATA_PACKET_LEN])),
+            onion: onion::Onion::new(now, filter_key),
             #[cfg(feature = "sim")]
             relay_tap: None,
         }

@@ -1,0 +1,287 @@
+//! The creator side: circuits of our own, built in one pass through relays picked among
+//! those whose onion keys we hold and can route to, confirmed by the exit's build-ok, kept
+//! alive with loops through the whole circuit, and replaced when they time out, die or age.
+
+use std::collections::BTreeMap;
+
+use rand_chacha::rand_core::RngCore;
+
+use super::body::{self, Kind};
+use super::{
+    send_cell, Onion, BUILD_TIMEOUT, CIRCUIT_LIFETIME, LOOP_INTERVAL, MAX_OWN_CIRCUITS,
+};
+use crate::crypto::onion::{
+    seal_build, CreatorCircuit, Direction, HopOrder, HopSpec, OnionKeyRecord, BUILD_LEN,
+    EXIT_DATA_LEN, MAX_HOPS,
+};
+use crate::node::data::ip::next_hop_link;
+use crate::node::data::{Env, DATA_TTL};
+use crate::node::DropReason;
+use crate::time::{Duration, Instant};
+use crate::wire::{NodeId, OnionHeader, CELL_REGION_LEN};
+
+/// Circuits of our own kept built ahead when `NodeConfig::circuits` is on.
+pub const SPARE_CIRCUITS: usize = 1;
+/// How soon a circuit that could not be built is tried again.
+pub const BUILD_RETRY: Duration = Duration::from_secs(1);
+/// Fewer eligible relays than this makes circuits of two relays (docs/protocol.md §8.8).
+pub const FULL_CIRCUIT_MIN_RELAYS: usize = 3;
+
+/// A circuit of our own, as the CLI and tests see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CircuitInfo {
+    /// The relays, guard first.
+    pub relays: Vec<NodeId>,
+    /// Whether the exit confirmed the build.
+    pub built: bool,
+    /// Time from sending the build to its build-ok, in microseconds.
+    pub build_us: Option<u64>,
+    /// Round-trip time of the last answered loop, in microseconds.
+    pub rtt_us: Option<u64>,
+    /// Age in milliseconds.
+    pub age_ms: u64,
+    /// Cells sent and received through it.
+    pub cells_out: u64,
+    /// Cells received through it.
+    pub cells_in: u64,
+}
+
+struct OwnCircuit {
+    circuit: CreatorCircuit,
+    relays: heapless::Vec<NodeId, MAX_HOPS>,
+    created: Instant,
+    built: Option<Instant>,
+    /// The loop in flight: its payload and when it went.
+    pending_loop: Option<([u8; 8], Instant)>,
+    last_loop: Instant,
+    rtt: Option<Duration>,
+    cells_out: u64,
+    cells_in: u64,
+}
+
+/// Our circuits by the link id of their first leg (backward cells arrive on it).
+#[derive(Default)]
+pub(super) struct OwnCircuits {
+    by_link: BTreeMap<u32, OwnCircuit>,
+}
+
+impl OwnCircuits {
+    /// What the CLI shows of each circuit.
+    pub(super) fn infos(&self, now: Instant) -> Vec<CircuitInfo> {
+        self.by_link
+            .values()
+            .map(|c| CircuitInfo {
+                relays: c.relays.to_vec(),
+                built: c.built.is_some(),
+                build_us: c.built.map(|b| b.saturating_since(c.created).as_micros()),
+                rtt_us: c.rtt.map(Duration::as_micros),
+                age_ms: now.saturating_since(c.created).as_millis(),
+                cells_out: c.cells_out,
+                cells_in: c.cells_in,
+            })
+            .collect()
+    }
+}
+
+impl Onion {
+    /// Drop circuits that failed, died or aged; build one if fewer than `SPARE_CIRCUITS`
+    /// are up or on their way; send loops that are due. Returns the next deadline, if any.
+    pub(super) fn maintain(&mut self, now: Instant, env: &mut Env<'_>) -> Option<Instant> {
+        let stats = &mut env.shared.stats;
+        self.own.by_link.retain(|_, c| {
+            let timed_out = c.built.is_none() && now.saturating_since(c.created) >= BUILD_TIMEOUT;
+            let dead = c
+                .pending_loop
+                .is_some_and(|(_, sent)| now.saturating_since(sent) >= LOOP_INTERVAL);
+            let old = now.saturating_since(c.created) >= CIRCUIT_LIFETIME;
+            if timed_out {
+                stats.drop(DropReason::OnionBuildTimeout);
+            } else if dead {
+                stats.onion_circuits_broken += 1;
+            }
+            !(timed_out || dead || old)
+        });
+        let short = env.shared.cfg.circuits && self.own.by_link.len() < SPARE_CIRCUITS;
+        if short && !self.build(now, env) {
+            // Nothing to build through yet (keys or routes still coming): try again soon.
+            let retry = now + BUILD_RETRY;
+            return Some(self.next_deadline().map_or(retry, |d| d.min(retry)));
+        }
+        let due: heapless::Vec<u32, MAX_OWN_CIRCUITS> = self
+            .own
+            .by_link
+            .iter()
+            .filter(|(_, c)| c.built.is_some() && now.saturating_since(c.last_loop) >= LOOP_INTERVAL)
+            .map(|(l, _)| *l)
+            .collect();
+        for link in due {
+            self.send_loop(now, link, env);
+        }
+        let next = self.next_deadline();
+        // With circuits on, one is rebuilt when the last goes.
+        match env.shared.cfg.circuits {
+            true => Some(next.map_or(now + BUILD_RETRY, |d| d.min(now + LOOP_INTERVAL))),
+            false => next,
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for c in self.own.by_link.values() {
+            let deadline = match (c.built, c.pending_loop) {
+                (None, _) => c.created + BUILD_TIMEOUT,
+                (Some(_), Some((_, sent))) => sent + LOOP_INTERVAL,
+                (Some(_), None) => c.last_loop + LOOP_INTERVAL,
+            };
+            let d = deadline.min(c.created + CIRCUIT_LIFETIME);
+            next = Some(next.map_or(d, |n| n.min(d)));
+        }
+        next
+    }
+
+    /// Build a circuit through relays picked uniformly among those eligible: a live onion
+    /// key, a route, not us. Three relays, or two when fewer are eligible (counted).
+    pub(super) fn build(&mut self, now: Instant, env: &mut Env<'_>) -> bool {
+        if self.own.by_link.len() >= MAX_OWN_CIRCUITS {
+            return false;
+        }
+        let me = env.shared.id;
+        let mut eligible: Vec<OnionKeyRecord> = env
+            .control
+            .onion_keys()
+            .relays()
+            .filter(|r| r.node != me && env.control.next_hop(&r.node).is_some())
+            .copied()
+            .collect();
+        let hops = eligible.len().min(MAX_HOPS);
+        if hops < FULL_CIRCUIT_MIN_RELAYS - 1 {
+            env.shared.stats.drop(DropReason::OnionNoRelays);
+            return false;
+        }
+        if hops < FULL_CIRCUIT_MIN_RELAYS {
+            env.shared.stats.onion_two_relay_builds += 1;
+        }
+        // A partial Fisher-Yates shuffle: the first `hops` are a uniform pick.
+        for i in 0..hops {
+            let left = (eligible.len() - i) as u64;
+            let j = i + (env.shared.rng.next_u64() % left) as usize;
+            eligible.swap(i, j);
+        }
+        let picked = &eligible[..hops];
+        let links: heapless::Vec<u32, MAX_HOPS> =
+            picked.iter().map(|_| env.shared.rng.next_u32() | 1).collect();
+        let specs: heapless::Vec<HopSpec, MAX_HOPS> = picked
+            .iter()
+            .enumerate()
+            .map(|(i, r)| HopSpec {
+                onion_key: r.key,
+                key_seq: r.seq,
+                order: HopOrder {
+                    exit: i + 1 == hops,
+                    prev: if i == 0 { me } else { picked[i - 1].node },
+                    next: picked.get(i + 1).map_or(NodeId([0; 16]), |n| n.node),
+                    next_link: links.get(i + 1).copied().unwrap_or(0),
+                    exit_data: [0; EXIT_DATA_LEN],
+                },
+            })
+            .collect();
+        let mut msg = [0u8; BUILD_LEN];
+        let Ok(keys) = seal_build(&specs, links[0], &mut env.shared.rng, &mut msg) else {
+            env.shared.stats.drop(DropReason::OnionBuildAuth);
+            return false;
+        };
+        let pad = env.shared.seed();
+        let Ok(circuit) = CreatorCircuit::new(keys, &links, pad) else {
+            return false;
+        };
+        let guard = picked[0].node;
+        let Some(hop) = next_hop_link(&guard, env) else {
+            return false;
+        };
+        let header = OnionHeader {
+            dst: guard,
+            ttl: DATA_TTL,
+            link: links[0],
+        };
+        let sent = env
+            .link
+            .queue_unicast(hop, false, &mut env.shared.stats, |w| w.push_build(&header, &msg));
+        if !sent {
+            return false;
+        }
+        env.shared.stats.onion_builds_sent += 1;
+        self.own.by_link.insert(
+            links[0],
+            OwnCircuit {
+                circuit,
+                relays: picked.iter().map(|r| r.node).collect(),
+                created: now,
+                built: None,
+                pending_loop: None,
+                last_loop: now,
+                rtt: None,
+                cells_out: 0,
+                cells_in: 0,
+            },
+        );
+        true
+    }
+
+    /// Send a loop through circuit `link`: the exit answers it with its payload.
+    fn send_loop(&mut self, now: Instant, link: u32, env: &mut Env<'_>) {
+        let mut payload = [0u8; 8];
+        env.shared.rng.fill_bytes(&mut payload);
+        let Some(c) = self.own.by_link.get_mut(&link) else {
+            return;
+        };
+        let Some(&guard) = c.relays.first() else {
+            return;
+        };
+        let circuit = &mut c.circuit;
+        let sent = send_cell((guard, link, Direction::Forward), env, |r| {
+            if !body::write(r, Kind::Loop, &payload) {
+                return Err(crate::crypto::onion::OnionError::TooShort);
+            }
+            circuit.seal_forward(r)
+        });
+        c.last_loop = now;
+        if sent == Ok(true) {
+            c.pending_loop = Some((payload, now));
+            c.cells_out += 1;
+        }
+    }
+
+    /// A backward cell on leg `link`: ours to open, or a relay's to pass back.
+    pub(super) fn backward_cell(
+        &mut self,
+        now: Instant,
+        link: u32,
+        region: &[u8; CELL_REGION_LEN],
+        env: &mut Env<'_>,
+    ) {
+        let Some(c) = self.own.by_link.get_mut(&link) else {
+            return self.relay_backward(now, link, region, env);
+        };
+        let scratch = &mut *self.scratch;
+        scratch.copy_from_slice(region);
+        // A cell that fails is dropped silently toward the circuit (nothing goes back).
+        if let Err(e) = c.circuit.open_backward(scratch) {
+            env.shared.stats.drop(super::cell_drop(e));
+            return;
+        }
+        c.cells_in += 1;
+        match body::read(&scratch[..]) {
+            Some((Kind::BuildOk, [])) if c.built.is_none() => {
+                c.built = Some(now);
+                c.last_loop = now;
+                env.shared.stats.onion_circuits_built += 1;
+            }
+            Some((Kind::LoopReply, p)) if c.pending_loop.is_some_and(|(l, _)| l.as_slice() == p) => {
+                let sent = c.pending_loop.map_or(now, |(_, t)| t);
+                c.rtt = Some(now.saturating_since(sent));
+                c.pending_loop = None;
+            }
+            _ => env.shared.stats.drop(DropReason::OnionBadBody),
+        }
+    }
+}
