@@ -1,6 +1,7 @@
-//! Test vectors: every `vector <name> = <hex>` line of docs/protocol.md §3 is recomputed here,
-//! so the document and the code cannot drift. On a mismatch the test prints the lines the
-//! code produces; paste them into the doc only if the change of the protocol is intended.
+//! Test vectors: every `vector <name> = <hex>` line of docs/protocol.md (§3, §7, §8) is
+//! recomputed here, so the document and the code cannot drift. On a mismatch the test prints
+//! the lines the code produces; paste them into the doc only if the change of the protocol is
+//! intended.
 
 use std::collections::BTreeMap;
 
@@ -8,9 +9,16 @@ use veilmesh::crypto::announce::Announcement;
 use veilmesh::crypto::e2e::{E2eEnds, E2eInitReceived, E2eInitiator};
 use veilmesh::crypto::handshake::{Initiator, MeshPsk, Responder};
 use veilmesh::crypto::hashchain::{chain_hash, chain_seed, ChainSigner};
+use veilmesh::crypto::onion::{
+    build_key_seq, open_build, seal_build, CreatorCircuit, HopOrder, HopSpec, OnionKeyPair,
+    OnionKeyRecord, RelayLayer, BUILD_LEN, EXIT_DATA_LEN, ONION_KEY_RELAY, SLOTS_LEN, SLOT_LEN,
+};
 use veilmesh::crypto::{AcceptPolicy, FrameTagKey, Identity, SendKey};
 use veilmesh::wire::e2e::{emit_sealed_header, E2E_SEALED_HEADER_LEN};
-use veilmesh::wire::MacAddr;
+use veilmesh::wire::{MacAddr, NodeId};
+
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
 
 fn seq<const N: usize>(first: u8) -> [u8; N] {
     core::array::from_fn(|i| first.wrapping_add(i as u8))
@@ -55,6 +63,7 @@ fn computed() -> Vec<(&'static str, Vec<u8>)> {
     v.extend(frame_tag());
     v.extend(handshake());
     v.extend(e2e());
+    v.extend(onion());
     v
 }
 
@@ -131,6 +140,150 @@ fn e2e() -> Vec<(&'static str, Vec<u8>)> {
         ("e2e_key_r2i", ei.recv_key.to_vec()),
         ("e2e_hash", ei.handshake_hash.to_vec()),
         ("e2e_sealed", sealed),
+    ]
+}
+
+/// Relay `i`'s onion key (docs/protocol.md §8.6): sequence number `i + 1`, drawn from a
+/// ChaCha20Rng seeded with `seq(0x10 + 0x20·i)`.
+fn onion_key(i: u8) -> OnionKeyPair {
+    let mut rng = ChaCha20Rng::from_seed(seq(0x10 + 0x20 * i));
+    OnionKeyPair::generate(u32::from(i) + 1, &mut rng)
+}
+
+/// The link ids of the legs into relays 0, 1, 2.
+const ONION_LINKS: [u32; 3] = [0x0102_0304, 0x0506_0708, 0x090a_0b0c];
+
+/// A 64-byte cell body: `text`, then zeros.
+fn onion_body(text: &[u8]) -> [u8; 64] {
+    let mut body = [0u8; 64];
+    body[..text.len()].copy_from_slice(text);
+    body
+}
+
+/// A circuit through the first `hops` relays of `keys`, built with a ChaCha20Rng seeded with
+/// `seed`, opened by every relay: the creator's side, the relays' sides, and the build as
+/// the creator sends it and as each relay after the first receives it.
+fn onion_circuit(
+    keys: &[OnionKeyPair],
+    hops: usize,
+    seed: u8,
+) -> (CreatorCircuit, Vec<RelayLayer>, Vec<[u8; BUILD_LEN]>) {
+    let links = &ONION_LINKS[..hops];
+    let next = [ident_b().node_id(), NodeId(seq(0xf0))];
+    let specs: Vec<HopSpec> = (0..hops)
+        .map(|i| {
+            let exit = i + 1 == hops;
+            HopSpec {
+                onion_key: keys[i].public(),
+                key_seq: keys[i].seq(),
+                order: HopOrder {
+                    hop: i as u8,
+                    exit,
+                    next: if exit { NodeId([0; 16]) } else { next[i] },
+                    next_link: if exit { 0 } else { links[i + 1] },
+                    exit_data: if exit {
+                        seq::<EXIT_DATA_LEN>(0xd0)
+                    } else {
+                        [0; EXIT_DATA_LEN]
+                    },
+                },
+            }
+        })
+        .collect();
+    let mut msg = [0u8; BUILD_LEN];
+    let mut rng = ChaCha20Rng::from_seed(seq(seed));
+    let creator_keys = seal_build(&specs, links[0], &mut rng, &mut msg).unwrap();
+    let mut seen = vec![msg];
+    let mut relays = Vec::new();
+    for (i, key) in keys[..hops].iter().enumerate() {
+        assert_eq!(build_key_seq(&msg), key.seq());
+        let (order, hop_keys) = open_build(key, links[i], &mut msg).unwrap();
+        assert_eq!(order, specs[i].order, "relay {i}");
+        relays.push(RelayLayer::new(hop_keys, links[i]));
+        seen.push(msg);
+    }
+    seen.pop(); // what the exit leaves is sent nowhere
+    let circuit = CreatorCircuit::new(creator_keys, links, seq(0xe0)).unwrap();
+    (circuit, relays, seen)
+}
+
+/// One forward cell of `body` (region = 84 zero slot bytes | body) through the circuit:
+/// the cell as each relay receives it, the first being what the creator sends.
+fn onion_forward(
+    circuit: &mut CreatorCircuit,
+    relays: &mut [RelayLayer],
+    body: &[u8; 64],
+) -> Vec<[u8; SLOTS_LEN + 64]> {
+    let mut cell = [0u8; SLOTS_LEN + 64];
+    cell[SLOTS_LEN..].copy_from_slice(body);
+    circuit.seal_forward(&mut cell).unwrap();
+    let mut views = Vec::new();
+    for relay in relays.iter_mut() {
+        views.push(cell);
+        relay.open_forward(&mut cell).unwrap();
+    }
+    assert_eq!(&cell[SLOTS_LEN..], body);
+    views
+}
+
+/// The onion layer (docs/protocol.md §8.6): relay 0 is node A; a 3-relay circuit built with
+/// a ChaCha20Rng seeded with `seq(0x70)`; its forward cells 0 and 1 followed through every
+/// relay, and its backward cell 0 from the exit as the creator receives it; then a 2-relay
+/// circuit (seed `seq(0x90)`) for the pad key and the random third record.
+fn onion() -> Vec<(&'static str, Vec<u8>)> {
+    let a = ident_a();
+    let keys = [onion_key(0), onion_key(1), onion_key(2)];
+    let record = OnionKeyRecord {
+        node: a.node_id(),
+        seq: 1,
+        lifetime_s: 3600,
+        flags: ONION_KEY_RELAY,
+        key: keys[0].public(),
+    };
+    let record_bytes = record.sign(&a).unwrap();
+    assert_eq!(
+        OnionKeyRecord::parse_and_verify(&record_bytes, &a.public()),
+        Ok(record)
+    );
+
+    let (mut circuit, mut relays, builds) = onion_circuit(&keys, 3, 0x70);
+    let body = onion_body(b"veilmesh onion vector");
+    let cell0 = onion_forward(&mut circuit, &mut relays, &body);
+    let cell1 = onion_forward(&mut circuit, &mut relays, &body);
+    // The nonce each relay reads: the last 12 bytes of its first slot.
+    let nonces: Vec<u8> = cell0
+        .iter()
+        .chain(&cell1)
+        .flat_map(|view| view[SLOT_LEN - 12..SLOT_LEN].to_vec())
+        .collect();
+
+    // Backward cell 0: the exit seals over zero slots and its plaintext, then relays 1, 0.
+    let reply = onion_body(b"veilmesh onion reply");
+    let mut back = [0u8; SLOTS_LEN + 64];
+    back[SLOTS_LEN..].copy_from_slice(&reply);
+    for relay in relays.iter_mut().rev() {
+        relay.seal_backward(&mut back).unwrap();
+    }
+    let backward = back.to_vec();
+    circuit.open_backward(&mut back).unwrap();
+    assert_eq!(back[SLOTS_LEN..], reply);
+
+    let (mut short, mut short_relays, short_builds) = onion_circuit(&keys, 2, 0x90);
+    let short_cell = onion_forward(&mut short, &mut short_relays, &body);
+
+    vec![
+        ("onion_key_public", keys[0].public().to_vec()),
+        ("onion_key_record_a", record_bytes.to_vec()),
+        ("onion_build", builds[0].to_vec()),
+        ("onion_build_after_hop0", builds[1].to_vec()),
+        ("onion_build_after_hop1", builds[2].to_vec()),
+        ("onion_nonce_perm", nonces),
+        ("onion_cell_forward", cell0[0].to_vec()),
+        ("onion_cell_after_hop0", cell0[1].to_vec()),
+        ("onion_cell_after_hop1", cell0[2].to_vec()),
+        ("onion_cell_backward", backward),
+        ("onion_build_2relay", short_builds[0].to_vec()),
+        ("onion_cell_forward_2relay", short_cell[0].to_vec()),
     ]
 }
 
