@@ -170,6 +170,8 @@ fn onion_circuit(
 ) -> (CreatorCircuit, Vec<RelayLayer>, Vec<[u8; BUILD_LEN]>) {
     let links = &ONION_LINKS[..hops];
     let next = [ident_b().node_id(), NodeId(seq(0xf0))];
+    // The creator, then relays 0 (node A) and 1 (node B).
+    let prev = [NodeId(seq(0xc0)), ident_a().node_id(), ident_b().node_id()];
     let specs: Vec<HopSpec> = (0..hops)
         .map(|i| {
             let exit = i + 1 == hops;
@@ -177,8 +179,8 @@ fn onion_circuit(
                 onion_key: keys[i].public(),
                 key_seq: keys[i].seq(),
                 order: HopOrder {
-                    hop: i as u8,
                     exit,
+                    prev: prev[i],
                     next: if exit { NodeId([0; 16]) } else { next[i] },
                     next_link: if exit { 0 } else { links[i + 1] },
                     exit_data: if exit {

@@ -34,7 +34,10 @@ fn every_node_builds_a_three_relay_circuit_and_its_loops_come_back() {
         assert_eq!(built.len(), 1, "node {i}: {circuits:?}");
         let c = built[0];
         assert_eq!(c.relays.len(), 3, "node {i}");
-        assert!(!c.relays.contains(&n.node_id()), "node {i} relays for itself");
+        assert!(
+            !c.relays.contains(&n.node_id()),
+            "node {i} relays for itself"
+        );
         assert!(c.rtt_us.is_some(), "node {i}: no loop came back: {c:?}");
         assert!(c.cells_in >= 2, "node {i}: {c:?}");
         let s = n.stats();
@@ -51,7 +54,9 @@ fn every_node_builds_a_three_relay_circuit_and_its_loops_come_back() {
         }
         assert_eq!(s.onion_circuits_broken, 0, "node {i}");
     }
-    let relayed: usize = (0..8).map(|i| sim.host(i).unwrap().relayed_circuits()).sum();
+    let relayed: usize = (0..8)
+        .map(|i| sim.host(i).unwrap().relayed_circuits())
+        .sum();
     assert_eq!(relayed, 8 * 3, "each circuit held by its three relays");
 }
 
@@ -63,7 +68,13 @@ fn property_7_a_middle_relay_holds_neither_end() {
     let mut checked = 0;
     for i in 0..8 {
         let creator = sim.host(i).unwrap().node_id();
-        for c in sim.host(i).unwrap().circuits(end).iter().filter(|c| c.built) {
+        for c in sim
+            .host(i)
+            .unwrap()
+            .circuits(end)
+            .iter()
+            .filter(|c| c.built)
+        {
             let [guard, middle, exit] = c.relays[..] else {
                 panic!("node {i}: {c:?}");
             };
@@ -75,7 +86,10 @@ fn property_7_a_middle_relay_holds_neither_end() {
             // creator (it may relay other circuits that come from the creator as a relay).
             let legs = m.relayed_legs();
             assert!(legs.contains(&(guard, Some(exit))), "node {i}: {legs:?}");
-            assert!(guard != creator && exit != creator && middle != creator, "node {i}");
+            assert!(
+                guard != creator && exit != creator && middle != creator,
+                "node {i}"
+            );
             checked += 1;
         }
     }

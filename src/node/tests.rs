@@ -46,7 +46,7 @@ impl Node {
     }
 }
 
-fn node(i: u8, now: Instant) -> Node {
+pub(super) fn node(i: u8, now: Instant) -> Node {
     node_with(i, now, NodeConfig::default())
 }
 
@@ -98,7 +98,7 @@ fn connect_e2e(a: &mut Node, b: &mut Node, now: Instant) {
 }
 
 /// Run two directly connected nodes for `secs` of virtual time; returns every frame sent.
-fn run_pair(a: &mut Node, b: &mut Node, start: Instant, secs: u64) -> Vec<Vec<u8>> {
+pub(super) fn run_pair(a: &mut Node, b: &mut Node, start: Instant, secs: u64) -> Vec<Vec<u8>> {
     let mut seen = Vec::new();
     let mut buf = [0u8; 1500];
     let end = start + Duration::from_secs(secs);

@@ -4,8 +4,7 @@ use proptest::prelude::*;
 
 use super::{
     GroupKeyRepr, HelloRepr, IhuEntry, MacAddr, Message, MessageWriter, NodeId, OgmRepr,
-    OnionHeader, SeqnoRequestRepr, ANNOUNCE_LEN, BUILD_RECORDS_LEN, CELL_REGION_LEN,
-    ONION_KEY_LEN,
+    OnionHeader, SeqnoRequestRepr, ANNOUNCE_LEN, BUILD_RECORDS_LEN, CELL_REGION_LEN, ONION_KEY_LEN,
 };
 use crate::wire::Error;
 
@@ -124,7 +123,11 @@ fn announce() -> impl Strategy<Value = Box<[u8; ANNOUNCE_LEN]>> {
 }
 
 fn onion_header() -> impl Strategy<Value = OnionHeader> {
-    (node_id(), any::<u8>(), any::<u32>()).prop_map(|(dst, ttl, link)| OnionHeader { dst, ttl, link })
+    (node_id(), any::<u8>(), any::<u32>()).prop_map(|(dst, ttl, link)| OnionHeader {
+        dst,
+        ttl,
+        link,
+    })
 }
 
 /// A Cell (it fills a whole unicast plaintext, so it goes alone).

@@ -4,9 +4,9 @@ use super::body::{
     FixedBody, MessageType, DATA_HEADER_LEN, IHU_ENTRY_LEN, MAX_ENCODABLE_PACKET_LEN,
     MESSAGE_HEADER_LEN,
 };
+use super::body::{BUILD_BODY_LEN, CELL_BODY_LEN};
 use super::codec::Writer;
 use super::frame::broadcast_plaintext_len;
-use super::body::{BUILD_BODY_LEN, CELL_BODY_LEN};
 use super::message::{Message, OnionHeader};
 use super::{
     Error, GroupKeyRepr, HelloRepr, IhuEntry, NodeId, OgmRepr, SeqnoRequestRepr, ANNOUNCE_LEN,
@@ -220,7 +220,8 @@ impl<'a> MessageWriter<'a> {
             write_onion_header(w, header)?;
             w.u8(flags)?;
             let region = w.reserve(CELL_REGION_LEN)?;
-            let region = <&mut [u8; CELL_REGION_LEN]>::try_from(region).map_err(|_| Error::NoSpace)?;
+            let region =
+                <&mut [u8; CELL_REGION_LEN]>::try_from(region).map_err(|_| Error::NoSpace)?;
             fill(region)
         })
     }

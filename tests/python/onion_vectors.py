@@ -204,15 +204,21 @@ def derive(shared, ephemeral, onion_public):
 # --- 8.2 Circuit build ---------------------------------------------------------------------
 
 MAX_HOPS = 3
-RECORD_LEN = 100
+RECORD_LEN = 116
 BUILD_LEN = MAX_HOPS * RECORD_LEN
 CLEAR_LEN = 36
-ORDER_LEN = 48
+ORDER_LEN = 64
 ZERO_NONCE = b"\0" * 12
 
 
-def encode_order(hop, exit_, next_id, next_link, exit_data):
-    out = bytes([hop, 1 if exit_ else 0]) + next_id + struct.pack(">I", next_link) + exit_data
+def encode_order(exit_, prev_id, next_id, next_link, exit_data):
+    out = (
+        bytes([1 if exit_ else 0, 0])
+        + prev_id
+        + next_id
+        + struct.pack(">I", next_link)
+        + exit_data
+    )
     assert len(out) == ORDER_LEN
     return out
 
@@ -381,14 +387,17 @@ def circuit(n, seed):
     creator's keys, the relays' keys)."""
     secrets, publics, key_seqs = relay_keys()
     ed_b = Ed25519PrivateKey.from_private_bytes(seq(0x40)).public_key().public_bytes_raw()
+    ed_a = Ed25519PrivateKey.from_private_bytes(seq(0x00)).public_key().public_bytes_raw()
     nexts = [node_id(ed_b), seq(0xF0, 16)]
+    # The creator, then relays 0 (node A) and 1 (node B).
+    prevs = [seq(0xC0, 16), node_id(ed_a), node_id(ed_b)]
     hops, orders = [], []
     for i in range(n):
         exit_ = i == n - 1
         next_link = 0 if exit_ else LINKS[i + 1]
         order = encode_order(
-            i,
             exit_,
+            prevs[i],
             b"\0" * 16 if exit_ else nexts[i],
             next_link,
             seq(0xD0, 26) if exit_ else b"\0" * 26,

@@ -123,7 +123,7 @@ impl RelayLayer {
         self.window.check(counter).map_err(OnionError::Replay)?;
         let ad = layer_ad(self.in_link, Direction::Forward, slots);
         self.keys
-            .fwd
+            .fwd_cipher()
             .open(nonce, &ad, body, &tag)
             .map_err(|_| OnionError::Auth)?;
         self.window.commit(counter);
@@ -145,7 +145,7 @@ impl RelayLayer {
         let ad = layer_ad(self.in_link, Direction::Backward, slots);
         let tag = self
             .keys
-            .bwd
+            .bwd_cipher()
             .seal(nonce, &ad, body)
             .map_err(|_| OnionError::Auth)?;
         slots[..TAG_LEN].copy_from_slice(&tag);
@@ -238,7 +238,7 @@ impl CreatorCircuit {
             let ad = layer_ad(hop.link, Direction::Forward, slots);
             let tag = hop
                 .keys
-                .fwd
+                .fwd_cipher()
                 .seal(nonces[j], &ad, body)
                 .map_err(|_| OnionError::Auth)?;
             slots[..TAG_LEN].copy_from_slice(&tag);
@@ -271,7 +271,7 @@ impl CreatorCircuit {
             mask(&hop.keys.bwd_header, &nonce, &mut slots[SLOT_LEN..]);
             slots.copy_within(SLOT_LEN.., 0);
             hop.keys
-                .bwd
+                .bwd_cipher()
                 .open(nonce, &ad, body, &tag)
                 .map_err(|_| OnionError::Auth)?;
         }

@@ -22,10 +22,13 @@ const FWD_NONCE_LABEL: &[u8] = b"veilmesh onion fwd nonce v1";
 const BWD_NONCE_LABEL: &[u8] = b"veilmesh onion bwd nonce v1";
 
 /// One relay's per-circuit keys: the AEAD and header keystream of each direction and the
-/// nonce permutations. `Debug` prints nothing secret; every key is wiped when dropped.
+/// nonce permutations. `Debug` prints nothing secret; every key is wiped when dropped. The
+/// AEAD keys are kept raw (32 bytes) and expanded per cell, which costs next to nothing for
+/// ChaCha20-Poly1305: an expanded key holds ~600 bytes, and a relay holds a thousand
+/// circuits.
 pub struct HopKeys {
-    pub(super) fwd: Cipher,
-    pub(super) bwd: Cipher,
+    pub(super) fwd: Zeroizing<[u8; 32]>,
+    pub(super) bwd: Zeroizing<[u8; 32]>,
     pub(super) fwd_header: Zeroizing<[u8; 32]>,
     pub(super) bwd_header: Zeroizing<[u8; 32]>,
     pub(super) fwd_nonce: NoncePrp,
@@ -35,6 +38,18 @@ pub struct HopKeys {
 impl fmt::Debug for HopKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("HopKeys(..)")
+    }
+}
+
+impl HopKeys {
+    /// The forward layer's AEAD.
+    pub(super) fn fwd_cipher(&self) -> Cipher {
+        Cipher::new(&self.fwd)
+    }
+
+    /// The backward layer's AEAD.
+    pub(super) fn bwd_cipher(&self) -> Cipher {
+        Cipher::new(&self.bwd)
     }
 }
 
@@ -61,8 +76,8 @@ pub(super) fn derive(
         shift: k(SHIFT_LABEL),
     };
     let hop = HopKeys {
-        fwd: Cipher::new(&k(FWD_LABEL)),
-        bwd: Cipher::new(&k(BWD_LABEL)),
+        fwd: k(FWD_LABEL),
+        bwd: k(BWD_LABEL),
         fwd_header: k(FWD_HEADER_LABEL),
         bwd_header: k(BWD_HEADER_LABEL),
         fwd_nonce: NoncePrp::new(&k(FWD_NONCE_LABEL)),

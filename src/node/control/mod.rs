@@ -100,8 +100,8 @@ impl ControlPlane {
         let _ = anns.insert(&own_ann, None, true, || true);
         let mut book = AddressBook::new(prefix, cfg.ipv4_pool);
         book.learn(id, None);
-        let onion_keys = OnionKeys::new(identity, epoch, cfg.relay, rng, now)
-            .map_err(NodeError::OnionKey)?;
+        let onion_keys =
+            OnionKeys::new(identity, epoch, cfg.relay, rng, now).map_err(NodeError::OnionKey)?;
         let mut control = ControlPlane {
             routing,
             anns,

@@ -97,7 +97,11 @@ impl OnionKeys {
         identity: &Identity,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<(), OnionError> {
-        if self.previous.as_ref().is_some_and(|(_, erase)| *erase <= now) {
+        if self
+            .previous
+            .as_ref()
+            .is_some_and(|(_, erase)| *erase <= now)
+        {
             self.previous = None;
         }
         if now >= self.next_rotation {
@@ -182,7 +186,11 @@ impl OnionKeys {
     }
 
     /// The record of `node` (ours included), for table dumps and announcement replies.
-    pub(in crate::node) fn bytes(&self, own_id: &NodeId, node: &NodeId) -> Option<&[u8; ONION_KEY_LEN]> {
+    pub(in crate::node) fn bytes(
+        &self,
+        own_id: &NodeId,
+        node: &NodeId,
+    ) -> Option<&[u8; ONION_KEY_LEN]> {
         if node == own_id {
             return Some(&self.own_record);
         }
@@ -191,7 +199,10 @@ impl OnionKeys {
 
     /// Relays with a live key, in node id order.
     pub(in crate::node) fn relays(&self) -> impl Iterator<Item = &OnionKeyRecord> + '_ {
-        self.peers.values().map(|p| &p.record).filter(|r| r.relays())
+        self.peers
+            .values()
+            .map(|p| &p.record)
+            .filter(|r| r.relays())
     }
 
     /// Forget `node`'s record (its announcement went).
@@ -245,7 +256,10 @@ mod tests {
         let t2 = Instant::ZERO + ONION_KEY_LIFETIME;
         assert_eq!(k.next_deadline(), t2);
         k.housekeep(t2, &id, &mut rng).unwrap();
-        assert!(k.own(first).is_none(), "the old key is erased at the end of its lifetime");
+        assert!(
+            k.own(first).is_none(),
+            "the old key is erased at the end of its lifetime"
+        );
     }
 
     #[test]
@@ -256,21 +270,32 @@ mod tests {
         let rec = *kb.bytes(&b_id, &b_id).unwrap();
         let now = Instant::ZERO;
         let me = a.node_id();
-        assert_eq!(ka.insert(&me, &rec, |_| None, now), Err(KeyRefused::UnknownNode));
-        assert_eq!(ka.insert(&me, &rec, |_| Some(a.public()), now), Err(KeyRefused::Invalid));
+        assert_eq!(
+            ka.insert(&me, &rec, |_| None, now),
+            Err(KeyRefused::UnknownNode)
+        );
+        assert_eq!(
+            ka.insert(&me, &rec, |_| Some(a.public()), now),
+            Err(KeyRefused::Invalid)
+        );
         assert_eq!(ka.insert(&me, &rec, |_| Some(b.public()), now), Ok(true));
         assert_eq!(ka.insert(&me, &rec, |_| Some(b.public()), now), Ok(false));
         assert!(ka.take_unpushed(&me, &b_id).is_some());
         assert!(ka.take_unpushed(&me, &b_id).is_none());
         // A newer key replaces it and is pushed again; the old one is now stale.
-        kb.housekeep(Instant::ZERO + ONION_KEY_ROTATION, &b, &mut rng).unwrap();
+        kb.housekeep(Instant::ZERO + ONION_KEY_ROTATION, &b, &mut rng)
+            .unwrap();
         let newer = *kb.bytes(&b_id, &b_id).unwrap();
         assert_eq!(ka.insert(&me, &newer, |_| Some(b.public()), now), Ok(true));
-        assert_eq!(ka.insert(&me, &rec, |_| Some(b.public()), now), Err(KeyRefused::Stale));
+        assert_eq!(
+            ka.insert(&me, &rec, |_| Some(b.public()), now),
+            Err(KeyRefused::Stale)
+        );
         assert!(ka.take_unpushed(&me, &b_id).is_some());
         assert_eq!(ka.relays().count(), 1);
         // Records expire a lifetime after they were first held.
-        ka.housekeep(now + ONION_KEY_LIFETIME, &a, &mut rng).unwrap();
+        ka.housekeep(now + ONION_KEY_LIFETIME, &a, &mut rng)
+            .unwrap();
         assert_eq!(ka.len(), 0);
     }
 }

@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use rand_chacha::rand_core::RngCore;
 
 use super::body::{self, Kind};
-use super::{
-    send_cell, Onion, BUILD_TIMEOUT, CIRCUIT_LIFETIME, LOOP_INTERVAL, MAX_OWN_CIRCUITS,
-};
+use super::{send_cell, Onion, BUILD_TIMEOUT, CIRCUIT_LIFETIME, LOOP_INTERVAL, MAX_OWN_CIRCUITS};
 use crate::crypto::onion::{
     seal_build, CreatorCircuit, Direction, HopOrder, HopSpec, OnionKeyRecord, BUILD_LEN,
     EXIT_DATA_LEN, MAX_HOPS,
@@ -111,7 +109,9 @@ impl Onion {
             .own
             .by_link
             .iter()
-            .filter(|(_, c)| c.built.is_some() && now.saturating_since(c.last_loop) >= LOOP_INTERVAL)
+            .filter(|(_, c)| {
+                c.built.is_some() && now.saturating_since(c.last_loop) >= LOOP_INTERVAL
+            })
             .map(|(l, _)| *l)
             .collect();
         for link in due {
@@ -168,8 +168,10 @@ impl Onion {
             eligible.swap(i, j);
         }
         let picked = &eligible[..hops];
-        let links: heapless::Vec<u32, MAX_HOPS> =
-            picked.iter().map(|_| env.shared.rng.next_u32() | 1).collect();
+        let links: heapless::Vec<u32, MAX_HOPS> = picked
+            .iter()
+            .map(|_| env.shared.rng.next_u32() | 1)
+            .collect();
         let specs: heapless::Vec<HopSpec, MAX_HOPS> = picked
             .iter()
             .enumerate()
@@ -205,7 +207,9 @@ impl Onion {
         };
         let sent = env
             .link
-            .queue_unicast(hop, false, &mut env.shared.stats, |w| w.push_build(&header, &msg));
+            .queue_unicast(hop, false, &mut env.shared.stats, |w| {
+                w.push_build(&header, &msg)
+            });
         if !sent {
             return false;
         }
@@ -276,7 +280,9 @@ impl Onion {
                 c.last_loop = now;
                 env.shared.stats.onion_circuits_built += 1;
             }
-            Some((Kind::LoopReply, p)) if c.pending_loop.is_some_and(|(l, _)| l.as_slice() == p) => {
+            Some((Kind::LoopReply, p))
+                if c.pending_loop.is_some_and(|(l, _)| l.as_slice() == p) =>
+            {
                 let sent = c.pending_loop.map_or(now, |(_, t)| t);
                 c.rtt = Some(now.saturating_since(sent));
                 c.pending_loop = None;

@@ -114,7 +114,11 @@ impl DataPlane {
 
     /// The circuits timer: builds that timed out, loops due or unanswered, circuits to
     /// replace or to build, relayed circuits gone idle. Returns the next deadline, if any.
-    pub(in crate::node) fn onion_timer(&mut self, now: Instant, env: &mut Env<'_>) -> Option<Instant> {
+    pub(in crate::node) fn onion_timer(
+        &mut self,
+        now: Instant,
+        env: &mut Env<'_>,
+    ) -> Option<Instant> {
         let relay_next = self.onion.relayed.expire(now);
         let own_next = self.onion.maintain(now, env);
         match (relay_next, own_next) {
@@ -134,7 +138,9 @@ impl DataPlane {
     }
 
     /// The previous and next node of every circuit this node relays.
-    pub(in crate::node) fn relayed_legs(&self) -> Vec<(crate::wire::NodeId, Option<crate::wire::NodeId>)> {
+    pub(in crate::node) fn relayed_legs(
+        &self,
+    ) -> Vec<(crate::wire::NodeId, Option<crate::wire::NodeId>)> {
         self.onion.relayed.legs()
     }
 }
@@ -143,7 +149,10 @@ impl DataPlane {
 fn pass_on(
     header: &OnionHeader,
     env: &mut Env<'_>,
-    push: impl FnOnce(&mut crate::wire::MessageWriter<'_>, &OnionHeader) -> Result<(), crate::wire::Error>,
+    push: impl FnOnce(
+        &mut crate::wire::MessageWriter<'_>,
+        &OnionHeader,
+    ) -> Result<(), crate::wire::Error>,
 ) {
     let Some(ttl) = header.ttl.checked_sub(1).filter(|t| *t > 0) else {
         env.shared.stats.drop(DropReason::TtlExpired);

@@ -125,7 +125,13 @@ impl Onion {
         }
     }
 
-    fn send_build(&mut self, next: NodeId, out: u32, msg: &[u8; BUILD_RECORDS_LEN], env: &mut Env<'_>) {
+    fn send_build(
+        &mut self,
+        next: NodeId,
+        out: u32,
+        msg: &[u8; BUILD_RECORDS_LEN],
+        env: &mut Env<'_>,
+    ) {
         let Some(hop) = next_hop_link(&next, env) else {
             return;
         };
@@ -135,7 +141,9 @@ impl Onion {
             link: out,
         };
         env.link
-            .queue_unicast(hop, false, &mut env.shared.stats, |w| w.push_build(&header, msg));
+            .queue_unicast(hop, false, &mut env.shared.stats, |w| {
+                w.push_build(&header, msg)
+            });
     }
 
     /// A forward cell on leg `link`: our layer off, then on to the next relay; the exit
@@ -246,5 +254,22 @@ impl Onion {
             Ok(false) => {}
             Err(e) => env.shared.stats.drop(cell_drop(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_state_stays_under_600_kb() {
+        // A BTreeMap entry costs its key and value plus about a third for the tree's nodes.
+        let per_circuit = core::mem::size_of::<(u32, Relayed)>() * 4 / 3 + 8 * 4 / 3;
+        let filters = 2 * (1 << 18) / 8;
+        let total = MAX_RELAY_CIRCUITS * per_circuit + filters;
+        assert!(
+            total <= 600_000,
+            "{per_circuit} bytes a circuit, {total} in all"
+        );
     }
 }
