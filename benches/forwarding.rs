@@ -7,8 +7,12 @@
 //! x86_64, RustCrypto with `--cfg veil_portable_aead`) and `bare_aead_rustcrypto` with the
 //! `chacha20poly1305` crate called from here (the router targets' backend).
 //!
-//! Target (issue 9): relay cost ≤ 1.05 × `bare_aead`, 0 allocations. Results:
-//! docs/benchmarks.md.
+//! Beside them, `relay_cell`: the guard of a three-relay onion circuit takes a Cell frame
+//! from the circuit's creator and emits it for the middle (link open, its onion layer off,
+//! the next frame written and sealed: `handle_frame` + `poll_transmit`).
+//!
+//! Targets: relay cost ≤ 1.05 × `bare_aead` (issue 9); `relay_cell` ≤ 1.7 × `node_forward`
+//! (issue 10); 0 allocations on every relay path. Results: docs/benchmarks.md.
 
 use std::hint::black_box;
 use std::time::Duration as StdDuration;
@@ -40,8 +44,8 @@ struct Line {
 }
 
 impl Line {
-    fn new(n: usize, seed: u64) -> Line {
-        let mut factory = node_factory(seed, NodeConfig::default());
+    fn new(n: usize, seed: u64, cfg: NodeConfig) -> Line {
+        let mut factory = node_factory(seed, cfg);
         let nodes = (0..n)
             .map(|i| factory(i, 1, mac_of(i), Instant::ZERO))
             .collect();
@@ -111,7 +115,7 @@ fn mtu_packet(line: &Line) -> Vec<u8> {
 }
 
 fn converged_line() -> (Line, Vec<u8>) {
-    let mut line = Line::new(3, 42);
+    let mut line = Line::new(3, 42, NodeConfig::default());
     line.run_until(Instant::ZERO + Duration::from_secs(20));
     let c = line.nodes[2].node_id();
     assert_eq!(line.nodes[0].next_hop(&c), Some((IfaceId(0), mac_of(1))));
@@ -129,7 +133,62 @@ fn converged_line() -> (Line, Vec<u8>) {
     (line, pkt)
 }
 
+/// A line A–B–C–D where A keeps a circuit whose guard is B (the first seed that picks it),
+/// built and idle.
+fn circuit_line() -> Line {
+    let cfg = NodeConfig {
+        circuits: true,
+        ..NodeConfig::default()
+    };
+    for seed in 100.. {
+        let mut line = Line::new(4, seed, cfg.clone());
+        line.run_until(Instant::ZERO + Duration::from_secs(20));
+        let b = line.nodes[1].node_id();
+        let circuits = line.nodes[0].circuits(line.now);
+        if circuits
+            .iter()
+            .any(|c| c.built && c.relays.first() == Some(&b))
+        {
+            return line;
+        }
+    }
+    unreachable!("some seed makes B the guard")
+}
+
 fn forward(c: &mut Criterion) {
+    let mut cells = circuit_line();
+    let cell_now = cells.now;
+    let (cell_a, cell_rest) = cells.nodes.split_at_mut(1);
+    let (creator, guard) = (&mut cell_a[0], &mut cell_rest[0]);
+    // A fresh cell from A per iteration (a loop through the circuit): setup, not measured.
+    let mut next_cell = move || {
+        let mut frame = [0u8; UNICAST_FRAME_LEN];
+        assert!(creator.send_circuit_loop(cell_now), "A sends a loop");
+        let t = creator.poll_transmit(&mut frame).expect("A sends the cell");
+        assert_eq!((t.dst, t.len), (mac_of(1), UNICAST_FRAME_LEN));
+        frame
+    };
+    let mut cell_out = [0u8; 1500];
+    // Sanity: B relays a cell as one full frame to C and nothing else.
+    guard.handle_frame(cell_now, IfaceId(0), mac_of(0), &next_cell());
+    let t = guard
+        .poll_transmit(&mut cell_out)
+        .expect("B relays the cell");
+    assert_eq!((t.dst, t.len), (mac_of(2), UNICAST_FRAME_LEN));
+    assert!(guard.poll_transmit(&mut cell_out).is_none());
+    // No heap allocation on the guard's path.
+    let cell_frames: Vec<_> = (0..1000).map(|_| next_cell()).collect();
+    let before = allocations();
+    for f in &cell_frames {
+        guard.handle_frame(cell_now, IfaceId(0), mac_of(0), f);
+        assert!(guard.poll_transmit(&mut cell_out).is_some());
+    }
+    let cell_allocs = allocations() - before;
+    assert_eq!(cell_allocs, 0, "the onion relay path allocates");
+    eprintln!("allocations: guard relaying a cell, {cell_allocs} per 1000 cells");
+    let cells_before = guard.stats().onion_cells_relayed;
+    let cell_drops_before = guard.stats().total_drops();
+
     let (mut line, pkt) = converged_line();
     let now = line.now;
     let (a_side, rest) = line.nodes.split_at_mut(1);
@@ -263,22 +322,29 @@ fn forward(c: &mut Criterion) {
         black_box(tag);
     };
 
+    let mut cell = |frame: &[u8; UNICAST_FRAME_LEN]| {
+        guard.handle_frame(cell_now, IfaceId(0), mac_of(0), frame);
+        black_box(guard.poll_transmit(&mut cell_out));
+    };
+
     // Paired run: blocks of each routine interleaved, so that load from other processes on
-    // this shared machine hits all five alike; the median block is robust to preemption.
+    // this shared machine hits all six alike; the median block is robust to preemption.
     let (rounds, block) = (300, 200);
-    let mut per_frame: [Vec<f64>; 5] = Default::default();
+    let mut per_frame: [Vec<f64>; 6] = Default::default();
     for round in 0..rounds {
         let mut frames: Vec<_> = (0..block).map(|_| next_frame()).collect();
         let mut frames_in_place: Vec<_> = (0..block).map(|_| next_frame()).collect();
         let mut sealed: Vec<_> = (0..block).map(|_| sealed_frame()).collect();
-        for k in 0..5 {
-            let which = (round + k) % 5;
+        let cell_block: Vec<_> = (0..block).map(|_| next_cell()).collect();
+        for k in 0..6 {
+            let which = (round + k) % 6;
             let start = std::time::Instant::now();
             match which {
                 0 => frames.iter_mut().for_each(|f| relay(f, false)),
                 1 => sealed.iter_mut().for_each(|(c, f)| keys(*c, f)),
                 2 => (0..block).for_each(|_| bare()),
                 3 => (0..block).for_each(|_| bare_rc()),
+                4 => cell_block.iter().for_each(&mut cell),
                 _ => frames_in_place.iter_mut().for_each(|f| relay(f, true)),
             }
             per_frame[which].push(start.elapsed().as_secs_f64() * 1e9 / block as f64);
@@ -288,10 +354,11 @@ fn forward(c: &mut Criterion) {
         v.sort_by(f64::total_cmp);
         (v[0], v[v.len() / 2])
     };
-    let [node_v, keys_v, bare_v, rc_v, place_v] = &mut per_frame;
+    let [node_v, keys_v, bare_v, rc_v, cell_v, place_v] = &mut per_frame;
     let ((node_min, node_med), (keys_min, keys_med), (bare_min, bare_med)) =
         (stat(node_v), stat(keys_v), stat(bare_v));
     let ((place_min, place_med), (rc_min, rc_med)) = (stat(place_v), stat(rc_v));
+    let (cell_min, cell_med) = stat(cell_v);
     eprintln!(
         "paired ({rounds} rounds x {block} frames), ns per frame min/median: node_forward \
          {node_min:.0}/{node_med:.0}, node_relay_in_place {place_min:.0}/{place_med:.0}, \
@@ -305,6 +372,12 @@ fn forward(c: &mut Criterion) {
         place_min / bare_min,
         node_med / keys_med,
         rc_med / bare_med,
+    );
+    eprintln!(
+        "paired: relay_cell {cell_min:.0}/{cell_med:.0} ns per cell; relay_cell/node_forward \
+         {:.3} (min {:.3}), target <= 1.7",
+        cell_med / node_med,
+        cell_min / node_min,
     );
 
     let mut g = c.benchmark_group("forward");
@@ -330,6 +403,9 @@ fn forward(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    g.bench_function("relay_cell", |bench| {
+        bench.iter_batched(&mut next_cell, |f| cell(&f), BatchSize::SmallInput)
+    });
     g.bench_function("bare_aead", |bench| bench.iter(&mut bare));
     g.bench_function("bare_aead_rustcrypto", |bench| bench.iter(&mut bare_rc));
     g.finish();
@@ -342,6 +418,13 @@ fn forward(c: &mut Criterion) {
         "forwarded {forwarded}, drops {drops}"
     );
     eprintln!("node_forward: B forwarded {forwarded} frames, 0 drops");
+    let relayed = guard.stats().onion_cells_relayed - cells_before;
+    let cell_drops = guard.stats().total_drops() - cell_drops_before;
+    assert!(
+        relayed > 0 && cell_drops == 0,
+        "relayed {relayed} cells, drops {cell_drops}"
+    );
+    eprintln!("relay_cell: the guard relayed {relayed} cells, 0 drops");
 }
 
 criterion_group! {

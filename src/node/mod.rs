@@ -277,6 +277,14 @@ impl Node {
         self.data.circuits(now)
     }
 
+    /// Send a loop through our oldest built circuit now: benchmarks and tests drive cells
+    /// through a circuit with it. False if none is built or the loop was not queued.
+    #[cfg(feature = "sim")]
+    pub fn send_circuit_loop(&mut self, now: Instant) -> bool {
+        let (data, mut env) = self.data_env();
+        data.send_circuit_loop(now, &mut env)
+    }
+
     /// Number of circuits this node relays.
     pub fn relayed_circuits(&self) -> usize {
         self.data.relayed_circuits()

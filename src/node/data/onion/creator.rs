@@ -49,12 +49,30 @@ struct OwnCircuit {
     relays: heapless::Vec<NodeId, MAX_HOPS>,
     created: Instant,
     built: Option<Instant>,
-    /// The loop in flight: its payload and when it went.
-    pending_loop: Option<([u8; 8], Instant)>,
+    /// Loops sent (each carries its number) and the highest number answered.
+    loops_sent: u64,
+    loops_answered: u64,
+    /// When the last loop went.
     last_loop: Instant,
     rtt: Option<Duration>,
     cells_out: u64,
     cells_in: u64,
+}
+
+impl OwnCircuit {
+    /// A loop went out that is not answered yet.
+    fn loop_pending(&self) -> bool {
+        self.loops_sent > self.loops_answered
+    }
+
+    /// Whether `payload` answers a loop we sent that was not answered yet (a circuit's
+    /// answers come back in order: relays keep a circuit's cells in order).
+    fn answers(&self, payload: &[u8]) -> bool {
+        let Ok(number) = <[u8; 8]>::try_from(payload).map(u64::from_be_bytes) else {
+            return false;
+        };
+        number > self.loops_answered && number <= self.loops_sent
+    }
 }
 
 /// Our circuits by the link id of their first leg (backward cells arrive on it).
@@ -88,9 +106,7 @@ impl Onion {
         let stats = &mut env.shared.stats;
         self.own.by_link.retain(|_, c| {
             let timed_out = c.built.is_none() && now.saturating_since(c.created) >= BUILD_TIMEOUT;
-            let dead = c
-                .pending_loop
-                .is_some_and(|(_, sent)| now.saturating_since(sent) >= LOOP_INTERVAL);
+            let dead = c.loop_pending() && now.saturating_since(c.last_loop) >= LOOP_INTERVAL;
             let old = now.saturating_since(c.created) >= CIRCUIT_LIFETIME;
             if timed_out {
                 stats.drop(DropReason::OnionBuildTimeout);
@@ -128,10 +144,9 @@ impl Onion {
     fn next_deadline(&self) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         for c in self.own.by_link.values() {
-            let deadline = match (c.built, c.pending_loop) {
-                (None, _) => c.created + BUILD_TIMEOUT,
-                (Some(_), Some((_, sent))) => sent + LOOP_INTERVAL,
-                (Some(_), None) => c.last_loop + LOOP_INTERVAL,
+            let deadline = match c.built {
+                None => c.created + BUILD_TIMEOUT,
+                Some(_) => c.last_loop + LOOP_INTERVAL,
             };
             let d = deadline.min(c.created + CIRCUIT_LIFETIME);
             next = Some(next.map_or(d, |n| n.min(d)));
@@ -221,7 +236,8 @@ impl Onion {
                 relays: picked.iter().map(|r| r.node).collect(),
                 created: now,
                 built: None,
-                pending_loop: None,
+                loops_sent: 0,
+                loops_answered: 0,
                 last_loop: now,
                 rtt: None,
                 cells_out: 0,
@@ -231,15 +247,16 @@ impl Onion {
         true
     }
 
-    /// Send a loop through circuit `link`: the exit answers it with its payload.
-    fn send_loop(&mut self, now: Instant, link: u32, env: &mut Env<'_>) {
-        let mut payload = [0u8; 8];
-        env.shared.rng.fill_bytes(&mut payload);
+    /// Send a loop through circuit `link`: the exit answers it with its payload, the loop's
+    /// number. Returns whether it was queued.
+    pub(super) fn send_loop(&mut self, now: Instant, link: u32, env: &mut Env<'_>) -> bool {
         let Some(c) = self.own.by_link.get_mut(&link) else {
-            return;
+            return false;
         };
+        let number = c.loops_sent + 1;
+        let payload = number.to_be_bytes();
         let Some(&guard) = c.relays.first() else {
-            return;
+            return false;
         };
         let circuit = &mut c.circuit;
         let sent = send_cell((guard, link, Direction::Forward), env, |r| {
@@ -249,10 +266,19 @@ impl Onion {
             circuit.seal_forward(r)
         });
         c.last_loop = now;
-        if sent == Ok(true) {
-            c.pending_loop = Some((payload, now));
-            c.cells_out += 1;
+        if sent != Ok(true) {
+            return false;
         }
+        c.loops_sent = number;
+        c.cells_out += 1;
+        true
+    }
+
+    /// The link id of our oldest built circuit.
+    #[cfg(feature = "sim")]
+    pub(super) fn first_built(&self) -> Option<u32> {
+        let built = self.own.by_link.iter().filter(|(_, c)| c.built.is_some());
+        built.min_by_key(|(_, c)| c.created).map(|(l, _)| *l)
     }
 
     /// A backward cell on leg `link`: ours to open, or a relay's to pass back.
@@ -280,12 +306,13 @@ impl Onion {
                 c.last_loop = now;
                 env.shared.stats.onion_circuits_built += 1;
             }
-            Some((Kind::LoopReply, p))
-                if c.pending_loop.is_some_and(|(l, _)| l.as_slice() == p) =>
-            {
-                let sent = c.pending_loop.map_or(now, |(_, t)| t);
-                c.rtt = Some(now.saturating_since(sent));
-                c.pending_loop = None;
+            Some((Kind::LoopReply, p)) if c.answers(p) => {
+                let number = <[u8; 8]>::try_from(p).map_or(0, u64::from_be_bytes);
+                // The newest loop's answer times the circuit; an older one only counts.
+                if number == c.loops_sent {
+                    c.rtt = Some(now.saturating_since(c.last_loop));
+                }
+                c.loops_answered = number;
             }
             _ => env.shared.stats.drop(DropReason::OnionBadBody),
         }

@@ -132,6 +132,16 @@ impl DataPlane {
         self.onion.own.infos(now)
     }
 
+    /// Send a loop through our oldest built circuit now (benchmarks and tests drive cells
+    /// with it); false if none is built or the loop could not be queued.
+    #[cfg(feature = "sim")]
+    pub(in crate::node) fn send_circuit_loop(&mut self, now: Instant, env: &mut Env<'_>) -> bool {
+        match self.onion.first_built() {
+            Some(link) => self.onion.send_loop(now, link, env),
+            None => false,
+        }
+    }
+
     /// Number of circuits this node relays.
     pub(in crate::node) fn relayed_circuits(&self) -> usize {
         self.onion.relayed.len()
