@@ -167,6 +167,10 @@ fn run_sim(args: &SimArgs) -> ExitCode {
 /// `veil sim` with the protocol node as the host.
 #[cfg(feature = "sim")]
 fn run_with_node(args: &SimArgs) -> Result<sim::SimReport, sim::CliError> {
-    let factory = sim::node_factory(args.seed, veilmesh::node::NodeConfig::default());
+    let cfg = veilmesh::node::NodeConfig {
+        circuits: args.circuits,
+        ..veilmesh::node::NodeConfig::default()
+    };
+    let factory = sim::node_factory(args.seed, cfg);
     sim::run_cli(args, factory)
 }

@@ -36,6 +36,9 @@ pub struct Config {
     pub ipv4_pool: String,
     /// Unix control socket (owner-only).
     pub control_socket: PathBuf,
+    /// Relay other nodes' onion circuits (docs/protocol.md §8.7); off, this node still
+    /// routes and forwards, but refuses builds and says so in its onion key record.
+    pub relay: bool,
     /// Protocol timers.
     pub timers: Timers,
 }
@@ -121,6 +124,7 @@ impl Default for Config {
             ipv4: false,
             ipv4_pool: "10.77.0.0/16".to_string(),
             control_socket: PathBuf::from("/var/run/veilmesh/control.sock"),
+            relay: true,
             timers: Timers::default(),
         }
     }
@@ -272,6 +276,7 @@ impl Config {
             policy,
             ipv4_pool,
             hello_interval: crate::time::Duration::from_millis(hello),
+            relay: self.relay,
             ..NodeConfig::default()
         })
     }
@@ -337,6 +342,14 @@ mod tests {
         let node = cfg.node_config().unwrap();
         assert_eq!(node.mesh_name, "veilmesh");
         assert!(node.ipv4_pool.is_none());
+    }
+
+    #[test]
+    fn relaying_is_on_unless_turned_off() {
+        assert!(parse("").unwrap().node_config().unwrap().relay);
+        let off = parse("relay = false\n").unwrap();
+        assert!(!off.node_config().unwrap().relay);
+        assert!(parse("relay = \"no\"\n").is_err());
     }
 
     #[test]

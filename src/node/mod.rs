@@ -38,7 +38,7 @@ pub use link_layer::{
     SESSION_SILENT_AFTER,
 };
 pub use ring::{Ring, Slot};
-pub use stats::{DropReason, Stats};
+pub use stats::{DropReason, Stats, BUILD_MS_BOUNDS};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

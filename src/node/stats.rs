@@ -96,6 +96,24 @@ drop_reasons! {
     OnionNoRelays => "onion_no_relays": "no circuit built: fewer than two relays whose onion keys we hold and can route to",
 }
 
+/// Upper bounds (ms) of the build-time buckets of `Stats::onion_build_ms`; the last is
+/// "longer than the one before".
+pub const BUILD_MS_BOUNDS: [u64; 13] = [
+    1,
+    2,
+    5,
+    10,
+    20,
+    50,
+    100,
+    200,
+    500,
+    1000,
+    1500,
+    2000,
+    u64::MAX,
+];
+
 /// Traffic and drop counters of one node.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Stats {
@@ -141,6 +159,9 @@ pub struct Stats {
     pub onion_circuits_relayed: u64,
     /// Cells we passed on as a relay (either way).
     pub onion_cells_relayed: u64,
+    /// Build times of our circuits (build sent to build-ok): counts per bucket, bucket k
+    /// holding those up to `BUILD_MS_BOUNDS[k]` ms (the last, anything longer).
+    pub onion_build_ms: [u64; BUILD_MS_BOUNDS.len()],
     #[serde(skip)]
     drops: DropCounters,
 }
@@ -174,6 +195,14 @@ impl Stats {
     /// All drop counters with their names, in a fixed order.
     pub fn drop_counters(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         DropReason::ALL.iter().map(|r| (r.as_str(), self.drops(*r)))
+    }
+
+    /// Count one circuit build that took `ms` milliseconds.
+    pub fn record_build_ms(&mut self, ms: u64) {
+        let bucket = BUILD_MS_BOUNDS.iter().position(|&b| ms <= b);
+        if let Some(c) = bucket.and_then(|k| self.onion_build_ms.get_mut(k)) {
+            *c += 1;
+        }
     }
 
     /// Total drops over all reasons.

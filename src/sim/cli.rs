@@ -47,6 +47,9 @@ pub struct SimArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Every node keeps an onion circuit built (and reports builds: success, latency).
+    #[arg(long)]
+    pub circuits: bool,
     /// Use the built-in flooding mock host instead of the protocol node.
     #[arg(long, hide = true)]
     pub mock_host: bool,

@@ -38,4 +38,21 @@ pub trait SimHost {
     fn control_bytes_sent(&self) -> u64 {
         0
     }
+    /// Onion circuit builds of this host so far, if it builds any.
+    fn circuit_builds(&self) -> Option<CircuitBuilds> {
+        None
+    }
+}
+
+/// A host's onion circuit builds: attempts, outcomes and how long the successful ones took.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CircuitBuilds {
+    /// Builds sent.
+    pub sent: u64,
+    /// Builds the exit confirmed.
+    pub built: u64,
+    /// Builds that timed out.
+    pub timed_out: u64,
+    /// Build times, in the buckets of `node::BUILD_MS_BOUNDS`.
+    pub ms_buckets: Vec<u64>,
 }

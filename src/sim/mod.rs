@@ -104,7 +104,7 @@ mod tests;
 pub use cli::{run_cli, CliError, SimArgs};
 pub use convergence::{ConvergenceLog, Disruption, RateSummary};
 pub use engine::{Factory, Sim};
-pub use host::SimHost;
+pub use host::{CircuitBuilds, SimHost};
 pub use medium::{index_of, mac_of, FrameClass, Medium, MediumConfig, MediumError, NodeCounters};
 pub use metrics::{RouteCensus, RouteFailure, RouteOutcome, Routes};
 pub use node_host::{node_factory, sim_identity};

@@ -48,6 +48,16 @@ impl SimHost for Node {
         Node::next_hop(self, dst).map(|(_, mac)| mac)
     }
 
+    fn circuit_builds(&self) -> Option<super::host::CircuitBuilds> {
+        let s = self.stats();
+        Some(super::host::CircuitBuilds {
+            sent: s.onion_builds_sent,
+            built: s.onion_circuits_built,
+            timed_out: s.drops(crate::node::DropReason::OnionBuildTimeout),
+            ms_buckets: s.onion_build_ms.to_vec(),
+        })
+    }
+
     fn control_bytes_sent(&self) -> u64 {
         // Counted like the medium counts every other frame: Ethernet header included.
         let s = self.stats();

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::convergence::{rate_summary, RateSummary};
 use super::engine::Sim;
-use super::host::SimHost;
+use super::host::{CircuitBuilds, SimHost};
 use super::metrics::RouteCensus;
 use super::scenario::EngineStats;
 use super::stretch::StretchStats;
@@ -59,8 +59,82 @@ pub struct SimReport {
     pub bytes_sent: u64,
     /// Engine counters.
     pub engine: EngineStats,
+    /// Onion circuit builds over all hosts, when they build any.
+    pub circuits: Option<CircuitReport>,
     /// Wall-clock seconds the run took (filled in by the caller, which owns a clock).
     pub wall_time_s: Option<f64>,
+}
+
+/// Onion circuit builds over all hosts of a run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CircuitReport {
+    /// Builds sent.
+    pub builds_sent: u64,
+    /// Builds the exit confirmed.
+    pub built: u64,
+    /// Builds that timed out.
+    pub timed_out: u64,
+    /// Confirmed / decided (confirmed + timed out): one attempt's chance.
+    pub success_ratio: f64,
+    /// A circuit within one retry, if attempts fail independently: 1 − (1 − ratio)².
+    pub within_one_retry: f64,
+    /// Build time of the median confirmed build: at most this many ms (a bucket bound).
+    pub p50_ms_at_most: Option<u64>,
+    /// Build time of the 95th percentile: at most this many ms (`None` past 2000 ms).
+    pub p95_ms_at_most: Option<u64>,
+}
+
+impl CircuitReport {
+    /// Sum the hosts' builds; `None` if no host built any.
+    fn collect(builds: impl Iterator<Item = CircuitBuilds>) -> Option<CircuitReport> {
+        let mut total = CircuitBuilds {
+            ms_buckets: vec![0; crate::node::BUILD_MS_BOUNDS.len()],
+            ..CircuitBuilds::default()
+        };
+        for b in builds {
+            total.sent += b.sent;
+            total.built += b.built;
+            total.timed_out += b.timed_out;
+            for (t, n) in total.ms_buckets.iter_mut().zip(&b.ms_buckets) {
+                *t += n;
+            }
+        }
+        if total.sent == 0 {
+            return None;
+        }
+        let decided = total.built + total.timed_out;
+        let ratio = if decided == 0 {
+            0.0
+        } else {
+            total.built as f64 / decided as f64
+        };
+        Some(CircuitReport {
+            builds_sent: total.sent,
+            built: total.built,
+            timed_out: total.timed_out,
+            success_ratio: ratio,
+            within_one_retry: 1.0 - (1.0 - ratio) * (1.0 - ratio),
+            p50_ms_at_most: percentile_bound(&total.ms_buckets, 0.5),
+            p95_ms_at_most: percentile_bound(&total.ms_buckets, 0.95),
+        })
+    }
+}
+
+/// The bucket bound under which a fraction `q` of the counted builds fall.
+fn percentile_bound(buckets: &[u64], q: f64) -> Option<u64> {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let want = (total as f64 * q).ceil() as u64;
+    let mut seen = 0;
+    for (n, bound) in buckets.iter().zip(crate::node::BUILD_MS_BOUNDS) {
+        seen += n;
+        if seen >= want {
+            return (bound != u64::MAX).then_some(bound);
+        }
+    }
+    None
 }
 
 /// What a report needs beyond the simulation itself.
@@ -137,6 +211,9 @@ impl SimReport {
             frames_sent: counters.iter().map(|c| c.total_sent_frames()).sum(),
             bytes_sent: counters.iter().map(|c| c.total_sent_bytes()).sum(),
             engine: sim.stats().clone(),
+            circuits: CircuitReport::collect(
+                (0..sim.len()).filter_map(|i| sim.host(i).and_then(SimHost::circuit_builds)),
+            ),
             wall_time_s: None,
         }
     }
@@ -196,6 +273,20 @@ impl SimReport {
             "medium       {} frames, {} bytes sent; {} events",
             self.frames_sent, self.bytes_sent, self.engine.events
         );
+        if let Some(c) = &self.circuits {
+            let bound = |b: Option<u64>| b.map_or("> 2000".to_string(), |b| format!("≤ {b}"));
+            let _ = writeln!(
+                o,
+                "circuits     {} builds, {} confirmed, {} timed out: {:.1}% per attempt, {:.1}% within one retry; build p50 {} ms, p95 {} ms",
+                c.builds_sent,
+                c.built,
+                c.timed_out,
+                c.success_ratio * 100.0,
+                c.within_one_retry * 100.0,
+                bound(c.p50_ms_at_most),
+                bound(c.p95_ms_at_most)
+            );
+        }
         if let Some(w) = self.wall_time_s {
             let _ = writeln!(o, "wall time    {w:.2} s");
         }

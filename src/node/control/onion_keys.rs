@@ -40,6 +40,8 @@ struct PeerKey {
     bytes: [u8; ONION_KEY_LEN],
     /// Whether we already sent it on (once per version, like announcements).
     pushed: bool,
+    /// When we first held a record of this node (kept across its key's rotations).
+    known_since: Instant,
     expires: Instant,
 }
 
@@ -157,12 +159,14 @@ impl OnionKeys {
         let record =
             OnionKeyRecord::parse_and_verify(bytes, &identity).map_err(|_| KeyRefused::Invalid)?;
         let lifetime = Duration::from_secs(u64::from(record.lifetime_s));
+        let known_since = held.map_or(now, |p| p.known_since);
         self.peers.insert(
             node,
             PeerKey {
                 record,
                 bytes: *bytes,
                 pushed: false,
+                known_since,
                 expires: now + lifetime,
             },
         );
@@ -197,10 +201,16 @@ impl OnionKeys {
         self.peers.get(node).map(|p| &p.bytes)
     }
 
-    /// Relays with a live key, in node id order.
-    pub(in crate::node) fn relays(&self) -> impl Iterator<Item = &OnionKeyRecord> + '_ {
+    /// Relays with a live key whose records we have held for `min_known` at `now`, in node
+    /// id order.
+    pub(in crate::node) fn relays(
+        &self,
+        now: Instant,
+        min_known: Duration,
+    ) -> impl Iterator<Item = &OnionKeyRecord> + '_ {
         self.peers
             .values()
+            .filter(move |p| now.saturating_since(p.known_since) >= min_known)
             .map(|p| &p.record)
             .filter(|r| r.relays())
     }
@@ -292,7 +302,8 @@ mod tests {
             Err(KeyRefused::Stale)
         );
         assert!(ka.take_unpushed(&me, &b_id).is_some());
-        assert_eq!(ka.relays().count(), 1);
+        assert_eq!(ka.relays(now, Duration::ZERO).count(), 1);
+        assert_eq!(ka.relays(now, Duration::from_millis(1)).count(), 0);
         // Records expire a lifetime after they were first held.
         ka.housekeep(now + ONION_KEY_LIFETIME, &a, &mut rng)
             .unwrap();

@@ -20,6 +20,10 @@ use crate::wire::{NodeId, OnionHeader, CELL_REGION_LEN};
 
 /// Circuits of our own kept built ahead when `NodeConfig::circuits` is on.
 pub const SPARE_CIRCUITS: usize = 1;
+/// A relay is eligible once we have held its onion key this long: a node that just appeared
+/// may not be reachable from the other relays yet (ONION.md asks minutes; this is the first
+/// step, long enough for routes around it to settle).
+pub const RELAY_MIN_KNOWN: Duration = Duration::from_secs(10);
 /// How soon a circuit that could not be built is tried again.
 pub const BUILD_RETRY: Duration = Duration::from_secs(1);
 /// Fewer eligible relays than this makes circuits of two relays (docs/protocol.md §8.8).
@@ -155,7 +159,7 @@ impl Onion {
     }
 
     /// Build a circuit through relays picked uniformly among those eligible: a live onion
-    /// key, a route, not us. Three relays, or two when fewer are eligible (counted).
+    /// key held for `RELAY_MIN_KNOWN`, a route, not us. Three relays, or two when fewer are eligible (counted).
     pub(super) fn build(&mut self, now: Instant, env: &mut Env<'_>) -> bool {
         if self.own.by_link.len() >= MAX_OWN_CIRCUITS {
             return false;
@@ -164,7 +168,7 @@ impl Onion {
         let mut eligible: Vec<OnionKeyRecord> = env
             .control
             .onion_keys()
-            .relays()
+            .relays(now, RELAY_MIN_KNOWN)
             .filter(|r| r.node != me && env.control.next_hop(&r.node).is_some())
             .copied()
             .collect();
@@ -305,6 +309,8 @@ impl Onion {
                 c.built = Some(now);
                 c.last_loop = now;
                 env.shared.stats.onion_circuits_built += 1;
+                let took = now.saturating_since(c.created);
+                env.shared.stats.record_build_ms(took.as_millis());
             }
             Some((Kind::LoopReply, p)) if c.answers(p) => {
                 let number = <[u8; 8]>::try_from(p).map_or(0, u64::from_be_bytes);
