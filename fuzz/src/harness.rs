@@ -37,6 +37,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use veilmesh::crypto::handshake::{MSG1_LEN, MSG2_LEN, MSG3_LEN};
+use veilmesh::crypto::onion::{seal_build, HopOrder, HopSpec, OnionKeyRecord, EXIT_DATA_LEN};
 use veilmesh::crypto::{
     AcceptPolicy, Announcement, ChainSigner, FrameTagKey, GroupReceiver, GroupSender, Identity,
     Initiator, MeshPsk, Responder, Session,
@@ -48,9 +49,9 @@ use veilmesh::time::{Duration, Instant};
 use veilmesh::wire::{
     emit_encrypted_header, emit_handshake, split_encrypted_mut, split_tag_mut, EncryptedKind,
     Frame, GroupKeyRepr, HandshakeKind, HelloRepr, IhuEntry, MacAddr, Message, MessageIter,
-    MessageWriter, NodeId, OgmRepr, SeqnoRequestRepr, ANNOUNCE_LEN, ENCRYPTED_HEADER_LEN,
-    FRAME_TAG_LEN, MAX_BROADCAST_PLAINTEXT_LEN, MAX_FRAME_LEN, UNICAST_FRAME_LEN,
-    UNICAST_PLAINTEXT_LEN,
+    MessageWriter, NodeId, OgmRepr, OnionHeader, SeqnoRequestRepr, ANNOUNCE_LEN, BUILD_RECORDS_LEN,
+    ENCRYPTED_HEADER_LEN, FRAME_TAG_LEN, MAX_BROADCAST_PLAINTEXT_LEN, MAX_FRAME_LEN,
+    UNICAST_FRAME_LEN, UNICAST_PLAINTEXT_LEN,
 };
 
 /// Number of actions; an op byte is taken modulo this.
@@ -286,6 +287,43 @@ pub enum FuzzMsg {
         /// The packet.
         packet: PacketChoice,
     },
+    /// An onion key record (any bytes, cut or zero-padded to its length).
+    OnionKey(Vec<u8>),
+    /// A circuit build: one sealed to the node's onion key (the node is its exit, the peer
+    /// the creator), or any bytes.
+    Build {
+        /// Destination.
+        dst: Who,
+        /// TTL.
+        ttl: u8,
+        /// Link id.
+        link: u32,
+        /// Seal a genuine build instead of using `raw`.
+        sealed: bool,
+        /// The records otherwise (cut or zero-padded).
+        raw: Vec<u8>,
+    },
+    /// An onion cell with any region.
+    Cell {
+        /// Destination.
+        dst: Who,
+        /// TTL.
+        ttl: u8,
+        /// Link id.
+        link: u32,
+        /// Direction byte.
+        flags: u8,
+        /// The region (cut or zero-padded).
+        region: Vec<u8>,
+    },
+}
+
+/// `bytes` cut or zero-padded to `N`.
+fn padded<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let n = bytes.len().min(N);
+    out[..n].copy_from_slice(&bytes[..n]);
+    out
 }
 
 /// The peer's view of a handshake it is in.
@@ -875,6 +913,28 @@ impl Harness {
         Some(buf)
     }
 
+    /// A genuine one-relay build to the node under test (its current onion key), from the
+    /// peer, on leg `link`.
+    fn sealed_build(&self, link: u32) -> [u8; BUILD_RECORDS_LEN] {
+        let record = self.node.onion_key_record();
+        let (_, seq) = OnionKeyRecord::unverified_order(&record);
+        let spec = HopSpec {
+            onion_key: record[24..56].try_into().unwrap_or([0; 32]),
+            key_seq: seq,
+            order: HopOrder {
+                exit: true,
+                prev: Who::Peer.id(),
+                next: NodeId([0; 16]),
+                next_link: 0,
+                exit_data: [0; EXIT_DATA_LEN],
+            },
+        };
+        let mut out = [0u8; BUILD_RECORDS_LEN];
+        let mut rng = ChaCha20Rng::seed_from_u64(u64::from(link));
+        let _ = seal_build(&[spec], link, &mut rng, &mut out);
+        out
+    }
+
     /// Write as many of `msgs` as fit into `buf`; returns the bytes written.
     fn write_msgs(&self, msgs: &[FuzzMsg], buf: &mut [u8]) -> usize {
         let f = fixed();
@@ -971,6 +1031,42 @@ impl Harness {
                         Some(p) => w.push_data(dst.id(), *ttl, &p),
                         None => Ok(()),
                     }
+                }
+                FuzzMsg::OnionKey(bytes) => w.push_onion_key(&padded(bytes)),
+                FuzzMsg::Build {
+                    dst,
+                    ttl,
+                    link,
+                    sealed,
+                    raw,
+                } => {
+                    let header = OnionHeader {
+                        dst: dst.id(),
+                        ttl: *ttl,
+                        link: *link,
+                    };
+                    let records = match sealed {
+                        true => self.sealed_build(*link),
+                        false => padded(raw),
+                    };
+                    w.push_build(&header, &records)
+                }
+                FuzzMsg::Cell {
+                    dst,
+                    ttl,
+                    link,
+                    flags,
+                    region,
+                } => {
+                    let header = OnionHeader {
+                        dst: dst.id(),
+                        ttl: *ttl,
+                        link: *link,
+                    };
+                    w.push_cell(&header, *flags, |r| {
+                        *r = padded(region);
+                        Ok(())
+                    })
                 }
             };
         }

@@ -297,6 +297,16 @@ impl Node {
         self.data.relayed_legs()
     }
 
+    /// Our signed onion key record (docs/protocol.md §8.1), as we push it.
+    pub fn onion_key_record(&self) -> [u8; crate::wire::ONION_KEY_LEN] {
+        let id = self.shared.id;
+        self.control
+            .onion_keys()
+            .bytes(&id, &id)
+            .copied()
+            .unwrap_or([0; crate::wire::ONION_KEY_LEN])
+    }
+
     /// Number of other relays whose onion keys this node holds.
     pub fn onion_keys_held(&self) -> usize {
         self.control.onion_keys().len()
