@@ -116,8 +116,24 @@ pub fn stats(node: &Node, extra: &[(&str, u64)]) -> StatsReport {
         .and_then(serde_json::from_value)
         .unwrap_or_default();
     counters.extend(extra.iter().map(|(k, v)| (k.to_string(), *v)));
+    counters.extend(build_time_counters(s));
     let drops = s.drop_counters().map(|(k, v)| (k.to_string(), v)).collect();
     StatsReport { counters, drops }
+}
+
+/// The build-time histogram as counters, one per bucket.
+fn build_time_counters(s: &crate::node::Stats) -> impl Iterator<Item = (String, u64)> + '_ {
+    let bounds = crate::node::BUILD_MS_BOUNDS;
+    bounds.into_iter().enumerate().map(move |(k, bound)| {
+        let name = match bound {
+            u64::MAX => format!(
+                "onion_build_ms_gt_{}",
+                bounds.get(k.wrapping_sub(1)).copied().unwrap_or(0)
+            ),
+            b => format!("onion_build_ms_le_{b}"),
+        };
+        (name, s.onion_build_ms.get(k).copied().unwrap_or(0))
+    })
 }
 
 /// How many neighbours are up.
@@ -153,6 +169,8 @@ mod tests {
             Some(&0),
             "every Stats field"
         );
+        assert_eq!(s.counters.get("onion_build_ms_le_10"), Some(&0));
+        assert_eq!(s.counters.get("onion_build_ms_gt_2000"), Some(&0));
         assert_eq!(s.drops.len(), n.stats().drop_counters().count());
         assert!(s.drops.contains_key("malformed_frame"));
     }

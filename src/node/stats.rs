@@ -160,7 +160,9 @@ pub struct Stats {
     /// Cells we passed on as a relay (either way).
     pub onion_cells_relayed: u64,
     /// Build times of our circuits (build sent to build-ok): counts per bucket, bucket k
-    /// holding those up to `BUILD_MS_BOUNDS[k]` ms (the last, anything longer).
+    /// holding those up to `BUILD_MS_BOUNDS[k]` ms (the last, anything longer). Reports
+    /// name each bucket (`onion_build_ms_le_10` …, `onion_build_ms_gt_2000`).
+    #[serde(skip)]
     pub onion_build_ms: [u64; BUILD_MS_BOUNDS.len()],
     #[serde(skip)]
     drops: DropCounters,
