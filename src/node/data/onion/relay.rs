@@ -159,21 +159,9 @@ impl Onion {
             env.shared.stats.drop(DropReason::OnionUnknownCircuit);
             return;
         };
-        let Some((next, out)) = c.next else {
-            return self.exit_cell(now, link, region, env);
-        };
-        let layer = &mut c.layer;
-        let sent = send_cell((next, out, Direction::Forward), env, |r| {
-            r.copy_from_slice(region);
-            layer.open_forward(r)
-        });
-        match sent {
-            Ok(true) => {
-                c.last_cell = now;
-                env.shared.stats.onion_cells_relayed += 1;
-            }
-            Ok(false) => {}
-            Err(e) => env.shared.stats.drop(cell_drop(e)),
+        match c.next {
+            Some((next, out)) => relay_cell(c, (next, out, Direction::Forward), region, now, env),
+            None => self.exit_cell(now, link, region, env),
         }
     }
 
@@ -240,20 +228,35 @@ impl Onion {
             env.shared.stats.drop(DropReason::OnionUnknownCircuit);
             return;
         };
-        let in_link = c.layer.in_link();
-        let layer = &mut c.layer;
-        let sent = send_cell((c.prev, in_link, Direction::Backward), env, |r| {
-            r.copy_from_slice(region);
-            layer.seal_backward(r)
-        });
-        match sent {
-            Ok(true) => {
-                c.last_cell = now;
-                env.shared.stats.onion_cells_relayed += 1;
-            }
-            Ok(false) => {}
-            Err(e) => env.shared.stats.drop(cell_drop(e)),
+        let leg = (c.prev, c.layer.in_link(), Direction::Backward);
+        relay_cell(c, leg, region, now, env);
+    }
+}
+
+/// Pass a cell of circuit `c` on to `dst` on leg `link` with our layer taken off (forward)
+/// or put on (backward), processed in the outgoing frame.
+fn relay_cell(
+    c: &mut Relayed,
+    (dst, link, dir): (NodeId, u32, Direction),
+    region: &[u8; CELL_REGION_LEN],
+    now: Instant,
+    env: &mut Env<'_>,
+) {
+    let layer = &mut c.layer;
+    let sent = send_cell((dst, link, dir), env, |r| {
+        r.copy_from_slice(region);
+        match dir {
+            Direction::Forward => layer.open_forward(r),
+            Direction::Backward => layer.seal_backward(r),
         }
+    });
+    match sent {
+        Ok(true) => {
+            c.last_cell = now;
+            env.shared.stats.onion_cells_relayed += 1;
+        }
+        Ok(false) => {}
+        Err(e) => env.shared.stats.drop(cell_drop(e)),
     }
 }
 
