@@ -7,16 +7,17 @@ use std::collections::BTreeMap;
 use rand_chacha::rand_core::RngCore;
 
 use super::body::{self, Kind};
-use super::{send_cell, Onion, BUILD_TIMEOUT, CIRCUIT_LIFETIME, LOOP_INTERVAL, MAX_OWN_CIRCUITS};
+use super::{
+    send_build, send_cell, Onion, BUILD_TIMEOUT, CIRCUIT_LIFETIME, LOOP_INTERVAL, MAX_OWN_CIRCUITS,
+};
 use crate::crypto::onion::{
     seal_build, CreatorCircuit, Direction, HopOrder, HopSpec, OnionKeyRecord, BUILD_LEN,
     EXIT_DATA_LEN, MAX_HOPS,
 };
-use crate::node::data::ip::next_hop_link;
-use crate::node::data::{Env, DATA_TTL};
+use crate::node::data::Env;
 use crate::node::DropReason;
 use crate::time::{Duration, Instant};
-use crate::wire::{NodeId, OnionHeader, CELL_REGION_LEN};
+use crate::wire::{NodeId, CELL_REGION_LEN};
 
 /// Circuits of our own kept built ahead when `NodeConfig::circuits` is on.
 pub const SPARE_CIRCUITS: usize = 1;
@@ -215,21 +216,7 @@ impl Onion {
         let Ok(circuit) = CreatorCircuit::new(keys, &links, pad) else {
             return false;
         };
-        let guard = picked[0].node;
-        let Some(hop) = next_hop_link(&guard, env) else {
-            return false;
-        };
-        let header = OnionHeader {
-            dst: guard,
-            ttl: DATA_TTL,
-            link: links[0],
-        };
-        let sent = env
-            .link
-            .queue_unicast(hop, false, &mut env.shared.stats, |w| {
-                w.push_build(&header, &msg)
-            });
-        if !sent {
+        if !send_build((picked[0].node, links[0]), &msg, env) {
             return false;
         }
         env.shared.stats.onion_builds_sent += 1;

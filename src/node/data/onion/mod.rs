@@ -180,6 +180,27 @@ fn pass_on(
     }
 }
 
+/// Queue a Build for `dst` on leg `link`; false if there is no way there (counted) or the
+/// queue refused it (counted).
+fn send_build(
+    (dst, link): (crate::wire::NodeId, u32),
+    records: &[u8; BUILD_RECORDS_LEN],
+    env: &mut Env<'_>,
+) -> bool {
+    let Some(hop) = next_hop_link(&dst, env) else {
+        return false;
+    };
+    let header = OnionHeader {
+        dst,
+        ttl: DATA_TTL,
+        link,
+    };
+    env.link
+        .queue_unicast(hop, false, &mut env.shared.stats, |w| {
+            w.push_build(&header, records)
+        })
+}
+
 /// Queue a cell for `dst` on leg `link` whose region `fill` writes (and seals) in the frame;
 /// an error from `fill` sends nothing and is returned.
 fn send_cell(

@@ -4,13 +4,12 @@
 use std::collections::BTreeMap;
 
 use super::body::{self, Kind};
-use super::{cell_drop, send_cell, Onion, MAX_RELAY_CIRCUITS, RELAY_IDLE};
+use super::{cell_drop, send_build, send_cell, Onion, MAX_RELAY_CIRCUITS, RELAY_IDLE};
 use crate::crypto::onion::{build_ephemeral, build_key_seq, open_build, Direction, RelayLayer};
-use crate::node::data::ip::next_hop_link;
-use crate::node::data::{Env, DATA_TTL};
+use crate::node::data::Env;
 use crate::node::DropReason;
 use crate::time::Instant;
-use crate::wire::{NodeId, OnionHeader, BUILD_RECORDS_LEN, CELL_REGION_LEN};
+use crate::wire::{NodeId, BUILD_RECORDS_LEN, CELL_REGION_LEN};
 
 /// One circuit we relay.
 struct Relayed {
@@ -119,31 +118,10 @@ impl Onion {
         match next {
             Some((next, out)) => {
                 self.relayed.by_out.insert(out, in_link);
-                self.send_build(next, out, &msg, env);
+                send_build((next, out), &msg, env);
             }
             None => self.exit_answer(in_link, Kind::BuildOk, &[], env),
         }
-    }
-
-    fn send_build(
-        &mut self,
-        next: NodeId,
-        out: u32,
-        msg: &[u8; BUILD_RECORDS_LEN],
-        env: &mut Env<'_>,
-    ) {
-        let Some(hop) = next_hop_link(&next, env) else {
-            return;
-        };
-        let header = OnionHeader {
-            dst: next,
-            ttl: DATA_TTL,
-            link: out,
-        };
-        env.link
-            .queue_unicast(hop, false, &mut env.shared.stats, |w| {
-                w.push_build(&header, msg)
-            });
     }
 
     /// A forward cell on leg `link`: our layer off, then on to the next relay; the exit
