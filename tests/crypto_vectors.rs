@@ -10,8 +10,9 @@ use veilmesh::crypto::e2e::{E2eEnds, E2eInitReceived, E2eInitiator};
 use veilmesh::crypto::handshake::{Initiator, MeshPsk, Responder};
 use veilmesh::crypto::hashchain::{chain_hash, chain_seed, ChainSigner};
 use veilmesh::crypto::onion::{
-    build_key_seq, open_build, seal_build, CreatorCircuit, HopOrder, HopSpec, OnionKeyPair,
-    OnionKeyRecord, RelayLayer, BUILD_LEN, EXIT_DATA_LEN, ONION_KEY_RELAY, SLOTS_LEN, SLOT_LEN,
+    anon_forward_ad, anon_reply_ad, build_key_seq, open_build, seal_build, AnonIdentity,
+    CreatorCircuit, HopOrder, HopSpec, OnionKeyPair, OnionKeyRecord, RelayLayer, BUILD_LEN,
+    EXIT_DATA_LEN, ONION_KEY_RELAY, SLOTS_LEN, SLOT_LEN,
 };
 use veilmesh::crypto::{AcceptPolicy, FrameTagKey, Identity, SendKey};
 use veilmesh::wire::e2e::{emit_sealed_header, E2E_SEALED_HEADER_LEN};
@@ -64,7 +65,39 @@ fn computed() -> Vec<(&'static str, Vec<u8>)> {
     v.extend(handshake());
     v.extend(e2e());
     v.extend(onion());
+    v.extend(anonymous());
     v
+}
+
+/// Anonymous flows (docs/protocol.md §8.9): the sender's key from `seq(0xa0)`, the
+/// destination's onion key is relay 1's (seq 2), the exit `seq16(0xb0)`, the destination
+/// node B; one packet each way under counter 0.
+fn anonymous() -> Vec<(&'static str, Vec<u8>)> {
+    let sender = AnonIdentity::generate(&mut ChaCha20Rng::from_seed(seq(0xa0)));
+    let dst_key = onion_key(1);
+    let (exit, dst) = (NodeId(seq(0xb0)), ident_b().node_id());
+    let mut out = sender.flow(&dst_key.public()).unwrap();
+    let mut back = dst_key.anon_flow(&sender.public()).unwrap();
+    let ad = anon_forward_ad(&exit, &dst, dst_key.seq(), &sender.public());
+    let mut packet = b"veilmesh anonymous vector".to_vec();
+    let tag = out.send.seal_in_place(0, &ad, &mut packet).unwrap();
+    let mut opened = packet.clone();
+    back.recv.open_in_place(0, &ad, &mut opened, &tag).unwrap();
+    assert_eq!(opened, b"veilmesh anonymous vector");
+    packet.extend_from_slice(&tag);
+    let rad = anon_reply_ad(&dst, &exit, &sender.iid());
+    let mut reply = b"veilmesh anonymous reply".to_vec();
+    let tag = back.send.seal_in_place(0, &rad, &mut reply).unwrap();
+    let mut opened = reply.clone();
+    out.recv.open_in_place(0, &rad, &mut opened, &tag).unwrap();
+    reply.extend_from_slice(&tag);
+    vec![
+        ("anon_sender_public", sender.public().to_vec()),
+        ("anon_iid", sender.iid().to_vec()),
+        ("anon_exit_data", sender.exit_data().to_vec()),
+        ("anon_forward_sealed", packet),
+        ("anon_reply_sealed", reply),
+    ]
 }
 
 /// Key 80..9f, counter 1, AAD = a unicast header, plaintext "veilmesh transport vector":

@@ -28,6 +28,11 @@ pub struct NodeConfig {
     pub relay: bool,
     /// Keep onion circuits of our own built (docs/protocol.md §8.8).
     pub circuits: bool,
+    /// Send IPv6 traffic to other nodes anonymously, through a circuit (docs/protocol.md
+    /// §8.9); implies `circuits`.
+    pub anonymous: bool,
+    /// Destinations that get direct mode even when `anonymous` is on (they see who talks).
+    pub direct: Vec<crate::wire::NodeId>,
 }
 
 impl Default for NodeConfig {
@@ -44,6 +49,8 @@ impl Default for NodeConfig {
             hello_interval: crate::routing::HELLO_INTERVAL,
             relay: true,
             circuits: false,
+            anonymous: false,
+            direct: Vec::new(),
         }
     }
 }

@@ -179,7 +179,7 @@ impl Node {
         timers.set(Timer::GroupKey, Some(link.group_key_deadline()));
         timers.set(Timer::OnionKeys, Some(control.onion_keys().next_deadline()));
         // Circuits of our own start being built once the first relays' keys can arrive.
-        if cfg.circuits {
+        if cfg.circuits || cfg.anonymous {
             timers.set(Timer::Circuits, Some(now + BUILD_RETRY));
         }
         Ok(Node {

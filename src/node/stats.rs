@@ -94,6 +94,18 @@ drop_reasons! {
     OnionBadBody => "onion_bad_body": "opened onion cell whose content is malformed or unexpected",
     OnionBuildTimeout => "onion_build_timeout": "circuit of our own whose build-ok did not come back in time",
     OnionNoRelays => "onion_no_relays": "no circuit built: fewer than two relays whose onion keys we hold and can route to",
+    AnonNoCircuit => "anon_no_circuit": "anonymous packet dropped: no circuit of ours is built yet (one is being built)",
+    AnonNoKey => "anon_no_key": "anonymous packet dropped: we hold no onion key of its destination",
+    AnonUnsupported => "anon_unsupported": "anonymous packet dropped: only IPv6 TCP, UDP and ICMPv6 without extension headers are carried",
+    AnonNotClaimed => "anon_not_claimed": "anonymous packet at the exit whose sender key is not the one its circuit claimed",
+    AnonClaimTaken => "anon_claim_taken": "circuit build refused at the exit: its address is claimed by another circuit",
+    AnonUnknownAddress => "anon_unknown_address": "packet or reply for an ephemeral address we hold no flow or claim for",
+    AnonFlowRateLimited => "anon_flow_rate_limited": "new anonymous flow not opened (one x25519 each): over the node's budget per second",
+    AnonUnknownKey => "anon_unknown_key": "anonymous packet sealed to an onion key we no longer (or never) held",
+    AnonAuth => "anon_auth": "anonymous packet or reply that failed to authenticate",
+    AnonReplay => "anon_replay": "anonymous packet or reply seen before, or older than its flow's window",
+    AnonForgedSource => "anon_forged_source": "anonymous packet whose addresses are not its flow's",
+    AnonFlowEvicted => "anon_flow_evicted": "anonymous flow forgotten to make room for a new one (the table is full)",
 }
 
 /// Upper bounds (ms) of the build-time buckets of `Stats::onion_build_ms`; the last is
@@ -159,6 +171,16 @@ pub struct Stats {
     pub onion_circuits_relayed: u64,
     /// Cells we passed on as a relay (either way).
     pub onion_cells_relayed: u64,
+    /// IP packets of ours sent anonymously through a circuit.
+    pub anon_packets_sent: u64,
+    /// Replies to our anonymous packets delivered to our TUN side.
+    pub anon_replies_received: u64,
+    /// Anonymous packets passed on as an exit, and replies passed back.
+    pub anon_exit_packets: u64,
+    /// Anonymous senders' packets delivered to our TUN side.
+    pub anon_packets_received: u64,
+    /// Replies we sent to anonymous senders.
+    pub anon_replies_sent: u64,
     /// Build times of our circuits (build sent to build-ok): counts per bucket, bucket k
     /// holding those up to `BUILD_MS_BOUNDS[k]` ms (the last, anything longer). Reports
     /// name each bucket (`onion_build_ms_le_10` …, `onion_build_ms_gt_2000`).
@@ -178,7 +200,7 @@ impl Default for DropCounters {
     }
 }
 
-const DROP_REASONS: usize = 68;
+const DROP_REASONS: usize = 80;
 const _: () = assert!(DropReason::ALL.len() == DROP_REASONS);
 
 impl Stats {

@@ -1,6 +1,7 @@
 //! Overlay addresses and IP packet handling on the TUN side (docs/protocol.md §5).
 //!
-//! Sans-IO and allocation-free per packet: key-derived IPv6 addresses (`address`), the
+//! Sans-IO and allocation-free per packet: key-derived IPv6 addresses (`address`), anonymous
+//! senders' ephemeral addresses and the rewrite to and from them (`anon`), the
 //! optional IPv4 pool (`ipv4`) and its decentralised conflict rule (`claims`), zero-copy IP
 //! header views (`packet`), the verdict on each TUN packet (`classify`), the map from
 //! destination address to node (`book`), test-traffic builders (`build`), and ICMP echo
@@ -9,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod address;
+pub mod anon;
 pub mod book;
 pub mod build;
 pub mod claims;

@@ -329,7 +329,7 @@ impl<H: SimHost> Sim<H> {
         };
         let pkt = TestPacket {
             src: self.addrs[src],
-            dst: self.addrs[dst],
+            dst: flow.answer_to.unwrap_or(self.addrs[dst]),
             flow: f as u16,
             seq,
         };
@@ -418,8 +418,12 @@ impl<H: SimHost> Sim<H> {
                 None => self.stats.bad_deliveries += 1,
                 Some(Some(p)) if (p.flow as usize) < self.flows.len() => {
                     let flow = &mut self.flows[p.flow as usize];
-                    if let (true, Some(reply)) = (flow.on_delivered(self.now, i, p.seq), flow.reply)
+                    if let (true, Some(reply)) =
+                        (flow.on_delivered(self.now, (i, p.src), p.seq), flow.reply)
                     {
+                        if let Some(r) = self.flows.get_mut(reply) {
+                            r.answer_to = Some(p.src);
+                        }
                         let kind = EventKind::Reply {
                             flow: reply as u32,
                             seq: p.seq,

@@ -62,6 +62,8 @@ pub struct FlowStats {
     pub last_delivery: Option<Instant>,
     /// Longest wait between the first send or a delivery and the next delivery.
     pub max_delivery_gap: Duration,
+    /// Source address of the last distinct delivery (what the destination saw).
+    pub last_source: Option<Ipv6Addr>,
 }
 
 impl FlowStats {
@@ -178,6 +180,9 @@ pub(crate) struct Flow {
     pub(crate) stats: FlowStats,
     /// The flow that answers each newly delivered packet of this one (request/response).
     pub(crate) reply: Option<usize>,
+    /// Where a reply flow's packets go: the source address of the request it answers, as
+    /// an application answers (an anonymous sender's ephemeral address included).
+    pub(crate) answer_to: Option<Ipv6Addr>,
     next_seq: u64,
     seen: Vec<u64>,
 }
@@ -190,6 +195,7 @@ impl Flow {
             spec,
             stats: FlowStats::default(),
             reply: None,
+            answer_to: None,
             next_seq: 0,
             seen: vec![0; words],
         }
@@ -220,7 +226,12 @@ impl Flow {
 
     /// Records a delivery of packet `seq` at node `at_node` at `now`; true if it is the
     /// first delivery of that packet.
-    pub(crate) fn on_delivered(&mut self, now: Instant, at_node: usize, seq: u64) -> bool {
+    pub(crate) fn on_delivered(
+        &mut self,
+        now: Instant,
+        (at_node, source): (usize, Ipv6Addr),
+        seq: u64,
+    ) -> bool {
         if at_node != self.spec.dst {
             self.stats.misdelivered += 1;
             return false;
@@ -238,6 +249,7 @@ impl Flow {
         let latency = now - self.send_time(seq);
         let s = &mut self.stats;
         s.delivered += 1;
+        s.last_source = Some(source);
         s.latency_total = s.latency_total + latency;
         s.latency_max = s.latency_max.max(latency);
         let prev = s.last_delivery.or(s.first_send).unwrap_or(now);
@@ -300,10 +312,26 @@ mod tests {
         assert_eq!(sends.len(), 5);
         assert_eq!(sends[0], (0, Some(Instant::from_millis(1100))));
         assert_eq!(sends[4], (4, None));
-        f.on_delivered(Instant::from_millis(1010), 3, 0);
-        f.on_delivered(Instant::from_millis(1011), 3, 0);
-        f.on_delivered(Instant::from_millis(1420), 3, 4);
-        f.on_delivered(Instant::from_millis(1120), 2, 1);
+        f.on_delivered(
+            Instant::from_millis(1010),
+            (3, std::net::Ipv6Addr::LOCALHOST),
+            0,
+        );
+        f.on_delivered(
+            Instant::from_millis(1011),
+            (3, std::net::Ipv6Addr::LOCALHOST),
+            0,
+        );
+        f.on_delivered(
+            Instant::from_millis(1420),
+            (3, std::net::Ipv6Addr::LOCALHOST),
+            4,
+        );
+        f.on_delivered(
+            Instant::from_millis(1120),
+            (2, std::net::Ipv6Addr::LOCALHOST),
+            1,
+        );
         let s = &f.stats;
         assert_eq!(
             (s.sent, s.delivered, s.duplicates, s.misdelivered),
@@ -319,7 +347,11 @@ mod tests {
             g.next_send();
             g.on_sent(g.send_time(seq));
         }
-        g.on_delivered(Instant::from_millis(1005), 3, 0);
+        g.on_delivered(
+            Instant::from_millis(1005),
+            (3, std::net::Ipv6Addr::LOCALHOST),
+            0,
+        );
         assert_eq!(g.stats.longest_gap(), Duration::from_millis(395));
     }
 }

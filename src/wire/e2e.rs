@@ -8,6 +8,9 @@
 //! kind 2 Resp:    sender idx u32, receiver idx u32, Noise msg 2 (48)
 //! kind 3 Sealed:  receiver idx u32, counter u64, ciphertext, tag (16)
 //! kind 4 Expired: receiver idx u32, counter u64   (a relay: that Sealed ran out of ttl)
+//! kind 5 Anonymous:      (src = the exit) onion key seq u32, sender key (32), counter u64,
+//!                        ciphertext, tag (16)    (docs/protocol.md §8.9)
+//! kind 6 AnonymousReply: (src = the destination) iid (8), counter u64, ciphertext, tag (16)
 //! ```
 
 use super::codec::{Reader, Writer};
@@ -41,6 +44,12 @@ const KIND_INIT: u8 = 1;
 const KIND_RESP: u8 = 2;
 const KIND_SEALED: u8 = 3;
 const KIND_EXPIRED: u8 = 4;
+const KIND_ANONYMOUS: u8 = 5;
+const KIND_ANONYMOUS_REPLY: u8 = 6;
+/// An Anonymous payload before its ciphertext: header, key seq, sender key, counter.
+pub const ANON_HEADER_LEN: usize = E2E_HEADER_LEN + 4 + 32 + 8;
+/// An AnonymousReply payload before its ciphertext: header, iid, counter.
+pub const ANON_REPLY_HEADER_LEN: usize = E2E_HEADER_LEN + 8 + 8;
 
 /// A parsed end-to-end payload (the Sealed ciphertext stays in place: `split_sealed_mut`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,12 +92,37 @@ pub enum E2ePayload<'a> {
         /// The dropped payload's counter.
         counter: u64,
     },
+    /// An anonymous sender's packet, passed on by the exit `exit` (the ciphertext and tag
+    /// follow at `ANON_HEADER_LEN`).
+    Anonymous {
+        /// The exit that sent it (the sender sealed this name in).
+        exit: NodeId,
+        /// Our onion key it is sealed to.
+        key_seq: u32,
+        /// The sender's ephemeral key.
+        sender: &'a [u8; 32],
+        /// The sender's counter (the nonce).
+        counter: u64,
+    },
+    /// A destination's answer to an anonymous sender, for the exit to send back on the
+    /// circuit that claimed `iid` (the ciphertext and tag follow at `ANON_REPLY_HEADER_LEN`).
+    AnonymousReply {
+        /// The answering node.
+        src: NodeId,
+        /// The ephemeral address's interface id.
+        iid: &'a [u8; 8],
+        /// The answering node's counter (the nonce).
+        counter: u64,
+    },
 }
 
-/// Whether `payload` carries an IP packet (kind Sealed) rather than a session message:
-/// relays queue the latter as control traffic.
+/// Whether `payload` carries an IP packet (Sealed, Anonymous, AnonymousReply) rather than a
+/// session message: relays queue the latter as control traffic.
 pub fn carries_packet(payload: &[u8]) -> bool {
-    payload.get(E2E_HEADER_LEN - 1) == Some(&KIND_SEALED)
+    matches!(
+        payload.get(E2E_HEADER_LEN - 1),
+        Some(&(KIND_SEALED | KIND_ANONYMOUS | KIND_ANONYMOUS_REPLY))
+    )
 }
 
 /// A Sealed payload split for opening in place.
@@ -127,10 +161,7 @@ impl<'a> E2ePayload<'a> {
                     receiver_idx: index(r.u32()?)?,
                     counter: r.u64()?,
                 };
-                if r.remaining() < TAG_LEN {
-                    return Err(Error::Truncated);
-                }
-                let _ciphertext_and_tag = r.rest();
+                sealed_rest(&mut r)?;
                 parsed
             }
             KIND_EXPIRED => E2ePayload::Expired {
@@ -138,11 +169,66 @@ impl<'a> E2ePayload<'a> {
                 receiver_idx: index(r.u32()?)?,
                 counter: r.u64()?,
             },
+            KIND_ANONYMOUS => {
+                let parsed = E2ePayload::Anonymous {
+                    exit: src,
+                    key_seq: r.u32()?,
+                    sender: r.array()?,
+                    counter: r.u64()?,
+                };
+                sealed_rest(&mut r)?;
+                parsed
+            }
+            KIND_ANONYMOUS_REPLY => {
+                let parsed = E2ePayload::AnonymousReply {
+                    src,
+                    iid: r.array()?,
+                    counter: r.u64()?,
+                };
+                sealed_rest(&mut r)?;
+                parsed
+            }
             other => return Err(Error::UnknownMessageType(other)),
         };
         r.expect_empty()?;
         Ok(parsed)
     }
+}
+
+/// Take the ciphertext and tag that end a sealed kind (at least a tag).
+fn sealed_rest(r: &mut Reader<'_>) -> Result<(), Error> {
+    if r.remaining() < TAG_LEN {
+        return Err(Error::Truncated);
+    }
+    let _ciphertext_and_tag = r.rest();
+    Ok(())
+}
+
+/// Write the header of an Anonymous payload into `out` (the ciphertext follows).
+pub fn emit_anonymous_header(
+    out: &mut [u8],
+    exit: NodeId,
+    (key_seq, sender): (u32, &[u8; 32]),
+    counter: u64,
+) -> Result<(), Error> {
+    let mut w = Writer::new(out);
+    header(&mut w, exit, KIND_ANONYMOUS)?;
+    w.u32(key_seq)?;
+    w.bytes(sender)?;
+    w.u64(counter)
+}
+
+/// Write the header of an AnonymousReply payload into `out` (the ciphertext follows).
+pub fn emit_anonymous_reply_header(
+    out: &mut [u8],
+    src: NodeId,
+    iid: &[u8; 8],
+    counter: u64,
+) -> Result<(), Error> {
+    let mut w = Writer::new(out);
+    header(&mut w, src, KIND_ANONYMOUS_REPLY)?;
+    w.bytes(iid)?;
+    w.u64(counter)
 }
 
 /// Split a Sealed payload (already checked by `E2ePayload::parse`) for opening in place.
@@ -267,6 +353,39 @@ mod tests {
                 receiver_idx: 5,
                 counter: 6
             })
+        );
+    }
+
+    #[test]
+    fn anonymous_kinds_round_trip_and_need_a_tag() {
+        let mut buf = [0u8; 200];
+        emit_anonymous_header(&mut buf, SRC, (3, &[4; 32]), 5).unwrap();
+        let n = ANON_HEADER_LEN + TAG_LEN;
+        assert!(carries_packet(&buf[..n]));
+        assert_eq!(
+            E2ePayload::parse(&buf[..n]),
+            Ok(E2ePayload::Anonymous {
+                exit: SRC,
+                key_seq: 3,
+                sender: &[4; 32],
+                counter: 5
+            })
+        );
+        assert_eq!(E2ePayload::parse(&buf[..n - 1]), Err(Error::Truncated));
+        emit_anonymous_reply_header(&mut buf, SRC, &[6; 8], 7).unwrap();
+        let n = ANON_REPLY_HEADER_LEN + TAG_LEN + 3;
+        assert!(carries_packet(&buf[..n]));
+        assert_eq!(
+            E2ePayload::parse(&buf[..n]),
+            Ok(E2ePayload::AnonymousReply {
+                src: SRC,
+                iid: &[6; 8],
+                counter: 7
+            })
+        );
+        assert_eq!(
+            E2ePayload::parse(&buf[..ANON_REPLY_HEADER_LEN + 2]),
+            Err(Error::Truncated)
         );
     }
 

@@ -8,6 +8,7 @@
 //! knows, the body loses or gains one AEAD layer, and the nonces are independent
 //! permutations of the circuit's cell counter.
 
+mod anon;
 mod build;
 mod cell;
 mod hop;
@@ -16,6 +17,10 @@ mod prp;
 #[cfg(test)]
 mod tests;
 
+pub use anon::{
+    anon_forward_ad, anon_iid, anon_reply_ad, AnonFlow, AnonIdentity, ExitClaim,
+    ANON_FORWARD_AD_LEN, ANON_IID_LEN, ANON_REPLY_AD_LEN, CLAIM_SECRET_LEN,
+};
 pub use build::{
     build_ephemeral, build_key_seq, open_build, seal_build, HopOrder, HopSpec, BUILD_LEN,
     EXIT_DATA_LEN, RECORD_LEN,

@@ -55,6 +55,8 @@ pub(super) struct ControlPlane {
     ipv4_index: Option<u8>,
     /// The mesh's /48.
     prefix: MeshPrefix,
+    /// Anonymous senders' /48 (docs/protocol.md §5.6).
+    anon_prefix: MeshPrefix,
     /// Our overlay IPv6 address.
     addr6: Ipv6Addr,
     /// Which node holds which overlay address.
@@ -109,6 +111,7 @@ impl ControlPlane {
             own_ann,
             ipv4_index,
             prefix,
+            anon_prefix: crate::overlay::anon::anon_prefix(&prefix),
             addr6: ipv6_for(&prefix, &id),
             book,
             pending_ogms: heapless::Vec::new(),
@@ -189,6 +192,11 @@ impl ControlPlane {
     /// The mesh's /48 prefix.
     pub(super) fn prefix(&self) -> MeshPrefix {
         self.prefix
+    }
+
+    /// The /48 of anonymous senders' ephemeral addresses.
+    pub(super) fn anon_prefix(&self) -> MeshPrefix {
+        self.anon_prefix
     }
 
     /// Our overlay IPv6 address.

@@ -215,6 +215,12 @@ impl OnionKeys {
             .filter(|r| r.relays())
     }
 
+    /// The latest record of `node` (relay or not: every node's key seals anonymous packets
+    /// to it).
+    pub(in crate::node) fn record(&self, node: &NodeId) -> Option<&OnionKeyRecord> {
+        self.peers.get(node).map(|p| &p.record)
+    }
+
     /// Forget `node`'s record (its announcement went).
     pub(in crate::node) fn forget(&mut self, node: &NodeId) {
         self.peers.remove(node);

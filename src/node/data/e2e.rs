@@ -181,6 +181,20 @@ impl DataPlane {
                 receiver_idx,
                 counter,
             }) => self.on_e2e_expired(src, (receiver_idx, counter), env),
+            Ok(E2ePayload::Anonymous {
+                exit,
+                key_seq,
+                sender,
+                counter,
+            }) => {
+                let parts = (exit, key_seq, sender, counter);
+                let deliver = &mut self.deliver;
+                self.onion.on_anonymous(now, parts, payload, deliver, env);
+            }
+            Ok(E2ePayload::AnonymousReply { src, iid, counter }) => {
+                self.onion
+                    .exit_reply(now, (src, iid, counter), payload, env)
+            }
             Err(_) => env.shared.stats.drop(DropReason::E2eMalformed),
         }
     }

@@ -7,7 +7,8 @@ use crate::node::control::ControlPlane;
 use crate::node::link_layer::Relayed;
 use crate::node::ring::ReserveError;
 use crate::node::{DropReason, Stats};
-use crate::overlay::{classify, IpPacket, PacketClass};
+use crate::overlay::anon::anon_iid_of;
+use crate::overlay::{classify, IpPacket, PacketClass, Unroutable};
 use crate::time::Instant;
 use crate::wire::e2e::MAX_E2E_PACKET_LEN;
 use crate::wire::NodeId;
@@ -39,6 +40,9 @@ impl DataPlane {
                 stats.drop(DropReason::LocalNoise);
                 return;
             }
+            PacketClass::Unroutable(Unroutable::OutsidePrefix) => {
+                return self.answer_anonymous(now, parsed, packet, env);
+            }
             PacketClass::Unroutable(_) => {
                 stats.drop(DropReason::NotOverlay);
                 return;
@@ -62,9 +66,31 @@ impl DataPlane {
             self.deliver_local(packet, stats);
         } else if hop_limit == 0 {
             stats.drop(DropReason::TtlExpired);
+        } else if sends_anonymously(&class, &dst, env) {
+            self.onion.anon_send(now, dst, packet, env);
         } else {
             // The mesh ttl counts the same hops as the IP hop limit, so traceroute works.
             self.e2e_send(now, dst, hop_limit.min(DATA_TTL), packet, env);
+        }
+    }
+
+    /// A packet from our TUN side outside the mesh prefix: an answer to an anonymous sender
+    /// if it goes from our address to an ephemeral one, else not for the mesh.
+    fn answer_anonymous(
+        &mut self,
+        now: Instant,
+        parsed: Option<IpPacket<'_>>,
+        packet: &[u8],
+        env: &mut Env<'_>,
+    ) {
+        let anon = env.control.anon_prefix();
+        let iid = match parsed {
+            Some(IpPacket::V6(p)) if p.src() == env.control.addr6() => anon_iid_of(&anon, &p.dst()),
+            _ => None,
+        };
+        match iid {
+            Some(iid) => self.onion.anon_answer(now, iid, packet, env),
+            None => env.shared.stats.drop(DropReason::NotOverlay),
         }
     }
 
@@ -191,6 +217,13 @@ impl DataPlane {
             Err(e) => stats.drop(deliver_drop(e)),
         }
     }
+}
+
+/// Whether a packet of `class` to `dst` goes through a circuit: IPv6 to another node while
+/// `anonymous` is on and `dst` is not one of the `direct` exceptions.
+fn sends_anonymously(class: &PacketClass, dst: &NodeId, env: &Env<'_>) -> bool {
+    let cfg = &env.shared.cfg;
+    cfg.anonymous && matches!(class, PacketClass::Overlay6 { .. }) && !cfg.direct.contains(dst)
 }
 
 /// The link to the next hop toward `dst`, or None (counted).

@@ -6,15 +6,17 @@ use std::collections::BTreeMap;
 
 use rand_chacha::rand_core::RngCore;
 
-use super::body::{self, Kind};
+use super::body::{self, Kind, PAYLOAD_AT};
+use super::sender::{receive_reply, OwnFlow};
 use super::{
     send_build, send_cell, Onion, BUILD_TIMEOUT, CIRCUIT_LIFETIME, LOOP_INTERVAL, MAX_OWN_CIRCUITS,
 };
 use crate::crypto::onion::{
-    seal_build, CreatorCircuit, Direction, HopOrder, HopSpec, OnionKeyRecord, BUILD_LEN,
-    EXIT_DATA_LEN, MAX_HOPS,
+    seal_build, AnonIdentity, CreatorCircuit, Direction, HopOrder, HopSpec, OnionKeyRecord,
+    BUILD_LEN, EXIT_DATA_LEN, MAX_HOPS,
 };
 use crate::node::data::Env;
+use crate::node::ring::Ring;
 use crate::node::DropReason;
 use crate::time::{Duration, Instant};
 use crate::wire::{NodeId, CELL_REGION_LEN};
@@ -29,6 +31,9 @@ pub const RELAY_MIN_KNOWN: Duration = Duration::from_secs(10);
 pub const BUILD_RETRY: Duration = Duration::from_secs(1);
 /// Fewer eligible relays than this makes circuits of two relays (docs/protocol.md §8.8).
 pub const FULL_CIRCUIT_MIN_RELAYS: usize = 3;
+/// A circuit that carried anonymous packets this recently is rebuilt through the same exit
+/// with the same ephemeral address when it dies or ages, so the flows on it go on.
+pub const ANON_REPAIR_WINDOW: Duration = Duration::from_secs(120);
 
 /// A circuit of our own, as the CLI and tests see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,9 +54,17 @@ pub struct CircuitInfo {
     pub cells_in: u64,
 }
 
-struct OwnCircuit {
-    circuit: CreatorCircuit,
-    relays: heapless::Vec<NodeId, MAX_HOPS>,
+/// A circuit of our own.
+pub(super) struct OwnCircuit {
+    pub(super) circuit: CreatorCircuit,
+    /// The relays, guard first, exit last.
+    pub(super) relays: heapless::Vec<NodeId, MAX_HOPS>,
+    /// The ephemeral address it carries (claimed at its exit).
+    pub(super) anon: AnonIdentity,
+    /// Anonymous flows through it, by destination.
+    pub(super) flows: BTreeMap<NodeId, OwnFlow>,
+    /// When it last carried an anonymous packet.
+    pub(super) anon_used: Option<Instant>,
     created: Instant,
     built: Option<Instant>,
     /// Loops sent (each carries its number) and the highest number answered.
@@ -60,7 +73,7 @@ struct OwnCircuit {
     /// When the last loop went.
     last_loop: Instant,
     rtt: Option<Duration>,
-    cells_out: u64,
+    pub(super) cells_out: u64,
     cells_in: u64,
 }
 
@@ -83,7 +96,7 @@ impl OwnCircuit {
 /// Our circuits by the link id of their first leg (backward cells arrive on it).
 #[derive(Default)]
 pub(super) struct OwnCircuits {
-    by_link: BTreeMap<u32, OwnCircuit>,
+    pub(super) by_link: BTreeMap<u32, OwnCircuit>,
 }
 
 impl OwnCircuits {
@@ -102,6 +115,14 @@ impl OwnCircuits {
             })
             .collect()
     }
+
+    /// The built circuit that carries our ephemeral address: the one that carried anonymous
+    /// packets last, else the oldest.
+    pub(super) fn anon_circuit(&self) -> Option<u32> {
+        let built = self.by_link.iter().filter(|(_, c)| c.built.is_some());
+        let pick = built.max_by_key(|(_, c)| (c.anon_used, core::cmp::Reverse(c.created)));
+        pick.map(|(l, _)| *l)
+    }
 }
 
 impl Onion {
@@ -109,19 +130,38 @@ impl Onion {
     /// are up or on their way; send loops that are due. Returns the next deadline, if any.
     pub(super) fn maintain(&mut self, now: Instant, env: &mut Env<'_>) -> Option<Instant> {
         let stats = &mut env.shared.stats;
-        self.own.by_link.retain(|_, c| {
-            let timed_out = c.built.is_none() && now.saturating_since(c.created) >= BUILD_TIMEOUT;
-            let dead = c.loop_pending() && now.saturating_since(c.last_loop) >= LOOP_INTERVAL;
-            let old = now.saturating_since(c.created) >= CIRCUIT_LIFETIME;
-            if timed_out {
-                stats.drop(DropReason::OnionBuildTimeout);
-            } else if dead {
-                stats.onion_circuits_broken += 1;
+        let ending: heapless::Vec<u32, MAX_OWN_CIRCUITS> = self
+            .own
+            .by_link
+            .iter()
+            .filter(|(_, c)| {
+                let timed_out =
+                    c.built.is_none() && now.saturating_since(c.created) >= BUILD_TIMEOUT;
+                let dead = c.loop_pending() && now.saturating_since(c.last_loop) >= LOOP_INTERVAL;
+                let old = now.saturating_since(c.created) >= CIRCUIT_LIFETIME;
+                if timed_out {
+                    stats.drop(DropReason::OnionBuildTimeout);
+                } else if dead {
+                    stats.onion_circuits_broken += 1;
+                }
+                timed_out || dead || old
+            })
+            .map(|(l, _)| *l)
+            .collect();
+        for link in ending {
+            let Some(c) = self.own.by_link.remove(&link) else {
+                continue;
+            };
+            let in_use = c
+                .anon_used
+                .is_some_and(|t| now.saturating_since(t) < ANON_REPAIR_WINDOW);
+            if let (true, Some(&exit)) = (in_use, c.relays.last()) {
+                self.build(now, env, Some((exit, c.anon)));
             }
-            !(timed_out || dead || old)
-        });
-        let short = env.shared.cfg.circuits && self.own.by_link.len() < SPARE_CIRCUITS;
-        if short && !self.build(now, env) {
+        }
+        let wanted = env.shared.cfg.circuits || env.shared.cfg.anonymous;
+        let short = wanted && self.own.by_link.len() < SPARE_CIRCUITS;
+        if short && !self.build(now, env, None) {
             // Nothing to build through yet (keys or routes still coming): try again soon.
             let retry = now + BUILD_RETRY;
             return Some(self.next_deadline().map_or(retry, |d| d.min(retry)));
@@ -140,7 +180,7 @@ impl Onion {
         }
         let next = self.next_deadline();
         // With circuits on, one is rebuilt when the last goes.
-        match env.shared.cfg.circuits {
+        match wanted {
             true => Some(next.map_or(now + BUILD_RETRY, |d| d.min(now + LOOP_INTERVAL))),
             false => next,
         }
@@ -160,8 +200,15 @@ impl Onion {
     }
 
     /// Build a circuit through relays picked uniformly among those eligible: a live onion
-    /// key held for `RELAY_MIN_KNOWN`, a route, not us. Three relays, or two when fewer are eligible (counted).
-    pub(super) fn build(&mut self, now: Instant, env: &mut Env<'_>) -> bool {
+    /// key held for `RELAY_MIN_KNOWN`, a route, not us. Three relays, or two when fewer are
+    /// eligible (counted). `repair` keeps an ephemeral address: its exit stays the exit (if
+    /// still eligible) and is asked to hand the address over to the new circuit.
+    pub(super) fn build(
+        &mut self,
+        now: Instant,
+        env: &mut Env<'_>,
+        repair: Option<(NodeId, AnonIdentity)>,
+    ) -> bool {
         if self.own.by_link.len() >= MAX_OWN_CIRCUITS {
             return false;
         }
@@ -181,12 +228,28 @@ impl Onion {
         if hops < FULL_CIRCUIT_MIN_RELAYS {
             env.shared.stats.onion_two_relay_builds += 1;
         }
-        // A partial Fisher-Yates shuffle: the first `hops` are a uniform pick.
-        for i in 0..hops {
-            let left = (eligible.len() - i) as u64;
+        // The repaired address's exit goes last; the others are picked before it.
+        let kept = repair.and_then(|(exit, anon)| {
+            let at = eligible.iter().position(|r| r.node == exit)?;
+            let last = eligible.len() - 1;
+            eligible.swap(at, last);
+            Some(anon)
+        });
+        let pool = eligible.len() - usize::from(kept.is_some());
+        let free = hops - usize::from(kept.is_some());
+        // A partial Fisher-Yates shuffle: the first `free` are a uniform pick.
+        for i in 0..free {
+            let left = (pool - i) as u64;
             let j = i + (env.shared.rng.next_u64() % left) as usize;
             eligible.swap(i, j);
         }
+        if kept.is_some() {
+            let last = eligible.len() - 1;
+            eligible.swap(free, last);
+        }
+        // A repaired address is in use: the new circuit carries it as soon as it is built.
+        let anon_used = kept.is_some().then_some(now);
+        let anon = kept.unwrap_or_else(|| AnonIdentity::generate(&mut env.shared.rng));
         let picked = &eligible[..hops];
         let links: heapless::Vec<u32, MAX_HOPS> = picked
             .iter()
@@ -203,7 +266,10 @@ impl Onion {
                     prev: if i == 0 { me } else { picked[i - 1].node },
                     next: picked.get(i + 1).map_or(NodeId([0; 16]), |n| n.node),
                     next_link: links.get(i + 1).copied().unwrap_or(0),
-                    exit_data: [0; EXIT_DATA_LEN],
+                    exit_data: match i + 1 == hops {
+                        true => anon.exit_data(),
+                        false => [0; EXIT_DATA_LEN],
+                    },
                 },
             })
             .collect();
@@ -225,6 +291,9 @@ impl Onion {
             OwnCircuit {
                 circuit,
                 relays: picked.iter().map(|r| r.node).collect(),
+                anon,
+                flows: BTreeMap::new(),
+                anon_used,
                 created: now,
                 built: None,
                 loops_sent: 0,
@@ -276,8 +345,8 @@ impl Onion {
     pub(super) fn backward_cell(
         &mut self,
         now: Instant,
-        link: u32,
-        region: &[u8; CELL_REGION_LEN],
+        (link, region): (u32, &[u8; CELL_REGION_LEN]),
+        deliver: &mut Ring<()>,
         env: &mut Env<'_>,
     ) {
         let Some(c) = self.own.by_link.get_mut(&link) else {
@@ -306,6 +375,12 @@ impl Onion {
                     c.rtt = Some(now.saturating_since(c.last_loop));
                 }
                 c.loops_answered = number;
+            }
+            Some((Kind::AnonymousReply, p)) => {
+                let end = PAYLOAD_AT + p.len();
+                if let Some(payload) = scratch.get_mut(PAYLOAD_AT..end) {
+                    receive_reply(c, payload, deliver, env);
+                }
             }
             _ => env.shared.stats.drop(DropReason::OnionBadBody),
         }

@@ -6,8 +6,11 @@
 
 mod body;
 mod creator;
+mod exit;
 mod filter;
+mod receiver;
 mod relay;
+mod sender;
 
 pub use creator::{CircuitInfo, BUILD_RETRY, SPARE_CIRCUITS};
 
@@ -39,12 +42,29 @@ pub const LOOP_INTERVAL: Duration = Duration::from_secs(20);
 /// A circuit of our own is replaced after this long (new flows get a fresh one).
 pub const CIRCUIT_LIFETIME: Duration = Duration::from_secs(600);
 
+/// A forward Anonymous cell's payload before its ciphertext: destination, onion key seq,
+/// sender key, counter.
+const ANON_CELL_HEADER_LEN: usize = crate::wire::NODE_ID_LEN + 4 + 32 + 8;
+/// A backward AnonymousReply cell's payload before its ciphertext: source, counter.
+const REPLY_CELL_HEADER_LEN: usize = crate::wire::NODE_ID_LEN + 8;
+// An anonymous packet of the largest size fits one cell either way.
+const _: () = assert!(
+    ANON_CELL_HEADER_LEN + crate::overlay::anon::ANON_MTU + crate::wire::TAG_LEN
+        <= body::MAX_PAYLOAD
+);
+const _: () = assert!(
+    REPLY_CELL_HEADER_LEN + crate::overlay::anon::ANON_MTU + crate::wire::TAG_LEN
+        <= body::MAX_PAYLOAD
+);
+
 /// The onion state of a node: circuits relayed and circuits of its own.
 pub(in crate::node) struct Onion {
     relayed: RelayTable,
     own: OwnCircuits,
     filter: BuildFilter,
     build_budget: TokenBucket,
+    /// Anonymous senders whose packets reach us.
+    peers: receiver::AnonPeers,
     /// Where a cell for us is opened (allocated once).
     scratch: Box<[u8; CELL_REGION_LEN]>,
 }
@@ -57,6 +77,7 @@ impl Onion {
             own: OwnCircuits::default(),
             filter: BuildFilter::new(filter_key),
             build_budget: TokenBucket::new(now, BUILDS_PER_SEC, BUILDS_PER_SEC),
+            peers: receiver::AnonPeers::new(now),
             scratch: Box::new([0; CELL_REGION_LEN]),
         }
     }
@@ -107,7 +128,11 @@ impl DataPlane {
         }
         match Direction::from_flag(flags) {
             Some(Direction::Forward) => self.onion.forward_cell(now, header.link, region, env),
-            Some(Direction::Backward) => self.onion.backward_cell(now, header.link, region, env),
+            Some(Direction::Backward) => {
+                let deliver = &mut self.deliver;
+                self.onion
+                    .backward_cell(now, (header.link, region), deliver, env)
+            }
             None => env.shared.stats.drop(DropReason::MalformedMessage),
         }
     }
@@ -119,12 +144,12 @@ impl DataPlane {
         now: Instant,
         env: &mut Env<'_>,
     ) -> Option<Instant> {
-        let relay_next = self.onion.relayed.expire(now);
-        let own_next = self.onion.maintain(now, env);
-        match (relay_next, own_next) {
-            (Some(r), Some(o)) => Some(r.min(o)),
-            (r, o) => r.or(o),
-        }
+        let deadlines = [
+            self.onion.relayed.expire(now),
+            self.onion.peers.expire(now),
+            self.onion.maintain(now, env),
+        ];
+        deadlines.into_iter().flatten().min()
     }
 
     /// Our own circuits, for the CLI and tests.
@@ -178,6 +203,36 @@ fn pass_on(
     {
         env.shared.stats.forwarded += 1;
     }
+}
+
+/// Queue a Data message for `dst` whose end-to-end payload of `len` bytes `fill` writes in
+/// the frame (false from `fill` sends nothing). Returns whether it was queued.
+fn send_data(
+    now: Instant,
+    dst: crate::wire::NodeId,
+    len: usize,
+    env: &mut Env<'_>,
+    fill: impl FnOnce(&mut [u8]) -> bool,
+) -> bool {
+    let Some(hop) = next_hop_link(&dst, env) else {
+        return false;
+    };
+    let sent = env
+        .link
+        .queue_unicast(hop, false, &mut env.shared.stats, |w| {
+            let area = w
+                .data_area_mut()
+                .get_mut(..len)
+                .ok_or(crate::wire::Error::NoSpace)?;
+            if !fill(area) {
+                return Err(crate::wire::Error::NoSpace);
+            }
+            w.commit_data(dst, DATA_TTL, len)
+        });
+    if sent {
+        env.control.note_data_sent(now, env.link, hop);
+    }
+    sent
 }
 
 /// Queue a Build for `dst` on leg `link`; false if there is no way there (counted) or the

@@ -1,31 +1,45 @@
 //! The relay side: builds opened with our onion key, forward cells passed on through our
-//! layer (or, at the exit, answered), backward cells given our layer on their way back.
+//! layer (or, at the exit, acted on: `exit.rs`), backward cells given our layer on their way
+//! back.
 
 use std::collections::BTreeMap;
 
-use super::body::{self, Kind};
+use super::body::Kind;
 use super::{cell_drop, send_build, send_cell, Onion, MAX_RELAY_CIRCUITS, RELAY_IDLE};
-use crate::crypto::onion::{build_ephemeral, build_key_seq, open_build, Direction, RelayLayer};
+use crate::crypto::onion::{
+    build_ephemeral, build_key_seq, open_build, Direction, ExitClaim, RelayLayer, ANON_IID_LEN,
+    CLAIM_SECRET_LEN,
+};
 use crate::node::data::Env;
 use crate::node::DropReason;
 use crate::time::Instant;
 use crate::wire::{NodeId, BUILD_RECORDS_LEN, CELL_REGION_LEN};
 
 /// One circuit we relay.
-struct Relayed {
-    layer: RelayLayer,
+pub(super) struct Relayed {
+    pub(super) layer: RelayLayer,
     /// Where backward cells go, and the leg's link id.
-    prev: NodeId,
+    pub(super) prev: NodeId,
     /// Where forward cells go and on which leg; `None` at the exit.
     next: Option<(NodeId, u32)>,
-    last_cell: Instant,
+    pub(super) last_cell: Instant,
+    /// The ephemeral address's interface id this circuit claimed (at the exit).
+    pub(super) claim: Option<[u8; ANON_IID_LEN]>,
 }
 
-/// Circuits we relay, by the link id of the leg into us, with the outgoing legs' ids.
+/// An interface id claimed at this exit: by which circuit, with which secret.
+pub(super) struct Claim {
+    pub(super) in_link: u32,
+    secret: [u8; CLAIM_SECRET_LEN],
+}
+
+/// Circuits we relay, by the link id of the leg into us, with the outgoing legs' ids and,
+/// as an exit, the ephemeral addresses claimed.
 #[derive(Default)]
 pub(super) struct RelayTable {
-    by_in: BTreeMap<u32, Relayed>,
+    pub(super) by_in: BTreeMap<u32, Relayed>,
     by_out: BTreeMap<u32, u32>,
+    pub(super) claims: BTreeMap<[u8; ANON_IID_LEN], Claim>,
 }
 
 impl RelayTable {
@@ -44,18 +58,44 @@ impl RelayTable {
 
     /// Forget circuits idle for `RELAY_IDLE`; returns when the next one would go.
     pub(super) fn expire(&mut self, now: Instant) -> Option<Instant> {
-        let by_out = &mut self.by_out;
-        self.by_in.retain(|_, c| {
+        let (by_out, claims) = (&mut self.by_out, &mut self.claims);
+        self.by_in.retain(|in_link, c| {
             let keep = now.saturating_since(c.last_cell) < RELAY_IDLE;
             if !keep {
                 if let Some((_, out)) = c.next {
                     by_out.remove(&out);
+                }
+                // A claim taken over by a newer circuit stays with it.
+                if let Some(iid) = c.claim {
+                    if claims.get(&iid).is_some_and(|h| h.in_link == *in_link) {
+                        claims.remove(&iid);
+                    }
                 }
             }
             keep
         });
         let oldest = self.by_in.values().map(|c| c.last_cell).min();
         oldest.map(|t| t + RELAY_IDLE)
+    }
+}
+
+impl RelayTable {
+    /// Bind `claim`'s interface id to the circuit arriving on `in_link`: free, held by a
+    /// circuit that is gone, or taken over with the same secret (a repaired circuit). False
+    /// if another live circuit holds it with another secret.
+    fn take_claim(&mut self, claim: &ExitClaim, in_link: u32) -> bool {
+        if let Some(held) = self.claims.get(&claim.iid) {
+            let alive = self.by_in.contains_key(&held.in_link);
+            if alive && held.secret != claim.secret {
+                return false;
+            }
+        }
+        let entry = Claim {
+            in_link,
+            secret: claim.secret,
+        };
+        self.claims.insert(claim.iid, entry);
+        true
     }
 }
 
@@ -104,11 +144,22 @@ impl Onion {
             stats.drop(DropReason::OnionLinkTaken);
             return;
         }
+        let claim = order
+            .exit
+            .then(|| ExitClaim::parse(&order.exit_data))
+            .flatten();
+        if let Some(claim) = claim {
+            if !self.relayed.take_claim(&claim, in_link) {
+                stats.drop(DropReason::AnonClaimTaken);
+                return;
+            }
+        }
         let circuit = Relayed {
             layer: RelayLayer::new(keys, in_link),
             prev: order.prev,
             next,
             last_cell: now,
+            claim: claim.map(|c| c.iid),
         };
         self.relayed.by_in.insert(in_link, circuit);
         stats.onion_circuits_relayed += 1;
@@ -140,52 +191,6 @@ impl Onion {
         match c.next {
             Some((next, out)) => relay_cell(c, (next, out, Direction::Forward), region, now, env),
             None => self.exit_cell(now, link, region, env),
-        }
-    }
-
-    /// A forward cell at the exit: opened in the scratch buffer and acted on.
-    fn exit_cell(
-        &mut self,
-        now: Instant,
-        link: u32,
-        region: &[u8; CELL_REGION_LEN],
-        env: &mut Env<'_>,
-    ) {
-        let Some(c) = self.relayed.by_in.get_mut(&link) else {
-            return;
-        };
-        let scratch = &mut *self.scratch;
-        scratch.copy_from_slice(region);
-        if let Err(e) = c.layer.open_forward(scratch) {
-            env.shared.stats.drop(cell_drop(e));
-            return;
-        }
-        c.last_cell = now;
-        let mut payload = [0u8; 8];
-        match body::read(&self.scratch[..]) {
-            Some((Kind::Loop, p)) if p.len() == payload.len() => {
-                payload.copy_from_slice(p);
-                self.exit_answer(link, Kind::LoopReply, &payload, env);
-            }
-            _ => env.shared.stats.drop(DropReason::OnionBadBody),
-        }
-    }
-
-    /// The exit starts a backward cell on the circuit whose incoming leg is `link`.
-    fn exit_answer(&mut self, link: u32, kind: Kind, payload: &[u8], env: &mut Env<'_>) {
-        let Some(c) = self.relayed.by_in.get_mut(&link) else {
-            return;
-        };
-        let layer = &mut c.layer;
-        let sent = send_cell((c.prev, link, Direction::Backward), env, |r| {
-            r.fill(0);
-            if !body::write(r, kind, payload) {
-                return Err(crate::crypto::onion::OnionError::TooShort);
-            }
-            layer.seal_backward(r)
-        });
-        if let Err(e) = sent {
-            env.shared.stats.drop(cell_drop(e));
         }
     }
 
@@ -244,8 +249,12 @@ mod tests {
 
     #[test]
     fn relay_state_stays_under_600_kb() {
-        // A BTreeMap entry costs its key and value plus about a third for the tree's nodes.
-        let per_circuit = core::mem::size_of::<(u32, Relayed)>() * 4 / 3 + 8 * 4 / 3;
+        // A BTreeMap entry costs its key and value plus about a third for the tree's nodes;
+        // each circuit has an outgoing leg or, at the exit, may claim an address.
+        let entry = |size: usize| size * 4 / 3;
+        let per_circuit = entry(core::mem::size_of::<(u32, Relayed)>())
+            + entry(core::mem::size_of::<(u32, u32)>())
+            + entry(core::mem::size_of::<([u8; ANON_IID_LEN], Claim)>());
         let filters = 2 * (1 << 18) / 8;
         let total = MAX_RELAY_CIRCUITS * per_circuit + filters;
         assert!(
