@@ -39,6 +39,12 @@ pub struct Config {
     /// Relay other nodes' onion circuits (docs/protocol.md §8.7); off, this node still
     /// routes and forwards, but refuses builds and says so in its onion key record.
     pub relay: bool,
+    /// Send IPv6 traffic to other nodes through a circuit of three relays, from an
+    /// ephemeral address (docs/protocol.md §8.9); veil0's MTU is then 1280.
+    pub anonymous: bool,
+    /// Overlay IPv6 addresses that get direct mode while `anonymous` is on (they see who
+    /// talks to them). Reloaded by SIGHUP, like `anonymous`.
+    pub direct: Vec<String>,
     /// Protocol timers.
     pub timers: Timers,
 }
@@ -125,6 +131,8 @@ impl Default for Config {
             ipv4_pool: "10.77.0.0/16".to_string(),
             control_socket: PathBuf::from("/var/run/veilmesh/control.sock"),
             relay: true,
+            anonymous: false,
+            direct: Vec::new(),
             timers: Timers::default(),
         }
     }
@@ -277,8 +285,29 @@ impl Config {
             ipv4_pool,
             hello_interval: crate::time::Duration::from_millis(hello),
             relay: self.relay,
+            anonymous: self.anonymous,
+            direct: self.direct_iids()?,
             ..NodeConfig::default()
         })
+    }
+
+    /// The interface ids of the `direct` addresses; each must be an overlay address of this
+    /// mesh.
+    pub fn direct_iids(&self) -> Result<Vec<crate::overlay::Iid>, (&'static str, String)> {
+        let prefix = crate::overlay::mesh_prefix(self.mesh_name.as_bytes());
+        self.direct
+            .iter()
+            .map(|text| {
+                let iid = text
+                    .parse::<std::net::Ipv6Addr>()
+                    .ok()
+                    .and_then(|a| crate::overlay::iid_of(&prefix, &a));
+                iid.ok_or((
+                    "direct",
+                    format!("`{text}` is not an overlay IPv6 address of this mesh ({prefix})"),
+                ))
+            })
+            .collect()
     }
 }
 
@@ -342,6 +371,26 @@ mod tests {
         let node = cfg.node_config().unwrap();
         assert_eq!(node.mesh_name, "veilmesh");
         assert!(node.ipv4_pool.is_none());
+    }
+
+    #[test]
+    fn anonymous_mode_and_its_direct_exceptions_are_read_and_checked() {
+        let off = parse("").unwrap().node_config().unwrap();
+        assert!(!off.anonymous && off.direct.is_empty());
+        let on =
+            parse("anonymous = true\ndirect = [\"fdfb:9112:e04a:6ff0:99f1:3d16:6b26:7914\"]\n")
+                .unwrap()
+                .node_config()
+                .unwrap();
+        assert!(on.anonymous);
+        assert_eq!(
+            on.direct,
+            vec![[0x6f, 0xf0, 0x99, 0xf1, 0x3d, 0x16, 0x6b, 0x26, 0x79, 0x14]]
+        );
+        let err = parse("direct = [\"fd00::1\"]\n").unwrap_err().to_string();
+        assert!(err.contains("direct") && err.contains("fd00::1"), "{err}");
+        assert!(err.contains("fdfb:9112:e04a::/48"), "{err}");
+        assert!(parse("direct = [\"not an address\"]\n").is_err());
     }
 
     #[test]

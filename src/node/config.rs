@@ -31,8 +31,9 @@ pub struct NodeConfig {
     /// Send IPv6 traffic to other nodes anonymously, through a circuit (docs/protocol.md
     /// §8.9); implies `circuits`.
     pub anonymous: bool,
-    /// Destinations that get direct mode even when `anonymous` is on (they see who talks).
-    pub direct: Vec<crate::wire::NodeId>,
+    /// Destinations (by the interface id of their overlay address) that get direct mode
+    /// even when `anonymous` is on: they see who talks to them.
+    pub direct: Vec<crate::overlay::Iid>,
 }
 
 impl Default for NodeConfig {

@@ -235,6 +235,22 @@ impl Node {
         self.drain_routing(now);
     }
 
+    /// Switch anonymous mode (docs/protocol.md §8.9) and its direct-mode exceptions, as a
+    /// reloaded configuration says; circuits start being built at once when it comes on.
+    pub fn set_anonymity(
+        &mut self,
+        now: Instant,
+        anonymous: bool,
+        direct: Vec<crate::overlay::Iid>,
+    ) {
+        let was = self.shared.cfg.anonymous || self.shared.cfg.circuits;
+        self.shared.cfg.anonymous = anonymous;
+        self.shared.cfg.direct = direct;
+        if anonymous && !was {
+            self.shared.timers.arm(Timer::Circuits, now);
+        }
+    }
+
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
         self.shared.id

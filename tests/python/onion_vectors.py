@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""An independent recomputation of the onion vectors of docs/protocol.md section 8.6.
+"""An independent recomputation of the onion vectors of docs/protocol.md section 8.6 and the
+anonymous-IP vectors of section 8.9.
 
 It follows the specification in docs/protocol.md section 8 and shares no code with the Rust
 implementation: x25519, ed25519, ChaCha20-Poly1305 and raw ChaCha20 come from
@@ -7,9 +8,10 @@ implementation: x25519, ed25519, ChaCha20-Poly1305 and raw ChaCha20 come from
 and for rand_chacha's ChaCha20Rng, which draws the test's keys) is written out here and
 checked against `cryptography`'s ChaCha20 first.
 
-Every `vector onion_<name> = <hex>` line of docs/protocol.md is compared with the value
-computed here; the script prints OK or MISMATCH per vector and exits non-zero on any
-mismatch or on any onion vector of the document it does not compute.
+Every `vector onion_<name> = <hex>` and `vector anon_<name> = <hex>` line of
+docs/protocol.md is compared with the value computed here; the script prints OK or MISMATCH
+per vector and exits non-zero on any mismatch or on any onion or anon vector of the document
+it does not compute.
 
     python3 tests/python/onion_vectors.py [path/to/protocol.md]
 """
@@ -462,6 +464,87 @@ def onion_vectors():
     return v
 
 
+# --- 8.9 Anonymous IP through circuits -----------------------------------------------------
+
+ANON_IID_LABEL = b"veilmesh anonymous iid v1"
+ANON_LABELS = {"fwd": b"veilmesh anonymous fwd v1", "bwd": b"veilmesh anonymous bwd v1"}
+ANON_PLAIN = b"veilmesh anonymous vector"
+ANON_REPLY = b"veilmesh anonymous reply"
+
+
+def anon_identity(rng):
+    """AnonIdentity::generate: the x25519 secret (32 bytes), then the claim secret (16)."""
+    secret = rng.read(32)
+    claim = rng.read(16)
+    return secret, x25519_public(secret), claim
+
+
+def anon_iid(sender_public):
+    return hash_labeled(8, ANON_IID_LABEL, sender_public)
+
+
+def anon_exit_data(sender_public, claim):
+    """The build's exit data: iid (8) | claim secret (16) | 00 00."""
+    out = anon_iid(sender_public) + claim + b"\0\0"
+    assert len(out) == 26
+    return out
+
+
+def anon_flow(shared, sender_public, onion_public):
+    return {
+        name: hash_labeled(32, label, shared, sender_public, onion_public)
+        for name, label in ANON_LABELS.items()
+    }
+
+
+def anon_nonce(counter):
+    """3.6: 00 00 00 00 || counter u64 little-endian."""
+    return b"\0" * 4 + struct.pack("<Q", counter)
+
+
+def anon_forward_ad(exit_id, dst_id, key_seq, sender_public):
+    out = exit_id + dst_id + struct.pack(">I", key_seq) + sender_public
+    assert len(out) == 68
+    return out
+
+
+def anon_reply_ad(dst_id, exit_id, iid):
+    out = dst_id + exit_id + iid
+    assert len(out) == 40
+    return out
+
+
+def anon_vectors():
+    v = {}
+    secret, sender_public, claim = anon_identity(ChaCha20Rng(seq(0xA0)))
+    v["anon_sender_public"] = sender_public
+    iid = anon_iid(sender_public)
+    v["anon_iid"] = iid
+    v["anon_exit_data"] = anon_exit_data(sender_public, claim)
+
+    # D = node B, whose onion key is relay 1's of 8.6 (seq 2); the exit is seq16(0xb0).
+    onion_secrets, onion_publics, key_seqs = relay_keys()
+    d_secret, d_public, key_seq = onion_secrets[1], onion_publics[1], key_seqs[1]
+    ed_b = Ed25519PrivateKey.from_private_bytes(seq(0x40)).public_key().public_bytes_raw()
+    dst_id = node_id(ed_b)
+    exit_id = seq(0xB0, 16)
+
+    sender = anon_flow(x25519(secret, d_public), sender_public, d_public)
+    dest = anon_flow(x25519(d_secret, sender_public), sender_public, d_public)
+    assert sender == dest, "flow keys at the two ends"
+
+    fwd_ad = anon_forward_ad(exit_id, dst_id, key_seq, sender_public)
+    ct, tag = seal(sender["fwd"], anon_nonce(0), fwd_ad, ANON_PLAIN)
+    assert open_(dest["fwd"], anon_nonce(0), fwd_ad, ct, tag) == ANON_PLAIN
+    v["anon_forward_sealed"] = ct + tag
+
+    reply_ad = anon_reply_ad(dst_id, exit_id, iid)
+    ct, tag = seal(dest["bwd"], anon_nonce(0), reply_ad, ANON_REPLY)
+    assert open_(sender["bwd"], anon_nonce(0), reply_ad, ct, tag) == ANON_REPLY
+    v["anon_reply_sealed"] = ct + tag
+    return v
+
+
 def documented(path):
     out = {}
     for line in path.read_text().splitlines():
@@ -477,6 +560,7 @@ def main():
     self_test()
     doc = documented(path)
     computed = onion_vectors()
+    computed.update(anon_vectors())
     bad = 0
     for name, value in computed.items():
         got = value.hex()
@@ -485,10 +569,12 @@ def main():
         else:
             bad += 1
             print(f"MISMATCH {name}\n  doc:    {doc.get(name)}\n  python: {got}")
-    extra = sorted(n for n in doc if n.startswith("onion_") and n not in computed)
+    extra = sorted(
+        n for n in doc if n.startswith(("onion_", "anon_")) and n not in computed
+    )
     for name in extra:
         print(f"MISMATCH {name}: in the document, not computed here")
-    print(f"{len(computed) - bad} of {len(computed)} onion vectors match"
+    print(f"{len(computed) - bad} of {len(computed)} onion and anon vectors match"
           + (f", {len(extra)} documented but not computed" if extra else ""))
     bad += len(extra)
     return 1 if bad else 0

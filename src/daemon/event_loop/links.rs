@@ -125,8 +125,8 @@ impl Daemon {
         }
     }
 
-    /// SIGHUP: re-read the config; interfaces are added and removed live, other changes
-    /// need a restart (logged).
+    /// SIGHUP: re-read the config; interfaces are added and removed live, and anonymous mode
+    /// and its direct exceptions switched; other changes need a restart (logged).
     pub(super) fn reload(&mut self) {
         let Some(path) = self.config_path.clone() else {
             tracing::warn!("SIGHUP: no config file to reload");
@@ -139,11 +139,23 @@ impl Daemon {
                 return;
             }
         };
+        let direct = match new.direct_iids() {
+            Ok(d) => d,
+            Err((key, why)) => {
+                tracing::error!("SIGHUP: keeping the running config: {key}: {why}");
+                return;
+            }
+        };
         let mut fixed = new.clone();
         fixed.interfaces = self.cfg.interfaces.clone();
+        fixed.anonymous = self.cfg.anonymous;
+        fixed.direct = self.cfg.direct.clone();
         if fixed != self.cfg {
-            tracing::warn!("SIGHUP: only `interfaces` changes apply live; restart for the rest");
+            tracing::warn!(
+                "SIGHUP: only `interfaces`, `anonymous` and `direct` apply live; restart for the rest"
+            );
         }
+        self.apply_anonymity(&new, direct);
         for name in &new.interfaces {
             if !self.ifaces.iter().any(|f| &f.name == name) && self.ifaces.len() < MAX_IFACES {
                 self.ifaces.push(Iface::new(name, None));
@@ -152,5 +164,27 @@ impl Daemon {
         self.cfg.interfaces = new.interfaces;
         tracing::info!("SIGHUP: interfaces now {}", self.cfg.interfaces.join(", "));
         self.check_links();
+    }
+
+    /// Switch anonymous mode and its exceptions to `new`'s, with the TUN MTU that goes with it.
+    fn apply_anonymity(&mut self, new: &Config, direct: Vec<crate::overlay::Iid>) {
+        if new.anonymous == self.cfg.anonymous && new.direct == self.cfg.direct {
+            return;
+        }
+        let now = self.clock.now();
+        self.node.set_anonymity(now, new.anonymous, direct);
+        if new.anonymous != self.cfg.anonymous {
+            let mtu = super::tun_mtu(new.anonymous);
+            if let Err(e) = self.netlink.set_mtu(self.tun_index, mtu) {
+                tracing::warn!("SIGHUP: cannot set {}'s MTU to {mtu}: {e}", self.cfg.tun);
+            }
+        }
+        self.cfg.anonymous = new.anonymous;
+        self.cfg.direct = new.direct.clone();
+        tracing::info!(
+            "SIGHUP: anonymous mode {}, {} direct exception(s)",
+            if new.anonymous { "on" } else { "off" },
+            new.direct.len()
+        );
     }
 }

@@ -206,7 +206,7 @@ impl Opened {
         if let Err(e) = sys::disable_ipv6_autoconf(&tun_name) {
             tracing::warn!("{e}: {tun_name} may accept IPv6 router advertisements");
         }
-        netlink.set_mtu(tun_index, TUN_MTU)?;
+        netlink.set_mtu(tun_index, tun_mtu(cfg.anonymous))?;
         netlink.set_up(tun_index)?;
         let tun = sys::register(tun).map_err(io_err("registering the TUN device"))?;
         Ok(Opened {
@@ -216,6 +216,15 @@ impl Opened {
             netlink,
             gro,
         })
+    }
+}
+
+/// The TUN device's MTU: a packet through a circuit must fit one cell (docs/protocol.md
+/// §8.9), so anonymous mode lowers it to 1280 for every destination.
+fn tun_mtu(anonymous: bool) -> u32 {
+    match anonymous {
+        true => crate::overlay::anon::ANON_MTU as u32,
+        false => TUN_MTU,
     }
 }
 
@@ -255,6 +264,9 @@ impl Daemon {
             IpAddr::V6(node.overlay_ipv6()),
             prefix_len,
         )?;
+        // Answers to anonymous senders go to their ephemeral addresses (docs/protocol.md §5.7).
+        let anon = crate::overlay::anon::anon_prefix(&node.mesh_prefix());
+        netlink.add_route(opened.tun_index, IpAddr::V6(anon.network()), prefix_len)?;
         let ident = u16::from_le_bytes([node.node_id().0[0], node.node_id().0[1]]);
         let tun_buf = vec![0u8; tun_read_len(opened.tun.get_ref())].into_boxed_slice();
         tracing::info!(

@@ -223,7 +223,8 @@ impl DataPlane {
 /// `anonymous` is on and `dst` is not one of the `direct` exceptions.
 fn sends_anonymously(class: &PacketClass, dst: &NodeId, env: &Env<'_>) -> bool {
     let cfg = &env.shared.cfg;
-    cfg.anonymous && matches!(class, PacketClass::Overlay6 { .. }) && !cfg.direct.contains(dst)
+    let direct = || cfg.direct.contains(&crate::overlay::iid_for(dst));
+    cfg.anonymous && matches!(class, PacketClass::Overlay6 { .. }) && !direct()
 }
 
 /// The link to the next hop toward `dst`, or None (counted).
