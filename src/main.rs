@@ -45,6 +45,8 @@ enum Command {
     Routes(QueryArgs),
     /// Counters: traffic, and drops by reason.
     Stats(QueryArgs),
+    /// Onion circuits: ours (relays, ephemeral address, build time, RTT, cells) and relayed.
+    Circuits(QueryArgs),
     /// Ping an overlay address (or node id) over the mesh.
     Ping(PingArgs),
     /// Show the relays on the path to an overlay address (or node id).
@@ -91,6 +93,7 @@ fn main() -> ExitCode {
         Command::Originators(args) => commands::query(commands::Query::Originators, &args),
         Command::Routes(args) => commands::query(commands::Query::Routes, &args),
         Command::Stats(args) => commands::query(commands::Query::Stats, &args),
+        Command::Circuits(args) => commands::query(commands::Query::Circuits, &args),
         Command::Ping(args) => commands::ping(&args),
         Command::Traceroute(args) => commands::traceroute(&args),
         #[cfg(feature = "lab")]

@@ -107,3 +107,36 @@ fn no_node_on_the_way_reads_the_sender_or_the_payload() {
         assert!(!contains(payload, &[0u8; 32]), "a node read the payload");
     }
 }
+
+#[test]
+fn a_destination_that_is_also_the_exit_reads_its_packets_itself() {
+    // In ring:4 every circuit of node 0 runs through the three others, node 2 among them:
+    // find seeds where node 2 is the exit, and check both directions there.
+    let mut checked = 0;
+    for seed in 0..12 {
+        let mut sim = mesh("ring:4", SEED + 100 + seed);
+        let (request, reply) = exchange(&mut sim, 0, 2, 20);
+        sim.run_until(Instant::from_millis(29_000));
+        let exit = sim.host(0).unwrap().circuits(Instant::from_millis(29_000));
+        let dst = sim.host(2).unwrap().node_id();
+        if exit
+            .iter()
+            .filter(|c| c.built)
+            .all(|c| c.relays.last() != Some(&dst))
+        {
+            continue;
+        }
+        sim.run_until(Instant::from_millis(35_000));
+        assert_eq!(
+            sim.flow_stats(request).unwrap().delivered,
+            20,
+            "seed {seed}"
+        );
+        assert_eq!(sim.flow_stats(reply).unwrap().delivered, 20, "seed {seed}");
+        checked += 1;
+    }
+    assert!(
+        checked >= 2,
+        "only {checked} seeds had the destination as exit"
+    );
+}

@@ -1,4 +1,4 @@
-//! `veil status | neighbors | originators | routes | stats`: ask the daemon, print a table
+//! `veil status | neighbors | originators | routes | stats | circuits`: ask the daemon, print a table
 //! (or the daemon's JSON with `--json`).
 
 use std::path::{Path, PathBuf};
@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use super::table::Table;
 use crate::daemon::config::Config;
 use crate::daemon::control::{
-    query, query_as, ClientError, HopReport, NeighborReport, OriginatorReport, Request,
-    RouteReport, StatsReport, StatusReport,
+    query, query_as, CircuitReport, ClientError, HopReport, NeighborReport, OriginatorReport,
+    Request, RouteReport, StatsReport, StatusReport,
 };
 
 /// Which table.
@@ -23,6 +23,8 @@ pub enum Query {
     Routes,
     /// `veil stats`.
     Stats,
+    /// `veil circuits`.
+    Circuits,
 }
 
 /// Where the daemon's control socket is: `--socket`, else the config's, else the default.
@@ -46,6 +48,7 @@ pub fn run(q: Query, socket: &Path, json: bool) -> Result<String, ClientError> {
         Query::Originators => Request::Originators,
         Query::Routes => Request::Routes,
         Query::Stats => Request::Stats,
+        Query::Circuits => Request::Circuits,
     };
     if json {
         let value = query(socket, &request)?;
@@ -57,6 +60,7 @@ pub fn run(q: Query, socket: &Path, json: bool) -> Result<String, ClientError> {
         Query::Originators => render_originators(&query_as::<Vec<_>>(socket, &request)?),
         Query::Routes => render_routes(&query_as::<Vec<_>>(socket, &request)?),
         Query::Stats => render_stats(&query_as(socket, &request)?),
+        Query::Circuits => render_circuits(&query_as::<Vec<_>>(socket, &request)?),
     })
 }
 
@@ -104,6 +108,44 @@ pub fn render_status(s: &StatusReport) -> String {
         ("version", s.version.clone()),
     ] {
         t.row(vec![k.to_string(), v]);
+    }
+    t.render()
+}
+
+/// `veil circuits` as text: short node ids, times in ms and s.
+pub fn render_circuits(rows: &[CircuitReport]) -> String {
+    let mut t = Table::new(&[
+        "ROLE",
+        "NODES",
+        "ADDRESS",
+        "BUILT",
+        "BUILD",
+        "RTT",
+        "AGE",
+        "CELLS-OUT",
+        "CELLS-IN",
+        "RELAXED",
+    ]);
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}ms"));
+    for c in rows {
+        let nodes: Vec<String> = c.nodes.iter().map(|n| short_id(n)).collect();
+        let relaxed = match c.relaxed.is_empty() {
+            true => "-".to_string(),
+            false => c.relaxed.join(","),
+        };
+        t.row(vec![
+            c.role.clone(),
+            nodes.join(">"),
+            or_dash(c.address),
+            if c.built { "yes" } else { "no" }.to_string(),
+            ms(c.build_ms),
+            ms(c.rtt_ms),
+            c.age_s
+                .map_or_else(|| "-".to_string(), |s| format!("{s:.0}s")),
+            or_dash(c.cells_out),
+            or_dash(c.cells_in),
+            relaxed,
+        ]);
     }
     t.render()
 }

@@ -27,6 +27,8 @@ pub enum Request {
     Routes,
     /// Counters: traffic and every drop reason.
     Stats,
+    /// Onion circuits: ours, and those we relay.
+    Circuits,
     /// One ICMP echo request from our overlay address; answers when it is answered or times out.
     Ping {
         /// Overlay address to ping.
@@ -153,6 +155,33 @@ pub struct NeighborReport {
     pub cost: u16,
     /// Milliseconds since anything was heard from it.
     pub last_seen_ms: u64,
+}
+
+/// One row of `circuits`: a circuit of ours or one we relay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CircuitReport {
+    /// "creator" (ours), "relay" (guard or middle: a relay does not know which) or "exit".
+    pub role: String,
+    /// Ours: the relays, guard first. A relay's: the previous node and, but at the exit,
+    /// the next one. Node ids in hex.
+    pub nodes: Vec<String>,
+    /// Ours: the ephemeral address it carries.
+    pub address: Option<IpAddr>,
+    /// Ours: the exit confirmed the build.
+    pub built: bool,
+    /// Ours: milliseconds from build to build-ok.
+    pub build_ms: Option<f64>,
+    /// Ours: round-trip time of the last answered loop, in milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// Ours: seconds since it was built.
+    pub age_s: Option<f64>,
+    /// Ours: cells sent through it.
+    pub cells_out: Option<u64>,
+    /// Ours: cells received through it.
+    pub cells_in: Option<u64>,
+    /// Ours: selection rules relaxed to build it ("two_relays" when fewer than three
+    /// relays were eligible).
+    pub relaxed: Vec<String>,
 }
 
 /// A next hop.

@@ -11,7 +11,9 @@ use crate::routing::{NeighborState, RouteInfo};
 use crate::time::Instant;
 use crate::wire::MacAddr;
 
-use super::control::{HopReport, NeighborReport, OriginatorReport, RouteReport, StatsReport};
+use super::control::{
+    CircuitReport, HopReport, NeighborReport, OriginatorReport, RouteReport, StatsReport,
+};
 
 /// The name of `iface` in `names` (indexed by interface id), or "?" for an unknown one.
 pub fn name_of(names: &[String], iface: IfaceId) -> String {
@@ -104,6 +106,52 @@ pub fn routes(node: &Node, names: &[String]) -> Vec<RouteReport> {
             });
         }
     }
+    rows
+}
+
+/// `veil circuits`: ours first (oldest first), then the ones we relay.
+pub fn circuits(node: &Node, now: Instant) -> Vec<CircuitReport> {
+    let anon = crate::overlay::anon::anon_prefix(&node.mesh_prefix());
+    let ms = |us: u64| us as f64 / 1000.0;
+    let mut own = node.circuits(now);
+    own.sort_by_key(|c| core::cmp::Reverse(c.age_ms));
+    let mut rows: Vec<CircuitReport> = own
+        .iter()
+        .map(|c| CircuitReport {
+            role: "creator".to_string(),
+            nodes: c.relays.iter().map(|n| hexstr::encode(&n.0)).collect(),
+            address: Some(IpAddr::V6(crate::overlay::anon::anon_address(
+                &anon,
+                &c.address_iid,
+            ))),
+            built: c.built,
+            build_ms: c.build_us.map(ms),
+            rtt_ms: c.rtt_us.map(ms),
+            age_s: Some(c.age_ms as f64 / 1000.0),
+            cells_out: Some(c.cells_out),
+            cells_in: Some(c.cells_in),
+            relaxed: match c.relays.len() < 3 {
+                true => vec!["two_relays".to_string()],
+                false => Vec::new(),
+            },
+        })
+        .collect();
+    rows.extend(node.relayed_legs().iter().map(|(prev, next)| {
+        let mut nodes = vec![hexstr::encode(&prev.0)];
+        nodes.extend(next.map(|n| hexstr::encode(&n.0)));
+        CircuitReport {
+            role: if next.is_some() { "relay" } else { "exit" }.to_string(),
+            nodes,
+            address: None,
+            built: true,
+            build_ms: None,
+            rtt_ms: None,
+            age_s: None,
+            cells_out: None,
+            cells_in: None,
+            relaxed: Vec::new(),
+        }
+    }));
     rows
 }
 

@@ -25,6 +25,7 @@ impl Daemon {
             Request::Originators => Response::ok(report::originators(&self.node, &names)),
             Request::Routes => Response::ok(report::routes(&self.node, &names)),
             Request::Stats => Response::ok(report::stats(&self.node, &self.extra_counters())),
+            Request::Circuits => Response::ok(report::circuits(&self.node, now)),
             Request::Ping {
                 addr,
                 seq,

@@ -52,6 +52,8 @@ pub struct CircuitInfo {
     pub cells_out: u64,
     /// Cells received through it.
     pub cells_in: u64,
+    /// The interface id of the ephemeral address it carries (docs/protocol.md §5.7).
+    pub address_iid: [u8; crate::crypto::onion::ANON_IID_LEN],
 }
 
 /// A circuit of our own.
@@ -112,6 +114,7 @@ impl OwnCircuits {
                 age_ms: now.saturating_since(c.created).as_millis(),
                 cells_out: c.cells_out,
                 cells_in: c.cells_in,
+                address_iid: c.anon.iid(),
             })
             .collect()
     }

@@ -7,6 +7,7 @@ use super::{cell_drop, send_cell, send_data, Onion, ANON_CELL_HEADER_LEN, REPLY_
 use crate::crypto::arr;
 use crate::crypto::onion::{anon_iid, Direction, OnionError, ANON_IID_LEN};
 use crate::node::data::Env;
+use crate::node::ring::Ring;
 use crate::node::DropReason;
 use crate::time::Instant;
 use crate::wire::e2e::{emit_anonymous_header, ANON_HEADER_LEN, ANON_REPLY_HEADER_LEN};
@@ -17,8 +18,8 @@ impl Onion {
     pub(super) fn exit_cell(
         &mut self,
         now: Instant,
-        link: u32,
-        region: &[u8; CELL_REGION_LEN],
+        (link, region): (u32, &[u8; CELL_REGION_LEN]),
+        deliver: &mut Ring<()>,
         env: &mut Env<'_>,
     ) {
         let Some(c) = self.relayed.by_in.get_mut(&link) else {
@@ -37,7 +38,16 @@ impl Onion {
                 let payload: [u8; 8] = arr(p);
                 self.exit_answer(link, Kind::LoopReply, &payload, env);
             }
-            Some((Kind::Anonymous, p)) => pass_anonymous(now, claim, p, env),
+            Some((Kind::Anonymous, p)) => {
+                // The destination may be the exit itself: then it reads the packet here.
+                let mut local = [0u8; body::MAX_PAYLOAD];
+                if let Some((parts, len)) = pass_anonymous(now, claim, p, env, &mut local) {
+                    let (exit, key_seq, sender, counter) = parts;
+                    let payload = local.get(..len).unwrap_or_default();
+                    let parts = (exit, key_seq, &sender, counter);
+                    self.on_anonymous(now, parts, payload, deliver, env);
+                }
+            }
             _ => env.shared.stats.drop(DropReason::OnionBadBody),
         }
     }
@@ -106,38 +116,53 @@ impl Onion {
     }
 }
 
+/// The parts of an Anonymous payload: exit, key seq, sender key, counter.
+type AnonParts = (NodeId, u32, [u8; 32], u64);
+
 /// An anonymous packet out of a circuit whose claim is `claim`: `dst | key seq | sender key
 /// | counter | ciphertext | tag`, passed on to `dst` as an Anonymous payload in our name if
-/// the sender key is the one the circuit claimed.
+/// the sender key is the one the circuit claimed. When `dst` is us, the payload is written
+/// into `local` instead and returned with its parts and length, for us to read.
 fn pass_anonymous(
     now: Instant,
     claim: Option<[u8; ANON_IID_LEN]>,
     payload: &[u8],
     env: &mut Env<'_>,
-) {
+    local: &mut [u8],
+) -> Option<(AnonParts, usize)> {
     let (Some(head), Some(sealed)) = (
         payload.first_chunk::<ANON_CELL_HEADER_LEN>(),
         payload.get(ANON_CELL_HEADER_LEN..),
     ) else {
-        return env.shared.stats.drop(DropReason::OnionBadBody);
+        env.shared.stats.drop(DropReason::OnionBadBody);
+        return None;
     };
     if sealed.len() < TAG_LEN {
-        return env.shared.stats.drop(DropReason::OnionBadBody);
+        env.shared.stats.drop(DropReason::OnionBadBody);
+        return None;
     }
     let dst = NodeId(arr(&head[..NODE_ID_LEN]));
     let key_seq = u32::from_be_bytes(arr(&head[NODE_ID_LEN..NODE_ID_LEN + 4]));
     let sender: [u8; 32] = arr(&head[NODE_ID_LEN + 4..NODE_ID_LEN + 36]);
     let counter = u64::from_be_bytes(arr(&head[NODE_ID_LEN + 36..]));
     if claim != Some(anon_iid(&sender)) {
-        return env.shared.stats.drop(DropReason::AnonNotClaimed);
+        env.shared.stats.drop(DropReason::AnonNotClaimed);
+        return None;
     }
     let me = env.shared.id;
-    let sent = send_data(now, dst, ANON_HEADER_LEN + sealed.len(), env, |area| {
+    let len = ANON_HEADER_LEN + sealed.len();
+    let write = |area: &mut [u8]| {
         let (head, rest) = area.split_at_mut(ANON_HEADER_LEN);
         rest.copy_from_slice(sealed);
         emit_anonymous_header(head, me, (key_seq, &sender), counter).is_ok()
-    });
-    if sent {
-        env.shared.stats.anon_exit_packets += 1;
+    };
+    env.shared.stats.anon_exit_packets += 1;
+    if dst == me {
+        let area = local.get_mut(..len)?;
+        return write(area).then_some(((me, key_seq, sender, counter), len));
     }
+    if !send_data(now, dst, len, env, write) {
+        env.shared.stats.anon_exit_packets -= 1;
+    }
+    None
 }

@@ -127,7 +127,11 @@ impl DataPlane {
             return;
         }
         match Direction::from_flag(flags) {
-            Some(Direction::Forward) => self.onion.forward_cell(now, header.link, region, env),
+            Some(Direction::Forward) => {
+                let deliver = &mut self.deliver;
+                self.onion
+                    .forward_cell(now, (header.link, region), deliver, env)
+            }
             Some(Direction::Backward) => {
                 let deliver = &mut self.deliver;
                 self.onion

@@ -191,9 +191,10 @@ impl Onion {
         };
         let me = env.shared.id;
         let ad = anon_reply_ad(&me, &peer.exit, &iid);
-        let flow = &mut peer.flow;
+        let (exit, flow) = (peer.exit, &mut peer.flow);
+        peer.last_used = now;
         let len = ANON_REPLY_HEADER_LEN + packet.len() + TAG_LEN;
-        let sent = send_data(now, peer.exit, len, env, |area| {
+        let write = |area: &mut [u8]| {
             let (head, rest) = area.split_at_mut(ANON_REPLY_HEADER_LEN);
             if emit_anonymous_reply_header(head, me, &iid, counter).is_err() {
                 return false;
@@ -207,9 +208,18 @@ impl Onion {
                 }
                 Err(_) => false,
             }
-        });
-        if sent {
-            peer.last_used = now;
+        };
+        if exit == me {
+            // We are the sender's exit too: the reply goes straight onto its circuit.
+            let mut local = [0u8; ANON_REPLY_HEADER_LEN + ANON_MTU + TAG_LEN];
+            let Some(area) = local.get_mut(..len) else {
+                return;
+            };
+            if write(area) {
+                env.shared.stats.anon_replies_sent += 1;
+                self.exit_reply(now, (me, &iid, counter), area, env);
+            }
+        } else if send_data(now, exit, len, env, write) {
             env.shared.stats.anon_replies_sent += 1;
         }
     }

@@ -180,8 +180,8 @@ impl Onion {
     pub(super) fn forward_cell(
         &mut self,
         now: Instant,
-        link: u32,
-        region: &[u8; CELL_REGION_LEN],
+        (link, region): (u32, &[u8; CELL_REGION_LEN]),
+        deliver: &mut crate::node::ring::Ring<()>,
         env: &mut Env<'_>,
     ) {
         let Some(c) = self.relayed.by_in.get_mut(&link) else {
@@ -190,7 +190,7 @@ impl Onion {
         };
         match c.next {
             Some((next, out)) => relay_cell(c, (next, out, Direction::Forward), region, now, env),
-            None => self.exit_cell(now, link, region, env),
+            None => self.exit_cell(now, (link, region), deliver, env),
         }
     }
 
