@@ -7,10 +7,11 @@ use rand_chacha::ChaCha20Rng;
 use super::tests::{node, run_pair};
 use super::*;
 use crate::crypto::onion::{
-    seal_build, HopOrder, HopSpec, OnionKeyRecord, BUILD_LEN, EXIT_DATA_LEN,
+    seal_build, AnonIdentity, CreatorCircuit, Direction, HopOrder, HopSpec, OnionKeyRecord,
+    BUILD_LEN, EXIT_DATA_LEN, SLOTS_LEN,
 };
 use crate::time::Duration;
-use crate::wire::OnionHeader;
+use crate::wire::{OnionHeader, CELL_REGION_LEN};
 
 impl Node {
     fn on_build(&mut self, now: Instant, link: u32, records: &[u8; BUILD_LEN]) {
@@ -38,6 +39,16 @@ fn build_for(
     link: u32,
     rng: &mut ChaCha20Rng,
 ) -> [u8; BUILD_LEN] {
+    build_claiming(relay, (creator, link), [0; EXIT_DATA_LEN], rng).0
+}
+
+/// A one-relay build with `exit_data`, and the creator's side of the circuit.
+fn build_claiming(
+    relay: &OnionKeyRecord,
+    (creator, link): (NodeId, u32),
+    exit_data: [u8; EXIT_DATA_LEN],
+    rng: &mut ChaCha20Rng,
+) -> ([u8; BUILD_LEN], CreatorCircuit) {
     let spec = HopSpec {
         onion_key: relay.key,
         key_seq: relay.seq,
@@ -46,12 +57,90 @@ fn build_for(
             prev: creator,
             next: NodeId([0; 16]),
             next_link: 0,
-            exit_data: [0; EXIT_DATA_LEN],
+            exit_data,
         },
     };
     let mut msg = [0u8; BUILD_LEN];
-    seal_build(&[spec], link, rng, &mut msg).unwrap();
-    msg
+    let keys = seal_build(&[spec], link, rng, &mut msg).unwrap();
+    (msg, CreatorCircuit::new(keys, &[link], [7; 32]).unwrap())
+}
+
+#[test]
+fn an_exit_hands_an_address_over_only_with_its_claim_secret() {
+    let t0 = Instant::ZERO;
+    let (mut a, mut b) = (node(1, t0), node(2, t0));
+    run_pair(&mut a, &mut b, t0, 3);
+    let now = t0 + Duration::from_secs(3);
+    let rec = b.own_onion_record();
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    let id = AnonIdentity::generate(&mut rng);
+    let creator = a.node_id();
+    let (first, _) = build_claiming(&rec, (creator, 10), id.exit_data(), &mut rng);
+    b.on_build(now, 10, &first);
+    assert_eq!(b.relayed_circuits(), 1);
+    // Another circuit claiming the same address with another secret: refused while the
+    // first lives.
+    let mut stolen = id.exit_data();
+    stolen[8] ^= 1;
+    let (thief, _) = build_claiming(&rec, (creator, 11), stolen, &mut rng);
+    b.on_build(now, 11, &thief);
+    assert_eq!(b.stats().drops(DropReason::AnonClaimTaken), 1);
+    assert_eq!(b.relayed_circuits(), 1);
+    // The same claim again (a repaired circuit): the address moves to it.
+    let (repair, _) = build_claiming(&rec, (creator, 12), id.exit_data(), &mut rng);
+    b.on_build(now, 12, &repair);
+    assert_eq!(b.relayed_circuits(), 2);
+    assert_eq!(b.stats().drops(DropReason::AnonClaimTaken), 1);
+}
+
+#[test]
+fn an_exit_passes_on_only_packets_under_the_key_its_circuit_claimed() {
+    let t0 = Instant::ZERO;
+    let (mut a, mut b) = (node(1, t0), node(2, t0));
+    run_pair(&mut a, &mut b, t0, 3);
+    let now = t0 + Duration::from_secs(3);
+    let rec = b.own_onion_record();
+    let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let (id, other) = (
+        AnonIdentity::generate(&mut rng),
+        AnonIdentity::generate(&mut rng),
+    );
+    let (msg, mut circuit) = build_claiming(&rec, (a.node_id(), 20), id.exit_data(), &mut rng);
+    b.on_build(now, 20, &msg);
+    // An Anonymous body for node a under another key than the claimed one.
+    let mut region = [0u8; CELL_REGION_LEN];
+    let payload_len: u16 = 16 + 4 + 32 + 8 + 16 + 40;
+    region[SLOTS_LEN] = 4;
+    region[SLOTS_LEN + 1..SLOTS_LEN + 3].copy_from_slice(&payload_len.to_be_bytes());
+    let p = SLOTS_LEN + 3;
+    region[p..p + 16].copy_from_slice(&a.node_id().0);
+    region[p + 20..p + 52].copy_from_slice(&other.public());
+    circuit.seal_forward(&mut region).unwrap();
+    let header = OnionHeader {
+        dst: b.node_id(),
+        ttl: 8,
+        link: 20,
+    };
+    let flags = Direction::Forward.flag();
+    {
+        let (data, mut env) = b.data_env();
+        data.on_cell(now, (&header, flags), &region, &mut env);
+    }
+    assert_eq!(b.stats().drops(DropReason::AnonNotClaimed), 1);
+    assert_eq!(b.stats().anon_exit_packets, 0);
+    // The claimed key passes (the destination, not the exit, checks the seal).
+    let mut region = [0u8; CELL_REGION_LEN];
+    region[SLOTS_LEN] = 4;
+    region[SLOTS_LEN + 1..SLOTS_LEN + 3].copy_from_slice(&payload_len.to_be_bytes());
+    region[p..p + 16].copy_from_slice(&a.node_id().0);
+    region[p + 20..p + 52].copy_from_slice(&id.public());
+    circuit.seal_forward(&mut region).unwrap();
+    {
+        let (data, mut env) = b.data_env();
+        data.on_cell(now, (&header, flags), &region, &mut env);
+    }
+    assert_eq!(b.stats().anon_exit_packets, 1);
+    assert_eq!(b.stats().drops(DropReason::AnonNotClaimed), 1);
 }
 
 #[test]

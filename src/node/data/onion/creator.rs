@@ -56,6 +56,10 @@ pub struct CircuitInfo {
     pub address_iid: [u8; crate::crypto::onion::ANON_IID_LEN],
 }
 
+/// What a repaired circuit keeps of the one it replaces: the exit, the ephemeral address and
+/// the flows through it.
+pub(super) type Repair = (NodeId, AnonIdentity, BTreeMap<NodeId, OwnFlow>);
+
 /// A circuit of our own.
 pub(super) struct OwnCircuit {
     pub(super) circuit: CreatorCircuit,
@@ -132,7 +136,7 @@ impl Onion {
     /// Drop circuits that failed, died or aged; build one if fewer than `SPARE_CIRCUITS`
     /// are up or on their way; send loops that are due. Returns the next deadline, if any.
     pub(super) fn maintain(&mut self, now: Instant, env: &mut Env<'_>) -> Option<Instant> {
-        let stats = &mut env.shared.stats;
+        let (stats, control) = (&mut env.shared.stats, &*env.control);
         let ending: heapless::Vec<u32, MAX_OWN_CIRCUITS> = self
             .own
             .by_link
@@ -140,7 +144,11 @@ impl Onion {
             .filter(|(_, c)| {
                 let timed_out =
                     c.built.is_none() && now.saturating_since(c.created) >= BUILD_TIMEOUT;
-                let dead = c.loop_pending() && now.saturating_since(c.last_loop) >= LOOP_INTERVAL;
+                // A relay the mesh no longer reaches (crashed, or gone out of range) breaks
+                // the circuit now, without waiting for a loop to go unanswered.
+                let unreachable = c.relays.iter().any(|r| control.next_hop(r).is_none());
+                let dead = unreachable
+                    || (c.loop_pending() && now.saturating_since(c.last_loop) >= LOOP_INTERVAL);
                 let old = now.saturating_since(c.created) >= CIRCUIT_LIFETIME;
                 if timed_out {
                     stats.drop(DropReason::OnionBuildTimeout);
@@ -159,7 +167,9 @@ impl Onion {
                 .anon_used
                 .is_some_and(|t| now.saturating_since(t) < ANON_REPAIR_WINDOW);
             if let (true, Some(&exit)) = (in_use, c.relays.last()) {
-                self.build(now, env, Some((exit, c.anon)));
+                // The flows go along: their counters must go on growing for the destination's
+                // replay windows.
+                self.build(now, env, Some((exit, c.anon, c.flows)));
             }
         }
         let wanted = env.shared.cfg.circuits || env.shared.cfg.anonymous;
@@ -182,9 +192,10 @@ impl Onion {
             self.send_loop(now, link, env);
         }
         let next = self.next_deadline();
-        // With circuits on, one is rebuilt when the last goes.
+        // With circuits on, the relays' reachability is checked every `BUILD_RETRY`, and a
+        // circuit is rebuilt when the last goes.
         match wanted {
-            true => Some(next.map_or(now + BUILD_RETRY, |d| d.min(now + LOOP_INTERVAL))),
+            true => Some(next.map_or(now + BUILD_RETRY, |d| d.min(now + BUILD_RETRY))),
             false => next,
         }
     }
@@ -204,13 +215,13 @@ impl Onion {
 
     /// Build a circuit through relays picked uniformly among those eligible: a live onion
     /// key held for `RELAY_MIN_KNOWN`, a route, not us. Three relays, or two when fewer are
-    /// eligible (counted). `repair` keeps an ephemeral address: its exit stays the exit (if
-    /// still eligible) and is asked to hand the address over to the new circuit.
+    /// eligible (counted). `repair` keeps an ephemeral address and its flows: its exit stays
+    /// the exit (if still eligible) and is asked to hand the address over to the new circuit.
     pub(super) fn build(
         &mut self,
         now: Instant,
         env: &mut Env<'_>,
-        repair: Option<(NodeId, AnonIdentity)>,
+        repair: Option<Repair>,
     ) -> bool {
         if self.own.by_link.len() >= MAX_OWN_CIRCUITS {
             return false;
@@ -232,11 +243,11 @@ impl Onion {
             env.shared.stats.onion_two_relay_builds += 1;
         }
         // The repaired address's exit goes last; the others are picked before it.
-        let kept = repair.and_then(|(exit, anon)| {
+        let kept = repair.and_then(|(exit, anon, flows)| {
             let at = eligible.iter().position(|r| r.node == exit)?;
             let last = eligible.len() - 1;
             eligible.swap(at, last);
-            Some(anon)
+            Some((anon, flows))
         });
         let pool = eligible.len() - usize::from(kept.is_some());
         let free = hops - usize::from(kept.is_some());
@@ -252,7 +263,8 @@ impl Onion {
         }
         // A repaired address is in use: the new circuit carries it as soon as it is built.
         let anon_used = kept.is_some().then_some(now);
-        let anon = kept.unwrap_or_else(|| AnonIdentity::generate(&mut env.shared.rng));
+        let (anon, flows) =
+            kept.unwrap_or_else(|| (AnonIdentity::generate(&mut env.shared.rng), BTreeMap::new()));
         let picked = &eligible[..hops];
         let links: heapless::Vec<u32, MAX_HOPS> = picked
             .iter()
@@ -295,7 +307,7 @@ impl Onion {
                 circuit,
                 relays: picked.iter().map(|r| r.node).collect(),
                 anon,
-                flows: BTreeMap::new(),
+                flows,
                 anon_used,
                 created: now,
                 built: None,
