@@ -156,13 +156,13 @@ fn pass_anonymous(
         rest.copy_from_slice(sealed);
         emit_anonymous_header(head, me, (key_seq, &sender), counter).is_ok()
     };
-    env.shared.stats.anon_exit_packets += 1;
     if dst == me {
-        let area = local.get_mut(..len)?;
-        return write(area).then_some(((me, key_seq, sender, counter), len));
+        let written = write(local.get_mut(..len)?);
+        env.shared.stats.anon_exit_packets += u64::from(written);
+        return written.then_some(((me, key_seq, sender, counter), len));
     }
-    if !send_data(now, dst, len, env, write) {
-        env.shared.stats.anon_exit_packets -= 1;
+    if send_data(now, dst, len, env, write) {
+        env.shared.stats.anon_exit_packets += 1;
     }
     None
 }
