@@ -34,6 +34,8 @@ pub const FULL_CIRCUIT_MIN_RELAYS: usize = 3;
 /// A circuit that carried anonymous packets this recently is rebuilt through the same exit
 /// with the same ephemeral address when it dies or ages, so the flows on it go on.
 pub const ANON_REPAIR_WINDOW: Duration = Duration::from_secs(120);
+/// How long a repair waits for its exit to be eligible again before the address is given up.
+pub const REPAIR_WAIT: Duration = Duration::from_secs(10);
 
 /// A circuit of our own, as the CLI and tests see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +105,9 @@ impl OwnCircuit {
 #[derive(Default)]
 pub(super) struct OwnCircuits {
     pub(super) by_link: BTreeMap<u32, OwnCircuit>,
+    /// Addresses to carry on through a new circuit once their exit is eligible again (it may
+    /// lack a route for a moment while the mesh routes around a dead relay), since when.
+    repairs: Vec<(Repair, Instant)>,
 }
 
 impl OwnCircuits {
@@ -169,11 +174,17 @@ impl Onion {
             if let (true, Some(&exit)) = (in_use, c.relays.last()) {
                 // The flows go along: their counters must go on growing for the destination's
                 // replay windows.
-                self.build(now, env, Some((exit, c.anon, c.flows)));
+                if self.own.repairs.len() < MAX_OWN_CIRCUITS {
+                    self.own.repairs.push(((exit, c.anon, c.flows), now));
+                }
             }
         }
+        self.repair(now, env);
         let wanted = env.shared.cfg.circuits || env.shared.cfg.anonymous;
-        let short = wanted && self.own.by_link.len() < SPARE_CIRCUITS;
+        // While a repair waits, no circuit with a new address: the destination would see the
+        // flows' packets come from another address and reset them.
+        let held = self.own.by_link.len() + self.own.repairs.len();
+        let short = wanted && held < SPARE_CIRCUITS;
         if short && !self.build(now, env, None) {
             // Nothing to build through yet (keys or routes still coming): try again soon.
             let retry = now + BUILD_RETRY;
@@ -197,6 +208,25 @@ impl Onion {
         match wanted {
             true => Some(next.map_or(now + BUILD_RETRY, |d| d.min(now + BUILD_RETRY))),
             false => next,
+        }
+    }
+
+    /// Rebuild the circuits waiting for repair whose exit is eligible again; give up those
+    /// that waited `REPAIR_WAIT`.
+    fn repair(&mut self, now: Instant, env: &mut Env<'_>) {
+        let waiting = core::mem::take(&mut self.own.repairs);
+        for ((exit, anon, flows), since) in waiting {
+            let eligible = env.control.next_hop(&exit).is_some()
+                && env
+                    .control
+                    .onion_keys()
+                    .relays(now, RELAY_MIN_KNOWN)
+                    .any(|r| r.node == exit);
+            if eligible {
+                self.build(now, env, Some((exit, anon, flows)));
+            } else if now.saturating_since(since) < REPAIR_WAIT {
+                self.own.repairs.push(((exit, anon, flows), since));
+            }
         }
     }
 
@@ -240,6 +270,16 @@ impl Onion {
             return false;
         }
         if hops < FULL_CIRCUIT_MIN_RELAYS {
+            // Relays whose keys are too new to use yet: at start, a third is usually a few
+            // seconds away, so wait for it rather than relax the rule for the circuit's life.
+            // (A repair does not wait: its flows are stalled meanwhile.)
+            let coming = env.control.onion_keys().relays(now, Duration::ZERO);
+            let coming = coming
+                .filter(|r| r.node != me && env.control.next_hop(&r.node).is_some())
+                .count();
+            if repair.is_none() && coming >= FULL_CIRCUIT_MIN_RELAYS {
+                return false;
+            }
             env.shared.stats.onion_two_relay_builds += 1;
         }
         // The repaired address's exit goes last; the others are picked before it.
