@@ -83,6 +83,40 @@ impl Onion {
     }
 }
 
+/// Open an anonymous flow's `packet` in place under `recv` with `ad` and `tag` (protocol
+/// §8.9); the drop reason if it is a replay or does not authenticate.
+fn open_flow(
+    recv: &mut crate::crypto::aead::RecvKey,
+    (counter, ad): (u64, &[u8]),
+    packet: &mut [u8],
+    tag: &[u8],
+) -> Result<(), DropReason> {
+    let tag: [u8; crate::wire::TAG_LEN] = crate::crypto::arr(tag);
+    match recv.open_in_place(counter, ad, packet, &tag) {
+        Ok(()) => Ok(()),
+        Err(crate::crypto::OpenError::Replay(_)) => Err(DropReason::AnonReplay),
+        Err(_) => Err(DropReason::AnonAuth),
+    }
+}
+
+/// Make room in a flow table of at most `max` entries for `key`: when it is new and the
+/// table full, forget the entry used least recently (`used`), counted.
+fn make_room<K: Ord + Copy, V>(
+    table: &mut std::collections::BTreeMap<K, V>,
+    (key, max): (&K, usize),
+    used: impl Fn(&V) -> Instant,
+    stats: &mut crate::node::Stats,
+) {
+    if table.contains_key(key) || table.len() < max {
+        return;
+    }
+    let oldest = table.iter().min_by_key(|(_, v)| used(v)).map(|(k, _)| *k);
+    if let Some(k) = oldest {
+        table.remove(&k);
+        stats.drop(DropReason::AnonFlowEvicted);
+    }
+}
+
 /// The drop reason of a failed cell operation.
 fn cell_drop(e: OnionError) -> DropReason {
     match e {

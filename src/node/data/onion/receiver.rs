@@ -4,9 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{send_data, Onion};
+use super::{make_room, open_flow, send_data, Onion};
 use crate::crypto::onion::{anon_forward_ad, anon_iid, anon_reply_ad, AnonFlow, ANON_IID_LEN};
-use crate::crypto::OpenError;
 use crate::node::data::ip::deliver_drop;
 use crate::node::data::Env;
 use crate::node::ring::Ring;
@@ -54,19 +53,18 @@ impl AnonPeers {
     pub(super) fn expire(&mut self, now: Instant) -> Option<Instant> {
         self.by_iid
             .retain(|_, p| now.saturating_since(p.last_used) < ANON_PEER_IDLE);
-        let oldest = self.by_iid.values().map(|p| p.last_used).min();
-        oldest.map(|t| t + ANON_PEER_IDLE)
+        peer_deadline(&self.by_iid)
     }
 
     /// Keep `peer` as the flow of `iid`, forgetting the least recently used one if full.
     fn insert(&mut self, iid: [u8; ANON_IID_LEN], peer: AnonPeer, env: &mut Env<'_>) {
-        if !self.by_iid.contains_key(&iid) && self.by_iid.len() >= MAX_ANON_PEERS {
-            let oldest = self.by_iid.iter().min_by_key(|(_, p)| p.last_used);
-            if let Some(old) = oldest.map(|(i, _)| *i) {
-                self.by_iid.remove(&old);
-                env.shared.stats.drop(DropReason::AnonFlowEvicted);
-            }
-        }
+        let room = (&iid, MAX_ANON_PEERS);
+        make_room(
+            &mut self.by_iid,
+            room,
+            |p| p.last_used,
+            &mut env.shared.stats,
+        );
         self.by_iid.insert(iid, peer);
         let idle = peer_deadline(&self.by_iid);
         if let Some(t) = idle {
@@ -134,11 +132,8 @@ impl Onion {
         }) else {
             return stats.drop(DropReason::E2eMalformed);
         };
-        let tag: [u8; TAG_LEN] = crate::crypto::arr(tag);
-        match flow.recv.open_in_place(counter, &ad, packet, &tag) {
-            Ok(()) => {}
-            Err(OpenError::Replay(_)) => return stats.drop(DropReason::AnonReplay),
-            Err(_) => return stats.drop(DropReason::AnonAuth),
+        if let Err(reason) = open_flow(&mut flow.recv, (counter, &ad), packet, tag) {
+            return stats.drop(reason);
         }
         let genuine = Ipv6View::parse(packet).is_ok_and(|p| p.src() == ephemeral && p.dst() == own);
         if !genuine {

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 
 use super::body::{self, Kind};
 use super::creator::OwnCircuit;
-use super::{cell_drop, send_cell, Onion, ANON_CELL_HEADER_LEN, REPLY_CELL_HEADER_LEN};
-use crate::crypto::aead::OpenError;
+use super::{
+    cell_drop, make_room, open_flow, send_cell, Onion, ANON_CELL_HEADER_LEN, REPLY_CELL_HEADER_LEN,
+};
 use crate::crypto::arr;
 use crate::crypto::onion::{
     anon_forward_ad, anon_reply_ad, AnonFlow, AnonIdentity, Direction, OnionError, OnionKeyRecord,
@@ -121,13 +122,8 @@ fn flow_to<'a>(
             stats.drop(DropReason::AnonNoKey);
             return None;
         };
-        if !flows.contains_key(&record.node) && flows.len() >= MAX_FLOWS_PER_CIRCUIT {
-            let oldest = flows.iter().min_by_key(|(_, f)| f.last_used);
-            if let Some(node) = oldest.map(|(n, _)| *n) {
-                flows.remove(&node);
-                stats.drop(DropReason::AnonFlowEvicted);
-            }
-        }
+        let room = (&record.node, MAX_FLOWS_PER_CIRCUIT);
+        make_room(flows, room, |f| f.last_used, stats);
         let key_seq = record.seq;
         flows.insert(
             record.node,
@@ -167,11 +163,8 @@ pub(super) fn receive_reply(
     let iid = c.anon.iid();
     let ad = anon_reply_ad(&src, &exit, &iid);
     let (packet, tag) = sealed.split_at_mut(at);
-    let tag: [u8; TAG_LEN] = arr(tag);
-    match f.flow.recv.open_in_place(counter, &ad, packet, &tag) {
-        Ok(()) => {}
-        Err(OpenError::Replay(_)) => return stats.drop(DropReason::AnonReplay),
-        Err(_) => return stats.drop(DropReason::AnonAuth),
+    if let Err(reason) = open_flow(&mut f.flow.recv, (counter, &ad), packet, tag) {
+        return stats.drop(reason);
     }
     let prefix = env.control.prefix();
     let ephemeral = anon_address(&env.control.anon_prefix(), &iid);
